@@ -1,0 +1,17 @@
+//! # pique-core
+//!
+//! The PiqueTickets domain without any I/O: the types the API serves, money and pricing rules,
+//! seat availability, query validation and the typed configuration.
+//!
+//! Everything here is a plain function or a plain type so that business rules can be tested
+//! exhaustively without a database. `pique-store` does the SQL, `pique-api` the HTTP.
+
+pub mod availability;
+pub mod config;
+pub mod model;
+pub mod money;
+pub mod query;
+pub mod search;
+pub mod slug;
+
+pub use config::{CheckoutStrategy, Config, Profile};
