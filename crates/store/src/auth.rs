@@ -1,0 +1,1 @@
+//! Producer-side storage (auth); filled in by the producer portal work.

@@ -1,0 +1,1 @@
+//! Producer-side storage (checkin); filled in by the producer portal work.

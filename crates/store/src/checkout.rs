@@ -1,0 +1,1 @@
+//! Checkout storage: the three strategies' transactions; filled in by the checkout work.

@@ -1,0 +1,86 @@
+//! Connecting to PostgreSQL with the original's settings, and applying migrations.
+
+use std::str::FromStr;
+
+use pique_core::config::PgSettings;
+use sqlx::{
+    PgPool,
+    postgres::{PgConnectOptions, PgPoolOptions},
+};
+
+use crate::StoreError;
+
+/// Every migration in `migrations/`, embedded at compile time.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
+
+/// Builds a pool with Django's settings: `connect_timeout` 10 s, `statement_timeout` 30 s,
+/// `CONN_MAX_AGE` 60 s and `CONN_HEALTH_CHECKS`.
+///
+/// The pool connects lazily, so a process can start while PostgreSQL is still booting;
+/// `/health/` reports it as down until it answers.
+pub fn pool(url: &str, settings: &PgSettings) -> Result<PgPool, StoreError> {
+    let statement_timeout = format!("{}", settings.statement_timeout.as_millis());
+    let options = PgConnectOptions::from_str(url)?
+        .options([("statement_timeout", statement_timeout.as_str())])
+        .application_name("pique");
+    Ok(PgPoolOptions::new()
+        .max_connections(settings.max_connections)
+        .min_connections(0)
+        .acquire_timeout(settings.connect_timeout)
+        .max_lifetime(settings.max_lifetime)
+        .idle_timeout(settings.max_lifetime)
+        .test_before_acquire(settings.test_before_acquire)
+        .connect_lazy_with(options))
+}
+
+/// Applies pending migrations.
+pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
+    MIGRATOR.run(pool).await?;
+    Ok(())
+}
+
+/// Whether the database answers a trivial query.
+pub async fn ping(pool: &PgPool) -> bool {
+    sqlx::query("SELECT 1").execute(pool).await.is_ok()
+}
+
+/// Creates the database named in `url` if it does not exist (used by `migrate` and `demo`).
+pub async fn create_database_if_missing(url: &str) -> Result<(), StoreError> {
+    let options = PgConnectOptions::from_str(url)?;
+    let Some(name) = options.get_database().map(str::to_string) else {
+        return Ok(());
+    };
+    let admin = options.clone().database("postgres");
+    let pool = PgPoolOptions::new().max_connections(1).connect_with(admin).await?;
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+        .bind(&name)
+        .fetch_one(&pool)
+        .await?;
+    if !exists {
+        let sql = format!("CREATE DATABASE {}", quote_ident(&name));
+        if let Err(e) = sqlx::query(&sql).execute(&pool).await {
+            // Another process may have created it in between.
+            let raced = matches!(&e, sqlx::Error::Database(d) if d.code().as_deref() == Some("42P04"));
+            if !raced {
+                return Err(e.into());
+            }
+        }
+    }
+    pool.close().await;
+    Ok(())
+}
+
+/// Publishes the pool's size as gauges (`pique_db_pool_connections{state}`, `pique_db_pool_max`).
+pub fn record_pool_metrics(pool: &PgPool) {
+    let size = pool.size();
+    let idle = pool.num_idle() as u32;
+    metrics::gauge!("pique_db_pool_connections", "state" => "idle").set(f64::from(idle));
+    metrics::gauge!("pique_db_pool_connections", "state" => "in_use")
+        .set(f64::from(size.saturating_sub(idle)));
+    metrics::gauge!("pique_db_pool_max").set(f64::from(pool.options().get_max_connections()));
+}
+
+/// Quotes an SQL identifier.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}

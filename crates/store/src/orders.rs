@@ -1,0 +1,1 @@
+//! Orders: success, cancel, expiry, refunds; filled in by the checkout work.

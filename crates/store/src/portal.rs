@@ -1,0 +1,1 @@
+//! Producer-side storage (portal); filled in by the producer portal work.

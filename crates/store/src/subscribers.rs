@@ -1,0 +1,1 @@
+//! Producer-side storage (subscribers); filled in by the producer portal work.
