@@ -195,7 +195,7 @@ impl ApiError {
     }
 
     /// 500 `api_error`, as injected by the error-rate knob.
-    pub fn api_error() -> Self {
+    pub fn internal() -> Self {
         let mut e = Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "api_error",

@@ -165,11 +165,11 @@ pub async fn v1_guard(
                 // Hang until the client gives up (it normally drops the connection first, which
                 // drops this future); bounded so a client without a timeout still gets an answer.
                 tokio::time::sleep(hang).await;
-                (Outcome::TimedOut, ApiError::api_error().into_response())
+                (Outcome::TimedOut, ApiError::internal().into_response())
             } else if dice.fail {
                 (
                     Outcome::InjectedError,
-                    ApiError::api_error().into_response(),
+                    ApiError::internal().into_response(),
                 )
             } else {
                 req.extensions_mut().insert(caller);

@@ -355,7 +355,7 @@ async fn refunds_partial_then_rest_then_refused() {
             .map(|p| p.id().as_str().to_owned()),
         Some(pi.clone())
     );
-    assert_eq!(r1.status.as_ref().map(|s| s.as_str()), Some("succeeded"));
+    assert_eq!(r1.status.as_deref(), Some("succeeded"));
 
     let too_much = CreateRefund::new()
         .payment_intent(pi.clone())
