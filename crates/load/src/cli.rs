@@ -1,0 +1,171 @@
+//! Command-line argument structs for the `pique load` subcommands (the binary owns the clap
+//! tree; these are flattened into it).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::duration::parse_duration;
+use crate::error::PlanError;
+use crate::plan::Plan;
+use crate::run::RunOptions;
+
+fn parse_run_time(s: &str) -> Result<Duration, String> {
+    parse_duration(s)
+}
+
+fn parse_kv(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}`: expected NAME=VALUE"))?;
+    let k = k.trim();
+    if k.is_empty() {
+        return Err(format!("`{s}`: empty variable name"));
+    }
+    Ok((k.to_string(), v.to_string()))
+}
+
+/// `pique load run PLAN [options]`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    /// Plan file (TOML), e.g. loadtests/baseline.toml.
+    pub plan: PathBuf,
+    /// Target base URL (overrides the plan's `host`), e.g. http://127.0.0.1:8080.
+    #[arg(long, short = 'H')]
+    pub host: Option<String>,
+    /// Run N users for the whole run instead of the plan's shape (Locust --users); for arrival
+    /// and capacity plans, the maximum users.
+    #[arg(long, short = 'u')]
+    pub users: Option<u32>,
+    /// Users started per second (Locust --spawn-rate).
+    #[arg(long, short = 'r')]
+    pub spawn_rate: Option<f64>,
+    /// Stop after this long: 30s, 5m, 2h, 1h30m.
+    #[arg(long, short = 't', value_parser = parse_run_time)]
+    pub run_time: Option<Duration>,
+    /// Stop after this many requests.
+    #[arg(long)]
+    pub max_requests: Option<u64>,
+    /// Directory for run directories.
+    #[arg(long, default_value = "runs")]
+    pub out: PathBuf,
+    /// No live progress line.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+    /// Prometheus endpoint to scrape (default: HOST/metrics, skipped if absent).
+    #[arg(long)]
+    pub metrics_url: Option<String>,
+    /// PostgreSQL URL to sample pg_stat_activity during the run.
+    #[arg(long)]
+    pub database_url: Option<String>,
+    /// Redis URL to sample INFO during the run.
+    #[arg(long)]
+    pub redis_url: Option<String>,
+    /// Variable for every user, NAME=VALUE (repeatable), e.g. --var stripe_base=http://127.0.0.1:12111.
+    #[arg(long = "var", value_parser = parse_kv)]
+    pub vars: Vec<(String, String)>,
+    /// Label recorded in the report, e.g. the target's profile (django-railway, rust).
+    #[arg(long)]
+    pub label: Option<String>,
+}
+
+impl RunArgs {
+    /// Loads and validates the plan file.
+    pub fn load_plan(&self) -> Result<Plan, PlanError> {
+        Plan::load(&self.plan)
+    }
+
+    /// The run options these arguments describe.
+    pub fn options(&self) -> RunOptions {
+        RunOptions {
+            host: self.host.clone(),
+            out_dir: self.out.clone(),
+            quiet: self.quiet,
+            users: self.users,
+            spawn_rate: self.spawn_rate,
+            run_time: self.run_time,
+            max_requests: self.max_requests,
+            metrics_url: self.metrics_url.clone(),
+            database_url: self.database_url.clone(),
+            redis_url: self.redis_url.clone(),
+            vars: self.vars.clone(),
+            label: self.label.clone(),
+        }
+    }
+}
+
+impl From<RunArgs> for RunOptions {
+    fn from(a: RunArgs) -> Self {
+        a.options()
+    }
+}
+
+/// `pique load compare A B [--out FILE]`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CompareArgs {
+    /// First run directory (or its summary.json), e.g. the Django run.
+    pub a: PathBuf,
+    /// Second run directory (or its summary.json), e.g. the Rust run.
+    pub b: PathBuf,
+    /// Output HTML file (default: runs/compare-<a>-vs-<b>.html).
+    #[arg(long, short = 'o')]
+    pub out: Option<PathBuf>,
+}
+
+impl CompareArgs {
+    /// The output path, defaulted from the two run names.
+    pub fn out_path(&self) -> PathBuf {
+        self.out.clone().unwrap_or_else(|| {
+            let name = |p: &PathBuf| {
+                p.file_name()
+                    .map_or_else(|| "run".into(), |n| n.to_string_lossy().into_owned())
+            };
+            PathBuf::from("runs").join(format!(
+                "compare-{}-vs-{}.html",
+                name(&self.a),
+                name(&self.b)
+            ))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+
+    #[test]
+    fn flags_become_options() {
+        let cli = Cli::try_parse_from([
+            "x",
+            "plan.toml",
+            "--host",
+            "http://h",
+            "-u",
+            "10",
+            "--run-time",
+            "5m",
+            "--var",
+            "stripe_base=http://s:1",
+            "--quiet",
+            "--label",
+            "rust",
+        ])
+        .unwrap();
+        let o = cli.run.options();
+        assert_eq!(o.users, Some(10));
+        assert_eq!(o.run_time, Some(Duration::from_secs(300)));
+        assert_eq!(
+            o.vars,
+            vec![("stripe_base".to_string(), "http://s:1".to_string())]
+        );
+        assert!(o.quiet);
+        assert!(Cli::try_parse_from(["x", "p", "--var", "novalue"]).is_err());
+        assert!(Cli::try_parse_from(["x", "p", "--run-time", "5x"]).is_err());
+    }
+}

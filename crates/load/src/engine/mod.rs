@@ -1,0 +1,277 @@
+//! The engine: shared run state, the per-second sampler, and the run's lifecycle (start the
+//! shape's scheduler, enforce the caps, stop gracefully).
+
+mod scheduler;
+mod user;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::task::{AbortHandle, JoinSet};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::LoadError;
+use crate::plan::Plan;
+use crate::progress::Progress;
+use crate::stats::Stats;
+
+pub use scheduler::{CapacityResult, CapacityStep};
+
+/// How the engine should run a (possibly overridden) plan.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Base URL, no trailing slash.
+    pub base: String,
+    /// Hard cap on run time.
+    pub run_time: Option<Duration>,
+    /// Hard cap on requests.
+    pub max_requests: Option<u64>,
+    /// Initial variables of every user.
+    pub vars: HashMap<String, Value>,
+}
+
+/// Counters of the open model falling behind its schedule.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Lag {
+    /// Iterations that started more than 10 ms after their intended time (all users busy or the
+    /// generator overloaded). Their latency still counts from the intended time.
+    pub late_iterations: u64,
+    /// Iterations not started at all because the backlog was full.
+    pub dropped_iterations: u64,
+    /// Largest delay between intended and actual start, ms.
+    pub max_lag_ms: f64,
+}
+
+/// What the engine measured, before reporting.
+pub struct EngineResult {
+    /// The statistics.
+    pub stats: Arc<Stats>,
+    /// Wall-clock seconds from start to stop.
+    pub run_secs: f64,
+    /// Why the run ended.
+    pub stop_reason: String,
+    /// Most users running at once.
+    pub peak_users: u32,
+    /// Open-model lag counters.
+    pub lag: Lag,
+    /// Capacity search outcome, for capacity plans.
+    pub capacity: Option<CapacityResult>,
+}
+
+/// State shared by the schedulers and every simulated user.
+pub(crate) struct Shared {
+    pub plan: Arc<Plan>,
+    pub client: reqwest::Client,
+    pub base: String,
+    pub stats: Arc<Stats>,
+    pub stop: CancellationToken,
+    pub init_vars: HashMap<String, Value>,
+    /// Cumulative task weights per class (for weighted picks by binary search).
+    pub task_weights: Vec<Vec<u32>>,
+    /// Cumulative class weights.
+    pub class_weights: Vec<u32>,
+    /// Users currently running (closed) or busy (open); use [`Shared::set_users`].
+    pub users: AtomicU32,
+    peak: AtomicU32,
+    budget: Option<u64>,
+    sent: AtomicU64,
+    user_ids: AtomicU64,
+    stop_reason: Mutex<Option<String>>,
+    tasks: Mutex<JoinSet<()>>,
+    late: AtomicU64,
+    dropped: AtomicU64,
+    max_lag_us: AtomicU64,
+}
+
+impl Shared {
+    /// Reserves one request from the `max_requests` budget; false (and stop) when it is spent.
+    pub fn take_budget(&self) -> bool {
+        match self.budget {
+            None => true,
+            Some(max) => {
+                if self.sent.fetch_add(1, Ordering::Relaxed) < max {
+                    true
+                } else {
+                    self.stop_with("max_requests reached");
+                    false
+                }
+            }
+        }
+    }
+
+    /// Stops the run, remembering the first reason given.
+    pub fn stop_with(&self, reason: &str) {
+        let mut r = self.stop_reason.lock().unwrap_or_else(|p| p.into_inner());
+        if r.is_none() {
+            *r = Some(reason.to_string());
+        }
+        drop(r);
+        self.stop.cancel();
+    }
+
+    /// Publishes the number of running users and tracks the peak.
+    pub fn set_users(&self, n: u32) {
+        self.users.store(n, Ordering::Relaxed);
+        self.peak.fetch_max(n, Ordering::Relaxed);
+    }
+
+    /// A fresh user number.
+    pub fn next_user_id(&self) -> u64 {
+        self.user_ids.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Spawns a user task into the run's task set (so shutdown can wait for or abort it).
+    pub fn spawn<F>(&self, fut: F) -> AbortHandle
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let mut set = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        // Reap finished tasks so the set does not grow with every open-model iteration.
+        while set.try_join_next().is_some() {}
+        set.spawn(fut)
+    }
+
+    /// Notes that an open-model iteration started `lag` after its intended time.
+    pub fn note_lag(&self, lag: Duration) {
+        let us = u64::try_from(lag.as_micros()).unwrap_or(u64::MAX);
+        self.max_lag_us.fetch_max(us, Ordering::Relaxed);
+        if lag > Duration::from_millis(10) {
+            self.late.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Notes an open-model iteration dropped because the backlog is full.
+    pub fn note_dropped(&self) {
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn cumulative(weights: impl Iterator<Item = u32>) -> Vec<u32> {
+    weights
+        .scan(0u32, |acc, w| {
+            *acc = acc.saturating_add(w);
+            Some(*acc)
+        })
+        .collect()
+}
+
+/// Runs `plan` to completion (shape end, a cap, or a capacity break) and returns the statistics.
+pub async fn run(
+    plan: Arc<Plan>,
+    cfg: EngineConfig,
+    progress: &Progress,
+) -> Result<EngineResult, LoadError> {
+    let timeout = plan.request_timeout();
+    let client = reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(10)))
+        .pool_idle_timeout(Duration::from_secs(90))
+        .tcp_nodelay(true)
+        .user_agent(concat!("pique-load/", env!("CARGO_PKG_VERSION")))
+        .build()?;
+    let stats = Arc::new(Stats::new(plan.request_keys.clone())?);
+    let sh = Arc::new(Shared {
+        task_weights: plan
+            .users
+            .iter()
+            .map(|c| cumulative(c.tasks.iter().map(|t| t.weight)))
+            .collect(),
+        class_weights: cumulative(plan.users.iter().map(|c| c.weight)),
+        plan: plan.clone(),
+        client,
+        base: cfg.base.trim_end_matches('/').to_string(),
+        stats: stats.clone(),
+        stop: CancellationToken::new(),
+        init_vars: cfg.vars,
+        users: AtomicU32::new(0),
+        peak: AtomicU32::new(0),
+        budget: cfg.max_requests,
+        sent: AtomicU64::new(0),
+        user_ids: AtomicU64::new(0),
+        stop_reason: Mutex::new(None),
+        tasks: Mutex::new(JoinSet::new()),
+        late: AtomicU64::new(0),
+        dropped: AtomicU64::new(0),
+        max_lag_us: AtomicU64::new(0),
+    });
+
+    let start = Instant::now();
+    let shape_len = scheduler::shape_duration(&plan);
+    let limit = cfg.run_time.map_or(shape_len, |r| r.min(shape_len));
+    let sampler = tokio::spawn(sample(sh.clone(), start, limit, progress.clone()));
+
+    let mut capacity = None;
+    tokio::select! {
+        cap = scheduler::drive(sh.clone(), start) => {
+            capacity = cap;
+            sh.stop_with("load shape finished");
+        }
+        _ = tokio::time::sleep(limit) => sh.stop_with("run_time reached"),
+        _ = sh.stop.cancelled() => {}
+    }
+    sh.stop.cancel();
+    let stopped_at = start.elapsed();
+
+    // Graceful stop: waiting users exit at once; in-flight requests get a short grace period
+    // so the last second is not silently truncated, then anything left is aborted.
+    let mut set = std::mem::take(&mut *sh.tasks.lock().unwrap_or_else(|p| p.into_inner()));
+    let grace = timeout.min(Duration::from_secs(3));
+    if tokio::time::timeout(grace, async { while set.join_next().await.is_some() {} })
+        .await
+        .is_err()
+    {
+        set.abort_all();
+        while set.join_next().await.is_some() {}
+    }
+    sh.users.store(0, Ordering::Relaxed);
+    sampler.abort();
+    let _ = sampler.await;
+    // Final partial second, so the series accounts for every request.
+    let since_last = stats.last_tick_t();
+    let now = start.elapsed().as_secs_f64();
+    stats.tick(now, 0, (now - since_last).max(1e-3));
+
+    let peak_users = sh.peak.load(Ordering::Relaxed);
+    let stop_reason = sh
+        .stop_reason
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone()
+        .unwrap_or_else(|| "stopped".into());
+    Ok(EngineResult {
+        stats,
+        run_secs: stopped_at.as_secs_f64().max(1e-3),
+        stop_reason,
+        peak_users,
+        lag: Lag {
+            late_iterations: sh.late.load(Ordering::Relaxed),
+            dropped_iterations: sh.dropped.load(Ordering::Relaxed),
+            max_lag_ms: sh.max_lag_us.load(Ordering::Relaxed) as f64 / 1000.0,
+        },
+        capacity: capacity.or_else(|| {
+            matches!(plan.shape(), crate::plan::ShapeRef::Capacity(_)).then(CapacityResult::default)
+        }),
+    })
+}
+
+/// Closes a one-second window every second and feeds the progress line.
+async fn sample(sh: Arc<Shared>, start: Instant, limit: Duration, progress: Progress) {
+    let mut tick = tokio::time::interval_at(start + Duration::from_secs(1), Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last = start;
+    loop {
+        let now = tick.tick().await;
+        let users = sh.users.load(Ordering::Relaxed);
+        let window = now.duration_since(last).as_secs_f64();
+        last = now;
+        let p = sh
+            .stats
+            .tick(now.duration_since(start).as_secs_f64(), users, window);
+        progress.update(&p, now.duration_since(start), limit);
+    }
+}

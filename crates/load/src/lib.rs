@@ -1,0 +1,39 @@
+//! # pique-load
+//!
+//! A load generator for HTTP APIs that runs Locust/k6/Artillery-style scenarios written as TOML
+//! plans, measures them correctly (HdrHistograms, open-model timing from the intended start),
+//! scrapes the server side, grades the run against the PiqueTickets load-testing plan's success
+//! criteria and writes a self-contained HTML report plus Locust-format CSVs.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), pique_load::LoadError> {
+//! let plan = pique_load::Plan::load("loadtests/smoke/baseline.toml")?;
+//! let opts = pique_load::RunOptions { host: Some("http://127.0.0.1:8080".into()), ..Default::default() };
+//! let outcome = pique_load::run_plan(&plan, &opts).await?;
+//! println!("{} -> {}", outcome.report_path.display(), outcome.verdict);
+//! std::process::exit(outcome.exit_code);
+//! # }
+//! ```
+
+pub mod cli;
+pub mod compare;
+pub mod duration;
+pub mod engine;
+pub mod error;
+pub mod grade;
+pub mod plan;
+pub mod progress;
+pub mod report;
+pub mod run;
+pub mod scrape;
+pub mod shape;
+pub mod stats;
+pub mod template;
+pub mod threshold;
+
+pub use cli::{CompareArgs, RunArgs};
+pub use compare::compare;
+pub use error::{LoadError, PlanError};
+pub use plan::Plan;
+pub use report::Summary;
+pub use run::{RunOptions, RunOutcome, run_plan};

@@ -1,0 +1,736 @@
+//! Plan files: the TOML schema, its parsing and its semantic validation.
+//!
+//! A plan names user classes (weighted, with a wait time, `on_start` steps and weighted tasks),
+//! a load shape (`[[stages]]`, `[arrival]` or `[capacity]`), caps (`run_time`, `max_requests`)
+//! and `[thresholds]`. See `loadtests/README.md` for a walk-through.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+use serde_json::Value;
+
+use crate::duration::Dur;
+use crate::error::{Location, PlanError};
+use crate::template::{BodyTemplate, Template};
+use crate::threshold::Threshold;
+
+/// Variables every user has without declaring them.
+const BUILTIN_VARS: &[&str] = &[];
+
+/// A validated load plan.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Plan {
+    /// Short name, used in run directory names and reports.
+    pub name: String,
+    /// Free text shown in reports.
+    #[serde(default)]
+    pub description: String,
+    /// Default target (`--host` overrides it), e.g. `http://127.0.0.1:8080`.
+    pub host: Option<String>,
+    /// Hard cap on the run's duration; the shape may end sooner.
+    pub run_time: Option<Dur>,
+    /// Hard cap on the number of requests sent.
+    pub max_requests: Option<u64>,
+    /// Per-request timeout (default 60 s, gunicorn's timeout in the seed).
+    pub request_timeout: Option<Dur>,
+    /// How often server-side metrics are scraped (default 2 s).
+    pub scrape_interval: Option<Dur>,
+    /// Initial variables of every user (strings, numbers, arrays ...); `--var` overrides.
+    #[serde(default)]
+    pub vars: BTreeMap<String, Value>,
+    /// Variables that may be supplied with `--var` but have no default (e.g. `stripe_base`);
+    /// steps that need them are skipped while they are unset.
+    #[serde(default)]
+    pub params: Vec<String>,
+    /// Closed model: users over time (k6 `stages` / Locust users + spawn rate).
+    #[serde(default)]
+    pub stages: Vec<Stage>,
+    /// Open model: task iterations per second over time.
+    pub arrival: Option<Arrival>,
+    /// Step-wise capacity search.
+    pub capacity: Option<Capacity>,
+    /// Thresholds by request name; the key `"*"` means all requests together.
+    #[serde(default)]
+    pub thresholds: BTreeMap<String, Vec<Threshold>>,
+    /// Which graded criteria count towards the verdict.
+    #[serde(default)]
+    pub grading: Grading,
+    /// User classes.
+    #[serde(default)]
+    pub users: Vec<UserClass>,
+    /// Where the plan came from (file path or label), for messages.
+    #[serde(skip)]
+    pub origin: String,
+    /// The plan text as written, copied into reports.
+    #[serde(skip)]
+    pub source: String,
+    /// Distinct (method, name) statistics keys, indexed by [`Step::key`].
+    #[serde(skip)]
+    pub request_keys: Vec<(String, String)>,
+}
+
+/// One closed-model stage: move to `users` and hold until `duration` has passed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stage {
+    /// How long this stage lasts.
+    pub duration: Dur,
+    /// Target number of users.
+    pub users: u32,
+    /// Users started (or stopped) per second (Locust style). Without it the user count ramps
+    /// linearly from the previous stage's target over `duration` (k6 style).
+    pub spawn_rate: Option<f64>,
+}
+
+/// Open-model load: iterations arrive on a schedule whether or not earlier ones finished.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Arrival {
+    /// Cap on concurrently busy users (k6 `maxVUs`); arrivals beyond it wait, timed from their
+    /// intended start, and are counted as late.
+    pub max_users: u32,
+    /// Rate phases.
+    pub stages: Vec<ArrivalStage>,
+}
+
+/// One open-model phase.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArrivalStage {
+    /// How long the phase lasts.
+    pub duration: Dur,
+    /// Iterations (one task each) started per second at the phase start.
+    pub rate: f64,
+    /// Rate at the phase end; the rate ramps linearly when given (Artillery `rampTo`).
+    pub ramp_to: Option<f64>,
+}
+
+/// Capacity search: add users step by step until a limit breaks.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Capacity {
+    /// Users in the first step.
+    pub start_users: u32,
+    /// Users added per step.
+    pub step_users: u32,
+    /// Length of each step.
+    pub step_every: Dur,
+    /// Last step's users (bounds the run).
+    pub max_users: u32,
+    /// Users started per second when a step begins (default: all at once).
+    pub spawn_rate: Option<f64>,
+    /// Stop when a step's error rate exceeds this fraction (0.05 = 5 %).
+    pub stop_error_rate: Option<f64>,
+    /// Stop when a step's p95 exceeds this many milliseconds.
+    pub stop_p95_ms: Option<f64>,
+}
+
+/// Grading options.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Grading {
+    /// Criteria ids (see [`crate::grade::CRITERIA`]) graded and shown but left out of the
+    /// verdict, e.g. `concurrent_users` in a smoke plan that runs three users on purpose.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+}
+
+/// A class of simulated users (a Locust `HttpUser` subclass).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserClass {
+    /// Class name, shown in reports.
+    pub name: String,
+    /// Relative share of users (or of arrivals in the open model).
+    #[serde(default = "one")]
+    pub weight: u32,
+    /// Wait between tasks.
+    #[serde(default)]
+    pub wait: Wait,
+    /// Steps each user runs once when it starts (login, fetch the show list ...).
+    #[serde(default)]
+    pub on_start: Vec<Step>,
+    /// Weighted tasks; each iteration runs one task picked by weight.
+    pub tasks: Vec<Task>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// Wait time between two tasks of a user, in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Wait {
+    /// Uniformly random in `[min, max]` (Locust `between`): `wait = { between = [1, 5] }`.
+    Between([f64; 2]),
+    /// Always the same (Locust `constant`): `wait = { constant = 1 }`.
+    Constant(f64),
+    /// Task starts every N seconds whatever the task took (Locust `constant_pacing`).
+    Pacing(f64),
+}
+
+impl Default for Wait {
+    fn default() -> Self {
+        Wait::Constant(0.0)
+    }
+}
+
+/// A weighted sequence of steps (a Locust `@task`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Task {
+    /// Task name, shown in reports.
+    #[serde(default)]
+    pub name: String,
+    /// Relative weight among the class's tasks.
+    #[serde(default = "one")]
+    pub weight: u32,
+    /// Abandon the rest of the task after a failed step (default: carry on, like Locust).
+    #[serde(default)]
+    pub stop_on_failure: bool,
+    /// The requests, in order.
+    pub steps: Vec<Step>,
+}
+
+/// One HTTP request and what to do with its response.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    /// HTTP method (default GET).
+    #[serde(default = "get", deserialize_with = "method")]
+    pub method: String,
+    /// Path on the host (`/api/v1/shows/`) or an absolute URL template (`{{stripe_base}}/...`).
+    pub path: Template,
+    /// Statistics key (Locust's `name=`); defaults to the path as written.
+    pub name: Option<String>,
+    /// JSON body; strings inside may be templates.
+    #[serde(default, deserialize_with = "body")]
+    pub body: Option<BodyTemplate>,
+    /// Extra headers (values may be templates).
+    #[serde(default)]
+    pub headers: BTreeMap<String, Template>,
+    /// Variables set before the request is built, e.g. `set = { show_id = "{{pick shows /id}}" }`.
+    #[serde(default)]
+    pub set: BTreeMap<String, Template>,
+    /// Values taken from the JSON response.
+    #[serde(default)]
+    pub capture: Vec<Capture>,
+    /// What makes the response a success.
+    #[serde(default)]
+    pub checks: Checks,
+    /// Run the step only with this probability (the seed's "30 % validate promo").
+    pub probability: Option<f64>,
+    /// Run the step only when all these variables are set (not counted as skipped otherwise).
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub when: Vec<String>,
+    /// Seconds to pause after the step (Artillery `think`, k6 `sleep`).
+    pub think: Option<f64>,
+    /// Index into [`Plan::request_keys`], assigned by validation.
+    #[serde(skip)]
+    pub key: usize,
+}
+
+fn get() -> String {
+    "GET".to_string()
+}
+
+fn method<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let m = String::deserialize(d)?.to_ascii_uppercase();
+    match m.as_str() {
+        "GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS" => Ok(m),
+        _ => Err(serde::de::Error::custom(format!(
+            "unsupported method `{m}` (GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS)"
+        ))),
+    }
+}
+
+fn body<'de, D: Deserializer<'de>>(d: D) -> Result<Option<BodyTemplate>, D::Error> {
+    let v = Value::deserialize(d)?;
+    BodyTemplate::compile(&v)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
+}
+
+fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match Raw::deserialize(d)? {
+        Raw::One(s) => vec![s],
+        Raw::Many(v) => v,
+    })
+}
+
+impl<'de> Deserialize<'de> for Template {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Template::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Takes a value from a JSON response into a user variable.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Capture {
+    /// Variable to set (it is unset when the value is not found, so stale values never leak).
+    pub var: String,
+    /// JSON pointer into the response (`""` = the whole body, `/token`, `/tickets`).
+    #[serde(default)]
+    pub pointer: String,
+    /// When the pointer yields an array: take one element (`random`, `first`, `last`).
+    pub pick: Option<Pick>,
+    /// Keep only array elements whose fields equal these values before picking,
+    /// e.g. `where = { "/is_donation_based" = false }`.
+    #[serde(default, rename = "where")]
+    pub filter: BTreeMap<String, Value>,
+    /// Pointer applied after the pick (`/id`).
+    #[serde(default)]
+    pub then: String,
+}
+
+/// How to choose one element of an array.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pick {
+    /// Uniformly at random (Locust's `random.choice`).
+    Random,
+    /// The first element.
+    First,
+    /// The last element.
+    Last,
+}
+
+/// Response checks; any failing check marks the request failed ("check failed").
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Checks {
+    /// Accepted status codes (default: anything below 400, like Locust).
+    #[serde(default)]
+    pub status: Vec<u16>,
+    /// Conditions on the JSON body.
+    #[serde(default)]
+    pub json: Vec<JsonCheck>,
+    /// Maximum response time in milliseconds (k6 `r.timings.duration < 500`).
+    pub max_ms: Option<f64>,
+}
+
+/// A condition on a JSON response.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JsonCheck {
+    /// JSON pointer to test.
+    pub pointer: String,
+    /// Whether the pointer must (true) or must not (false) resolve.
+    pub exists: Option<bool>,
+    /// Value the pointer must equal.
+    pub equals: Option<Value>,
+}
+
+/// A load shape, borrowed from the plan.
+#[derive(Debug, Clone, Copy)]
+pub enum ShapeRef<'a> {
+    /// Closed model stages.
+    Stages(&'a [Stage]),
+    /// Open model.
+    Arrival(&'a Arrival),
+    /// Capacity search.
+    Capacity(&'a Capacity),
+}
+
+impl Plan {
+    /// Parses and validates a plan; `origin` labels error messages (usually the file path).
+    pub fn from_toml_str(src: &str, origin: &str) -> Result<Plan, PlanError> {
+        let mut plan: Plan = toml::from_str(src).map_err(|e| PlanError::Syntax {
+            origin: origin.to_string(),
+            location: e.span().map(|s| Location::from_offset(src, s.start)),
+            message: e.message().to_string(),
+        })?;
+        plan.origin = origin.to_string();
+        plan.source = src.to_string();
+        plan.validate()?;
+        Ok(plan)
+    }
+
+    /// Reads, parses and validates a plan file.
+    pub fn load(path: impl AsRef<Path>) -> Result<Plan, PlanError> {
+        let path = path.as_ref();
+        let src = std::fs::read_to_string(path).map_err(|source| PlanError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Plan::from_toml_str(&src, &path.display().to_string())
+    }
+
+    /// The plan's load shape (validation guarantees there is exactly one).
+    pub fn shape(&self) -> ShapeRef<'_> {
+        if let Some(a) = &self.arrival {
+            ShapeRef::Arrival(a)
+        } else if let Some(c) = &self.capacity {
+            ShapeRef::Capacity(c)
+        } else {
+            ShapeRef::Stages(&self.stages)
+        }
+    }
+
+    /// The request timeout (default 60 s).
+    pub fn request_timeout(&self) -> Duration {
+        self.request_timeout
+            .map_or(Duration::from_secs(60), |d| d.0)
+    }
+
+    /// All steps of the plan, in order, with their class index.
+    pub fn steps(&self) -> impl Iterator<Item = (usize, &Step)> {
+        self.users.iter().enumerate().flat_map(|(ci, c)| {
+            c.on_start
+                .iter()
+                .chain(c.tasks.iter().flat_map(|t| t.steps.iter()))
+                .map(move |s| (ci, s))
+        })
+    }
+
+    fn invalid(&self, needle: &str, message: String) -> PlanError {
+        PlanError::Invalid {
+            origin: self.origin.clone(),
+            location: Location::find(&self.source, needle),
+            message,
+        }
+    }
+
+    /// Semantic checks serde cannot do; also assigns statistics keys to steps.
+    fn validate(&mut self) -> Result<(), PlanError> {
+        if self.name.trim().is_empty() {
+            return Err(self.invalid("name", "`name` must not be empty".into()));
+        }
+        self.validate_shape()?;
+        self.validate_users()?;
+        self.assign_keys();
+        let names: BTreeSet<&str> = self.request_keys.iter().map(|(_, n)| n.as_str()).collect();
+        for key in self.thresholds.keys() {
+            if key != "*" && !names.contains(key.as_str()) {
+                return Err(self.invalid(
+                    key,
+                    format!(
+                        "threshold for unknown request name `{key}` (use \"*\" or a step's `name`)"
+                    ),
+                ));
+            }
+        }
+        for id in &self.grading.exclude {
+            if !crate::grade::CRITERIA.iter().any(|c| c.id == id) {
+                return Err(self.invalid(id, format!("grading.exclude: unknown criterion `{id}`")));
+            }
+        }
+        if let Some(host) = &self.host {
+            check_host(host).map_err(|m| self.invalid(host, m))?;
+        }
+        Ok(())
+    }
+
+    fn validate_shape(&self) -> Result<(), PlanError> {
+        let count = usize::from(!self.stages.is_empty())
+            + usize::from(self.arrival.is_some())
+            + usize::from(self.capacity.is_some());
+        if count != 1 {
+            return Err(self.invalid(
+                "",
+                "a plan needs exactly one load shape: [[stages]], [arrival] or [capacity]".into(),
+            ));
+        }
+        if matches!(self.run_time, Some(d) if d.0.is_zero()) {
+            return Err(self.invalid("run_time", "`run_time` must be positive".into()));
+        }
+        for s in &self.stages {
+            if s.duration.0.is_zero() {
+                return Err(self.invalid("[[stages]]", "stage duration must be positive".into()));
+            }
+            if matches!(s.spawn_rate, Some(r) if !(r > 0.0 && r.is_finite())) {
+                return Err(self.invalid("spawn_rate", "`spawn_rate` must be positive".into()));
+            }
+        }
+        if self.stages.iter().all(|s| s.users == 0) && !self.stages.is_empty() {
+            return Err(self.invalid("[[stages]]", "every stage has 0 users".into()));
+        }
+        if let Some(a) = &self.arrival {
+            if a.max_users == 0 {
+                return Err(self.invalid("max_users", "`arrival.max_users` must be > 0".into()));
+            }
+            if a.stages.is_empty() {
+                return Err(self.invalid("[arrival]", "`arrival.stages` is empty".into()));
+            }
+            for s in &a.stages {
+                let rates = [Some(s.rate), s.ramp_to];
+                if s.duration.0.is_zero()
+                    || rates
+                        .iter()
+                        .flatten()
+                        .any(|r| !(*r >= 0.0 && r.is_finite()))
+                {
+                    return Err(self.invalid(
+                        "rate",
+                        "arrival stages need a positive duration and rates >= 0".into(),
+                    ));
+                }
+            }
+            if a.stages
+                .iter()
+                .all(|s| s.rate == 0.0 && s.ramp_to.unwrap_or(0.0) == 0.0)
+            {
+                return Err(self.invalid("rate", "every arrival rate is 0".into()));
+            }
+        }
+        if let Some(c) = &self.capacity {
+            if c.start_users == 0 || c.step_users == 0 || c.max_users < c.start_users {
+                return Err(self.invalid(
+                    "[capacity]",
+                    "capacity needs start_users > 0, step_users > 0, max_users >= start_users"
+                        .into(),
+                ));
+            }
+            if c.step_every.0.is_zero() {
+                return Err(self.invalid("step_every", "`step_every` must be positive".into()));
+            }
+            if matches!(c.stop_error_rate, Some(r) if !(r > 0.0 && r <= 1.0)) {
+                return Err(self.invalid(
+                    "stop_error_rate",
+                    "`stop_error_rate` is a fraction in (0, 1], e.g. 0.05 for 5 %".into(),
+                ));
+            }
+            if matches!(c.stop_p95_ms, Some(p) if p <= 0.0) {
+                return Err(self.invalid("stop_p95_ms", "`stop_p95_ms` must be positive".into()));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_users(&self) -> Result<(), PlanError> {
+        if self.users.is_empty() {
+            return Err(self.invalid("", "a plan needs at least one [[users]] class".into()));
+        }
+        let mut seen = BTreeSet::new();
+        for class in &self.users {
+            let at = format!("\"{}\"", class.name);
+            if !seen.insert(class.name.as_str()) {
+                return Err(self.invalid(&at, format!("duplicate user class `{}`", class.name)));
+            }
+            if class.weight == 0 {
+                return Err(
+                    self.invalid(&at, format!("class `{}`: weight must be > 0", class.name))
+                );
+            }
+            match class.wait {
+                Wait::Between([a, b]) if !(a >= 0.0 && b >= a && b.is_finite()) => {
+                    return Err(self.invalid(
+                        "between",
+                        format!("class `{}`: wait between needs 0 <= min <= max", class.name),
+                    ));
+                }
+                Wait::Constant(s) | Wait::Pacing(s) if !(s >= 0.0 && s.is_finite()) => {
+                    return Err(
+                        self.invalid("wait", format!("class `{}`: wait must be >= 0", class.name))
+                    );
+                }
+                _ => {}
+            }
+            if class.tasks.is_empty() {
+                return Err(self.invalid(&at, format!("class `{}` has no tasks", class.name)));
+            }
+            for task in &class.tasks {
+                if task.weight == 0 {
+                    return Err(self.invalid(
+                        "weight = 0",
+                        format!("class `{}`: task weights must be > 0", class.name),
+                    ));
+                }
+                if task.steps.is_empty() {
+                    return Err(self.invalid(
+                        &task.name,
+                        format!("class `{}`: a task has no steps", class.name),
+                    ));
+                }
+            }
+            self.validate_steps(class)?;
+        }
+        Ok(())
+    }
+
+    fn validate_steps(&self, class: &UserClass) -> Result<(), PlanError> {
+        let steps: Vec<&Step> = class
+            .on_start
+            .iter()
+            .chain(class.tasks.iter().flat_map(|t| t.steps.iter()))
+            .collect();
+        // Variables this class can ever have: plan vars, declared params, captures and sets.
+        let mut known: BTreeSet<&str> = self.vars.keys().map(String::as_str).collect();
+        known.extend(self.params.iter().map(String::as_str));
+        known.extend(BUILTIN_VARS);
+        for s in &steps {
+            known.extend(s.capture.iter().map(|c| c.var.as_str()));
+            known.extend(s.set.keys().map(String::as_str));
+        }
+        for s in &steps {
+            let path = s.path.source();
+            if !(path.starts_with('/')
+                || path.starts_with("http://")
+                || path.starts_with("https://")
+                || path.starts_with("{{"))
+            {
+                return Err(self.invalid(
+                    path,
+                    format!("path `{path}` must start with `/`, `http://` or a `{{{{var}}}}`"),
+                ));
+            }
+            let mut refs: Vec<&str> = s.path.refs().collect();
+            refs.extend(s.headers.values().flat_map(Template::refs));
+            refs.extend(s.set.values().flat_map(Template::refs));
+            refs.extend(s.when.iter().map(String::as_str));
+            if let Some(b) = &s.body {
+                refs.extend(b.refs());
+            }
+            if let Some(unknown) = refs.iter().find(|r| !known.contains(**r)) {
+                return Err(self.invalid(
+                    &format!("{{{{{unknown}"),
+                    format!(
+                        "class `{}`: step `{}` uses `{unknown}`, which is never captured, set, \
+                         or declared in `vars`/`params`",
+                        class.name, path
+                    ),
+                ));
+            }
+            if matches!(s.probability, Some(p) if !(p > 0.0 && p <= 1.0)) {
+                return Err(self.invalid("probability", "`probability` must be in (0, 1]".into()));
+            }
+            if matches!(s.think, Some(t) if !(t >= 0.0 && t.is_finite())) {
+                return Err(self.invalid("think", "`think` must be >= 0 seconds".into()));
+            }
+            if let Some(bad) = s.checks.status.iter().find(|c| !(100..=599).contains(*c)) {
+                return Err(self.invalid("status", format!("bad status code {bad} in checks")));
+            }
+            for c in &s.capture {
+                let pointers = [c.pointer.as_str(), c.then.as_str()];
+                let ok = pointers.iter().all(|p| p.is_empty() || p.starts_with('/'))
+                    && c.filter.keys().all(|p| p.starts_with('/'));
+                if !ok {
+                    return Err(self.invalid(
+                        &c.var,
+                        format!("capture `{}`: JSON pointers start with `/`", c.var),
+                    ));
+                }
+                if !is_ident(&c.var) {
+                    return Err(self.invalid(
+                        &c.var,
+                        format!("capture: `{}` is not a variable name", c.var),
+                    ));
+                }
+                if c.pick.is_none() && (!c.filter.is_empty() || !c.then.is_empty()) {
+                    return Err(self.invalid(
+                        &c.var,
+                        format!("capture `{}`: `where`/`then` need `pick`", c.var),
+                    ));
+                }
+            }
+            for j in &s.checks.json {
+                if !(j.pointer.is_empty() || j.pointer.starts_with('/')) {
+                    return Err(self.invalid(&j.pointer, "JSON pointers start with `/`".into()));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Gives every step the index of its (method, name) statistics key.
+    fn assign_keys(&mut self) {
+        let mut keys: Vec<(String, String)> = Vec::new();
+        for class in &mut self.users {
+            let steps = class
+                .on_start
+                .iter_mut()
+                .chain(class.tasks.iter_mut().flat_map(|t| t.steps.iter_mut()));
+            for s in steps {
+                let key = (
+                    s.method.clone(),
+                    s.name
+                        .clone()
+                        .unwrap_or_else(|| s.path.source().to_string()),
+                );
+                s.key = keys.iter().position(|k| *k == key).unwrap_or_else(|| {
+                    keys.push(key);
+                    keys.len() - 1
+                });
+            }
+        }
+        self.request_keys = keys;
+    }
+}
+
+fn is_ident(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Checks a host is an `http://` URL we can send to.
+pub fn check_host(host: &str) -> Result<(), String> {
+    let url = url::Url::parse(host).map_err(|e| format!("bad host `{host}`: {e}"))?;
+    if url.scheme() != "http" {
+        return Err(format!(
+            "host `{host}`: only http:// is supported (this build has no TLS)"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+name = "t"
+[[stages]]
+duration = "10s"
+users = 2
+[[users]]
+name = "U"
+[[users.tasks]]
+[[users.tasks.steps]]
+path = "/x"
+"#;
+
+    #[test]
+    fn minimal_plan_parses() {
+        let p = Plan::from_toml_str(MINIMAL, "t.toml").unwrap();
+        assert_eq!(p.request_keys, vec![("GET".to_string(), "/x".to_string())]);
+        assert!(matches!(p.shape(), ShapeRef::Stages(s) if s.len() == 1));
+    }
+
+    #[test]
+    fn syntax_errors_have_lines() {
+        let bad = MINIMAL.replace("users = 2", "users = \"two\"");
+        let e = Plan::from_toml_str(&bad, "t.toml").unwrap_err();
+        assert_eq!(e.line(), Some(5), "{e}");
+        assert!(e.to_string().starts_with("t.toml:5:"), "{e}");
+    }
+
+    #[test]
+    fn unknown_variables_are_reported_with_a_line() {
+        let bad = MINIMAL.replace("path = \"/x\"", "path = \"/x/{{show_id}}/\"");
+        let e = Plan::from_toml_str(&bad, "t.toml").unwrap_err();
+        assert!(e.to_string().contains("show_id"), "{e}");
+        assert_eq!(e.line(), Some(10));
+    }
+
+    #[test]
+    fn zero_weights_and_missing_shapes_are_rejected() {
+        let bad = MINIMAL.replace("name = \"U\"", "name = \"U\"\nweight = 0");
+        assert!(Plan::from_toml_str(&bad, "t").is_err());
+        let bad = MINIMAL.replace("[[stages]]\nduration = \"10s\"\nusers = 2\n", "");
+        let e = Plan::from_toml_str(&bad, "t").unwrap_err();
+        assert!(e.to_string().contains("load shape"), "{e}");
+    }
+}

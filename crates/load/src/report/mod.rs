@@ -1,0 +1,126 @@
+//! Run outputs: the [`Summary`] (summary.json) and the files derived from it (report.html,
+//! Locust-format CSVs). Everything is written from the summary, so `compare` and re-rendering
+//! need nothing else.
+
+pub mod csv;
+pub mod html;
+pub mod json;
+pub mod svg;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::{CapacityResult, Lag};
+use crate::error::LoadError;
+use crate::grade::GradeRow;
+use crate::scrape::ServerSummary;
+use crate::stats::{FailureRow, Point, RequestStats};
+
+/// The plan, as recorded in a run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PlanInfo {
+    /// Plan name.
+    pub name: String,
+    /// Plan description.
+    pub description: String,
+    /// File the plan came from.
+    pub origin: String,
+    /// The plan text.
+    pub source: String,
+}
+
+/// How the run was set up and how it ended.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Settings {
+    /// Target base URL.
+    pub host: String,
+    /// Free label (`--label`), e.g. the architecture profile `django-railway`.
+    pub label: Option<String>,
+    /// The load shape in words.
+    pub shape: String,
+    /// Run-time cap, if any.
+    pub run_time_cap: Option<String>,
+    /// Request cap, if any.
+    pub max_requests: Option<u64>,
+    /// Start, RFC 3339 UTC.
+    pub started_at: String,
+    /// Start, Unix seconds (for Locust-style timestamps).
+    pub started_at_unix: i64,
+    /// Seconds the load ran.
+    pub duration_s: f64,
+    /// Why the run ended.
+    pub stop_reason: String,
+    /// Most users at once.
+    pub peak_users: u32,
+    /// Prometheus endpoint scraped, if any.
+    pub metrics_url: Option<String>,
+    /// PostgreSQL scraped (password removed), if any.
+    pub database_url: Option<String>,
+    /// Redis scraped (password removed), if any.
+    pub redis_url: Option<String>,
+    /// Variables given with `--var`.
+    pub vars: Vec<(String, String)>,
+}
+
+/// A threshold and whether it held.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ThresholdResult {
+    /// `*` or a request name.
+    pub scope: String,
+    /// The expression.
+    pub expr: String,
+    /// The measured value (ms for latencies, a fraction for error rates).
+    pub measured: Option<f64>,
+    /// Whether it held (no data = failed).
+    pub passed: bool,
+}
+
+/// Everything about a run: the content of summary.json.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Summary {
+    /// Tool and version that wrote this.
+    pub tool: String,
+    /// The plan.
+    pub plan: PlanInfo,
+    /// Run settings.
+    pub settings: Settings,
+    /// One row per request name.
+    pub requests: Vec<RequestStats>,
+    /// All requests together.
+    pub aggregated: RequestStats,
+    /// Per-method aggregates.
+    pub methods: Vec<RequestStats>,
+    /// Failures by (name, error).
+    pub failures: Vec<FailureRow>,
+    /// Open-model lag.
+    pub lag: Lag,
+    /// Capacity search result.
+    pub capacity: Option<CapacityResult>,
+    /// Thresholds.
+    pub thresholds: Vec<ThresholdResult>,
+    /// Graded success criteria.
+    pub grades: Vec<GradeRow>,
+    /// Overall grading verdict.
+    pub verdict: String,
+    /// 0 thresholds passed, 1 a threshold failed.
+    pub exit_code: i32,
+    /// One-second time series.
+    pub timeseries: Vec<Point>,
+    /// Server-side metrics.
+    pub server: ServerSummary,
+}
+
+/// Writes summary.json, the CSVs and report.html into `dir`; returns the report's path.
+pub fn write_all(dir: &Path, s: &Summary) -> Result<PathBuf, LoadError> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| LoadError::io(format!("create {}", dir.display()), e))?;
+    json::write(&dir.join("summary.json"), s)?;
+    csv::write_stats(&dir.join("stats.csv"), s)?;
+    csv::write_history(&dir.join("stats_history.csv"), s)?;
+    csv::write_failures(&dir.join("failures.csv"), s)?;
+    let report = dir.join("report.html");
+    std::fs::write(&report, html::render(s))
+        .map_err(|e| LoadError::io(format!("write {}", report.display()), e))?;
+    Ok(report)
+}

@@ -1,0 +1,401 @@
+//! `run_plan`: applies command-line overrides to a plan, runs it with scraping and progress,
+//! grades it, evaluates thresholds and writes the outputs.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::duration::{Dur, format_duration};
+use crate::engine::{self, EngineConfig};
+use crate::error::LoadError;
+use crate::grade::{self, GradeInput};
+use crate::plan::{Plan, ShapeRef, Stage, check_host};
+use crate::progress::Progress;
+use crate::report::{self, PlanInfo, Settings, Summary, ThresholdResult};
+use crate::scrape::{ScrapeConfig, Scraper};
+
+/// Options of one run (what `pique load run` flags set).
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Target base URL; overrides the plan's `host`.
+    pub host: Option<String>,
+    /// Parent directory of run directories (default `runs`).
+    pub out_dir: PathBuf,
+    /// No live progress line.
+    pub quiet: bool,
+    /// Replace the shape's users: a single stage for closed plans, `max_users` for arrival and
+    /// capacity plans (Locust's `--users`).
+    pub users: Option<u32>,
+    /// Spawn rate for every stage (Locust's `--spawn-rate`).
+    pub spawn_rate: Option<f64>,
+    /// Cap on the run time (the shape may end sooner).
+    pub run_time: Option<Duration>,
+    /// Cap on requests sent.
+    pub max_requests: Option<u64>,
+    /// Prometheus endpoint; default `<host>/metrics`, skipped quietly when absent.
+    pub metrics_url: Option<String>,
+    /// PostgreSQL URL to sample `pg_stat_activity`.
+    pub database_url: Option<String>,
+    /// Redis URL to sample `INFO`.
+    pub redis_url: Option<String>,
+    /// Variables for every user (`--var stripe_base=http://...`); numbers and booleans stay typed.
+    pub vars: Vec<(String, String)>,
+    /// Free label recorded in the report (e.g. the target's `PIQUE_PROFILE`).
+    pub label: Option<String>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            host: None,
+            out_dir: PathBuf::from("runs"),
+            quiet: false,
+            users: None,
+            spawn_rate: None,
+            run_time: None,
+            max_requests: None,
+            metrics_url: None,
+            database_url: None,
+            redis_url: None,
+            vars: Vec::new(),
+            label: None,
+        }
+    }
+}
+
+/// What a finished run produced.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    /// The run directory (`runs/<UTC time>-<plan>`).
+    pub run_dir: PathBuf,
+    /// Path of report.html.
+    pub report_path: PathBuf,
+    /// The full summary (also in summary.json).
+    pub summary: Summary,
+    /// Grading verdict (`PASS (target)`, `FAIL (...)` ...).
+    pub verdict: String,
+    /// 0 all thresholds held, 1 a threshold failed (errors are `Err`, exit code 2).
+    pub exit_code: i32,
+}
+
+/// Applies `--users`, `--spawn-rate` and `--run-time` to the plan's shape.
+fn apply_overrides(plan: &mut Plan, opts: &RunOptions) -> Result<(), LoadError> {
+    if let Some(r) = opts.spawn_rate
+        && !(r > 0.0 && r.is_finite())
+    {
+        return Err(LoadError::Options("--spawn-rate must be positive".into()));
+    }
+    if let Some(users) = opts.users {
+        if users == 0 {
+            return Err(LoadError::Options("--users must be > 0".into()));
+        }
+        if let Some(a) = &mut plan.arrival {
+            a.max_users = users;
+        } else if let Some(c) = &mut plan.capacity {
+            c.max_users = users.max(c.start_users);
+        } else {
+            // Locust semantics: N users at the spawn rate for the whole run.
+            let duration = opts
+                .run_time
+                .or(plan.run_time.map(|d| d.0))
+                .unwrap_or_else(|| plan.stages.iter().map(|s| s.duration.0).sum());
+            plan.stages = vec![Stage {
+                duration: Dur(duration),
+                users,
+                spawn_rate: Some(opts.spawn_rate.unwrap_or(f64::from(users))),
+            }];
+        }
+    }
+    if let Some(rate) = opts.spawn_rate {
+        plan.stages
+            .iter_mut()
+            .for_each(|s| s.spawn_rate = Some(rate));
+        if let Some(c) = &mut plan.capacity {
+            c.spawn_rate = Some(rate);
+        }
+    }
+    if let Some(rt) = opts.run_time {
+        if rt.is_zero() {
+            return Err(LoadError::Options("--run-time must be positive".into()));
+        }
+        plan.run_time = Some(Dur(rt));
+    }
+    if let Some(m) = opts.max_requests {
+        plan.max_requests = Some(m);
+    }
+    Ok(())
+}
+
+fn describe_shape(plan: &Plan) -> String {
+    match plan.shape() {
+        ShapeRef::Stages(st) => {
+            let parts: Vec<String> = st
+                .iter()
+                .map(|s| match s.spawn_rate {
+                    Some(r) => format!(
+                        "{} users @ {r}/s for {}",
+                        s.users,
+                        format_duration(s.duration.0)
+                    ),
+                    None => format!(
+                        "ramp to {} users over {}",
+                        s.users,
+                        format_duration(s.duration.0)
+                    ),
+                })
+                .collect();
+            format!("stages: {}", parts.join(" -> "))
+        }
+        ShapeRef::Arrival(a) => {
+            let parts: Vec<String> = a
+                .stages
+                .iter()
+                .map(|s| match s.ramp_to {
+                    Some(to) => format!(
+                        "{}/s -> {to}/s over {}",
+                        s.rate,
+                        format_duration(s.duration.0)
+                    ),
+                    None => format!("{}/s for {}", s.rate, format_duration(s.duration.0)),
+                })
+                .collect();
+            format!(
+                "open model (max {} users): {}",
+                a.max_users,
+                parts.join(", ")
+            )
+        }
+        ShapeRef::Capacity(c) => format!(
+            "capacity: {} users +{} every {} up to {}, stop at errors > {} or p95 > {}",
+            c.start_users,
+            c.step_users,
+            format_duration(c.step_every.0),
+            c.max_users,
+            c.stop_error_rate
+                .map_or("-".into(), |r| format!("{:.1}%", r * 100.0)),
+            c.stop_p95_ms.map_or("-".into(), |p| format!("{p} ms")),
+        ),
+    }
+}
+
+fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("***"));
+            }
+            u.to_string()
+        }
+        Err(_) => "(unparsable url)".into(),
+    }
+}
+
+fn slug(name: &str) -> String {
+    let s: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let s = s.trim_matches('-').to_string();
+    if s.is_empty() { "plan".into() } else { s }
+}
+
+fn parse_var(v: &str) -> Value {
+    // Numbers and booleans stay typed (so `"{{show_id}}"` in a body is a number); the rest is text.
+    match serde_json::from_str::<Value>(v) {
+        Ok(x @ (Value::Number(_) | Value::Bool(_))) => x,
+        _ => Value::String(v.to_string()),
+    }
+}
+
+/// Runs a plan against its host and writes `report.html`, CSVs and `summary.json`.
+pub async fn run_plan(plan: &Plan, opts: &RunOptions) -> Result<RunOutcome, LoadError> {
+    let mut plan = plan.clone();
+    apply_overrides(&mut plan, opts)?;
+    let host = opts
+        .host
+        .clone()
+        .or_else(|| plan.host.clone())
+        .ok_or_else(|| {
+            LoadError::Options("no host: give --host or set `host` in the plan".into())
+        })?;
+    check_host(&host).map_err(LoadError::Options)?;
+    let host = host.trim_end_matches('/').to_string();
+
+    let mut vars: HashMap<String, Value> = plan.vars.clone().into_iter().collect();
+    for (k, v) in &opts.vars {
+        vars.insert(k.clone(), parse_var(v));
+    }
+
+    let started = chrono::Utc::now();
+    let run_dir = unique_dir(
+        &opts.out_dir,
+        &format!("{}-{}", started.format("%Y%m%dT%H%M%SZ"), slug(&plan.name)),
+    );
+
+    let metrics_url = opts
+        .metrics_url
+        .clone()
+        .unwrap_or_else(|| format!("{host}/metrics"));
+    let scrape_cfg = ScrapeConfig {
+        metrics_url: Some(metrics_url.clone()),
+        database_url: opts.database_url.clone(),
+        redis_url: opts.redis_url.clone(),
+        interval: plan.scrape_interval.map_or(Duration::from_secs(2), |d| d.0),
+    };
+    let progress = Progress::new(opts.quiet, &plan.name);
+    let scraper = Scraper::start(scrape_cfg, tokio::time::Instant::now());
+    let plan = Arc::new(plan);
+    let cfg = EngineConfig {
+        base: host.clone(),
+        run_time: plan.run_time.map(|d| d.0),
+        max_requests: plan.max_requests,
+        vars,
+    };
+    let result = engine::run(plan.clone(), cfg, &progress).await;
+    let server = scraper.finish().await;
+    progress.finish();
+    let result = result?;
+
+    let fin = result.stats.finish(result.run_secs);
+    let keys_where = |pred: &dyn Fn(&str, &str) -> bool| -> Vec<usize> {
+        let mut keys: Vec<usize> = plan
+            .steps()
+            .filter(|(_, s)| pred(&s.method, s.path.source()))
+            .map(|(_, s)| s.key)
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        keys
+    };
+    // The seed's checkout criteria apply to POSTs to these paths, whatever the step is named.
+    let checkout_keys =
+        keys_where(&|m, p| m == "POST" && p.contains("/checkout/") && !p.contains("/status"));
+    let success_keys = keys_where(&|m, p| m == "POST" && p.contains("/success/"));
+    let checkout = result
+        .stats
+        .group(&checkout_keys, "POST", "/checkout/", result.run_secs);
+    let success = result
+        .stats
+        .group(&success_keys, "POST", "/success/", result.run_secs);
+
+    let grades = grade::grade(&GradeInput {
+        aggregated: &fin.aggregated,
+        methods: &fin.methods,
+        checkout: checkout.as_ref(),
+        success: success.as_ref(),
+        run_secs: result.run_secs,
+        peak_users: result.peak_users,
+        series: &fin.series,
+        server: &server,
+        capacity: result.capacity.as_ref(),
+        exclude: &plan.grading.exclude,
+    });
+    let verdict = grade::verdict(&grades);
+
+    let mut thresholds = Vec::new();
+    for (scope, list) in &plan.thresholds {
+        let keys: Option<Vec<usize>> = (scope != "*").then(|| {
+            plan.request_keys
+                .iter()
+                .enumerate()
+                .filter(|(_, (_, n))| n == scope)
+                .map(|(i, _)| i)
+                .collect()
+        });
+        for t in list {
+            let measured = result
+                .stats
+                .measure(keys.as_deref(), t.metric, result.run_secs);
+            thresholds.push(ThresholdResult {
+                scope: scope.clone(),
+                expr: t.source.clone(),
+                measured,
+                passed: measured.is_some_and(|m| t.op.holds(m, t.limit)),
+            });
+        }
+    }
+    let exit_code = i32::from(thresholds.iter().any(|t| !t.passed));
+
+    let summary = Summary {
+        tool: concat!("pique-load ", env!("CARGO_PKG_VERSION")).into(),
+        plan: PlanInfo {
+            name: plan.name.clone(),
+            description: plan.description.clone(),
+            origin: plan.origin.clone(),
+            source: plan.source.clone(),
+        },
+        settings: Settings {
+            host,
+            label: opts.label.clone(),
+            shape: describe_shape(&plan),
+            run_time_cap: plan.run_time.map(|d| format_duration(d.0)),
+            max_requests: plan.max_requests,
+            started_at: started.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            started_at_unix: started.timestamp(),
+            duration_s: result.run_secs,
+            stop_reason: result.stop_reason.clone(),
+            peak_users: result.peak_users,
+            metrics_url: server
+                .sources
+                .iter()
+                .any(|s| s == "metrics")
+                .then_some(metrics_url),
+            database_url: opts.database_url.as_deref().map(redact),
+            redis_url: opts.redis_url.as_deref().map(redact),
+            vars: opts.vars.clone(),
+        },
+        requests: fin.requests,
+        aggregated: fin.aggregated,
+        methods: fin.methods,
+        failures: fin.failures,
+        lag: result.lag,
+        capacity: result.capacity,
+        thresholds,
+        grades,
+        verdict: verdict.clone(),
+        exit_code,
+        timeseries: fin.series,
+        server,
+    };
+    let report_path = report::write_all(&run_dir, &summary)?;
+    Ok(RunOutcome {
+        run_dir,
+        report_path,
+        summary,
+        verdict,
+        exit_code,
+    })
+}
+
+fn unique_dir(parent: &std::path::Path, base: &str) -> PathBuf {
+    let first = parent.join(base);
+    if !first.exists() {
+        return first;
+    }
+    (2..)
+        .map(|i| parent.join(format!("{base}-{i}")))
+        .find(|p| !p.exists())
+        .unwrap_or(first)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn helpers() {
+        assert_eq!(slug("Read heavy 70/20/10"), "read-heavy-70-20-10");
+        assert_eq!(parse_var("5"), Value::from(5));
+        assert_eq!(parse_var("http://x"), Value::from("http://x"));
+        assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+    }
+}

@@ -1,0 +1,529 @@
+//! Request statistics: HdrHistograms (microsecond resolution, exact merges) per request key and
+//! overall, failures per (key, error), skipped steps, and the one-second time series.
+//!
+//! Recording takes one short mutex section; with a handful of cores this is far cheaper than the
+//! HTTP round trip it measures, and it keeps every number exact (no sampling).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+use crate::error::LoadError;
+use crate::threshold::Metric;
+
+/// The percentiles Locust reports, as fractions.
+pub const QUANTILES: [f64; 11] = [
+    0.50, 0.66, 0.75, 0.80, 0.90, 0.95, 0.98, 0.99, 0.999, 0.9999, 1.0,
+];
+
+/// Why a request failed (Locust's "failures").
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// Could not connect, connection reset, protocol error.
+    Connection(String),
+    /// No complete response within the request timeout.
+    Timeout,
+    /// A status the step does not accept.
+    Status(u16),
+    /// The status was fine but a body or latency check failed.
+    Check(String),
+}
+
+impl ErrorKind {
+    /// Short category name used in reports (`connection`, `timeout`, `status`, `check`).
+    pub fn category(&self) -> &'static str {
+        match self {
+            ErrorKind::Connection(_) => "connection",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Status(_) => "status",
+            ErrorKind::Check(_) => "check",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ErrorKind::Connection(m) => write!(f, "connection error: {m}"),
+            ErrorKind::Timeout => write!(f, "timeout"),
+            ErrorKind::Status(c) => write!(f, "HTTP {c}"),
+            ErrorKind::Check(m) => write!(f, "check failed: {m}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Acc {
+    hist: Histogram<u64>,
+    count: u64,
+    failures: u64,
+    bytes: u64,
+    sum_us: u128,
+}
+
+impl Acc {
+    /// An empty accumulator with the same histogram settings as `template`.
+    fn new(template: &Histogram<u64>) -> Self {
+        Self {
+            hist: Histogram::new_from(template),
+            count: 0,
+            failures: 0,
+            bytes: 0,
+            sum_us: 0,
+        }
+    }
+
+    fn record(&mut self, us: u64, bytes: u64, failed: bool) {
+        // `record` grows the auto-resizing histogram; saturating_record (which never resizes)
+        // is only the fallback for a value beyond what the histogram can ever hold.
+        let us_min = us.max(1);
+        if self.hist.record(us_min).is_err() {
+            self.hist.saturating_record(us_min);
+        }
+        self.count += 1;
+        self.failures += u64::from(failed);
+        self.bytes += bytes;
+        self.sum_us += u128::from(us);
+    }
+
+    fn merge(&mut self, other: &Acc) {
+        // Both histograms auto-resize, so add() cannot fail on range; ignore the impossible error.
+        let _ = self.hist.add(&other.hist);
+        self.count += other.count;
+        self.failures += other.failures;
+        self.bytes += other.bytes;
+        self.sum_us += other.sum_us;
+    }
+}
+
+/// Final statistics of one request key (a row of Locust's stats.csv).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RequestStats {
+    /// HTTP method (empty for the aggregated row).
+    pub method: String,
+    /// Request name (`Aggregated` for the total row).
+    pub name: String,
+    /// Requests completed.
+    pub count: u64,
+    /// Of which failed.
+    pub failures: u64,
+    /// Mean response time, ms.
+    pub avg_ms: f64,
+    /// Fastest response, ms.
+    pub min_ms: f64,
+    /// Slowest response, ms.
+    pub max_ms: f64,
+    /// Mean body size, bytes.
+    pub avg_content_size: f64,
+    /// Requests per second over the run.
+    pub rps: f64,
+    /// Failures per second over the run.
+    pub failures_per_s: f64,
+    /// Response-time percentiles in ms, in the order of [`QUANTILES`] (p50 ... p100).
+    pub percentiles_ms: Vec<f64>,
+    /// Steps with this key skipped because a variable was missing.
+    pub skipped: u64,
+}
+
+impl RequestStats {
+    /// The percentile `q` (one of [`QUANTILES`], e.g. 0.95), ms.
+    pub fn pct(&self, q: f64) -> f64 {
+        QUANTILES
+            .iter()
+            .position(|x| (x - q).abs() < 1e-9)
+            .and_then(|i| self.percentiles_ms.get(i).copied())
+            .unwrap_or(f64::NAN)
+    }
+
+    /// Failures / requests (0 when nothing ran).
+    pub fn error_rate(&self) -> f64 {
+        if self.count == 0 {
+            0.0
+        } else {
+            self.failures as f64 / self.count as f64
+        }
+    }
+
+    fn from_acc(method: &str, name: &str, acc: &Acc, secs: f64, skipped: u64) -> Self {
+        let ms = |us: u64| us as f64 / 1000.0;
+        let n = acc.count.max(1) as f64;
+        let empty = acc.count == 0;
+        Self {
+            method: method.to_string(),
+            name: name.to_string(),
+            count: acc.count,
+            failures: acc.failures,
+            avg_ms: if empty {
+                0.0
+            } else {
+                acc.sum_us as f64 / n / 1000.0
+            },
+            min_ms: if empty { 0.0 } else { ms(acc.hist.min()) },
+            max_ms: if empty { 0.0 } else { ms(acc.hist.max()) },
+            avg_content_size: acc.bytes as f64 / n,
+            rps: acc.count as f64 / secs.max(1e-9),
+            failures_per_s: acc.failures as f64 / secs.max(1e-9),
+            percentiles_ms: QUANTILES
+                .iter()
+                .map(|q| {
+                    if empty {
+                        0.0
+                    } else {
+                        ms(acc.hist.value_at_quantile(*q))
+                    }
+                })
+                .collect(),
+            skipped,
+        }
+    }
+}
+
+/// One row per (key, error) like Locust's failures.csv.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FailureRow {
+    /// HTTP method.
+    pub method: String,
+    /// Request name.
+    pub name: String,
+    /// `connection`, `timeout`, `status` or `check`.
+    pub category: String,
+    /// The error text.
+    pub error: String,
+    /// How many times.
+    pub occurrences: u64,
+}
+
+/// One second of the run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Point {
+    /// Seconds since the start.
+    pub t: f64,
+    /// Users running (busy users in the open model).
+    pub users: u32,
+    /// Requests completed in this second.
+    pub rps: f64,
+    /// Failures in this second.
+    pub errors_per_s: f64,
+    /// Percentiles of this second's responses, ms, in [`QUANTILES`] order (0 when idle).
+    pub percentiles_ms: Vec<f64>,
+    /// Requests so far.
+    pub total_requests: u64,
+    /// Failures so far.
+    pub total_failures: u64,
+    /// Median so far, ms.
+    pub total_median_ms: f64,
+    /// Mean so far, ms.
+    pub total_avg_ms: f64,
+    /// Fastest so far, ms.
+    pub total_min_ms: f64,
+    /// Slowest so far, ms.
+    pub total_max_ms: f64,
+    /// Mean body size so far.
+    pub total_avg_content_size: f64,
+}
+
+impl Point {
+    /// This second's percentile `q` (one of [`QUANTILES`]).
+    pub fn pct(&self, q: f64) -> f64 {
+        QUANTILES
+            .iter()
+            .position(|x| (x - q).abs() < 1e-9)
+            .and_then(|i| self.percentiles_ms.get(i).copied())
+            .unwrap_or(0.0)
+    }
+}
+
+/// Errors/p95 of an interval (a capacity step).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct IntervalStats {
+    /// Requests in the interval.
+    pub count: u64,
+    /// Failures in the interval.
+    pub failures: u64,
+    /// p95 in ms (0 when no requests).
+    pub p95_ms: f64,
+}
+
+struct Inner {
+    per_key: Vec<Acc>,
+    total: Acc,
+    window: Acc,
+    interval: Acc,
+    failures: HashMap<(usize, ErrorKind), u64>,
+    skipped: Vec<u64>,
+    series: Vec<Point>,
+}
+
+/// Shared, thread-safe statistics of a run.
+pub struct Stats {
+    keys: Vec<(String, String)>,
+    template: Histogram<u64>,
+    inner: Mutex<Inner>,
+}
+
+impl Stats {
+    /// Statistics for the given (method, name) keys.
+    pub fn new(keys: Vec<(String, String)>) -> Result<Self, LoadError> {
+        let n = keys.len();
+        // Auto-resizing with 3 significant digits: small until slow responses show up.
+        let template =
+            Histogram::new(3).map_err(|e| LoadError::Internal(format!("histogram: {e}")))?;
+        let acc = || Acc::new(&template);
+        let inner = Inner {
+            per_key: (0..n).map(|_| acc()).collect(),
+            total: acc(),
+            window: acc(),
+            interval: acc(),
+            failures: HashMap::new(),
+            skipped: vec![0; n],
+            series: Vec::new(),
+        };
+        Ok(Self {
+            keys,
+            template,
+            inner: Mutex::new(inner),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave the counters inconsistent in a way that
+        // matters more than losing the run, so recover the data instead of propagating poison.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records one completed request.
+    pub fn record(&self, key: usize, latency: Duration, bytes: u64, error: Option<ErrorKind>) {
+        let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        let failed = error.is_some();
+        let mut g = self.lock();
+        if let Some(acc) = g.per_key.get_mut(key) {
+            acc.record(us, bytes, failed);
+        }
+        g.total.record(us, bytes, failed);
+        g.window.record(us, bytes, failed);
+        g.interval.record(us, bytes, failed);
+        if let Some(e) = error {
+            *g.failures.entry((key, e)).or_insert(0) += 1;
+        }
+    }
+
+    /// Counts a step skipped because a variable it needs is not set.
+    pub fn skip(&self, key: usize) {
+        if let Some(s) = self.lock().skipped.get_mut(key) {
+            *s += 1;
+        }
+    }
+
+    /// Requests completed so far.
+    pub fn total_requests(&self) -> u64 {
+        self.lock().total.count
+    }
+
+    /// Closes the current one-second window and appends it to the time series.
+    pub fn tick(&self, t: f64, users: u32, window_secs: f64) -> Point {
+        let mut g = self.lock();
+        let w = std::mem::replace(&mut g.window, Acc::new(&self.template));
+        let secs = window_secs.max(1e-3);
+        let ms = |us: u64| us as f64 / 1000.0;
+        let total = &g.total;
+        let point = Point {
+            t,
+            users,
+            rps: w.count as f64 / secs,
+            errors_per_s: w.failures as f64 / secs,
+            percentiles_ms: QUANTILES
+                .iter()
+                .map(|q| {
+                    if w.count == 0 {
+                        0.0
+                    } else {
+                        ms(w.hist.value_at_quantile(*q))
+                    }
+                })
+                .collect(),
+            total_requests: total.count,
+            total_failures: total.failures,
+            total_median_ms: ms(total.hist.value_at_quantile(0.5)),
+            total_avg_ms: if total.count == 0 {
+                0.0
+            } else {
+                total.sum_us as f64 / total.count as f64 / 1000.0
+            },
+            total_min_ms: if total.count == 0 {
+                0.0
+            } else {
+                ms(total.hist.min())
+            },
+            total_max_ms: ms(total.hist.max()),
+            total_avg_content_size: total.bytes as f64 / total.count.max(1) as f64,
+        };
+        g.series.push(point.clone());
+        point
+    }
+
+    /// Time of the last closed window (0 before the first).
+    pub fn last_tick_t(&self) -> f64 {
+        self.lock().series.last().map_or(0.0, |p| p.t)
+    }
+
+    /// Statistics since the previous call (used to judge capacity steps), then resets them.
+    pub fn take_interval(&self) -> IntervalStats {
+        let mut g = self.lock();
+        let w = std::mem::replace(&mut g.interval, Acc::new(&self.template));
+        IntervalStats {
+            count: w.count,
+            failures: w.failures,
+            p95_ms: if w.count == 0 {
+                0.0
+            } else {
+                w.hist.value_at_quantile(0.95) as f64 / 1000.0
+            },
+        }
+    }
+
+    /// Final per-key rows, the aggregated row, and per-method aggregates (GET, POST ...).
+    pub fn finish(&self, run_secs: f64) -> Finished {
+        let g = self.lock();
+        let mut by_method: Vec<(String, Acc)> = Vec::new();
+        let mut requests = Vec::new();
+        for (i, (method, name)) in self.keys.iter().enumerate() {
+            let acc = &g.per_key[i];
+            let skipped = g.skipped[i];
+            if acc.count > 0 || skipped > 0 {
+                requests.push(RequestStats::from_acc(method, name, acc, run_secs, skipped));
+            }
+            match by_method.iter_mut().find(|(m, _)| m == method) {
+                Some((_, a)) => a.merge(acc),
+                None => by_method.push((method.clone(), acc.clone())),
+            }
+        }
+        let skipped_total = g.skipped.iter().sum();
+        let aggregated =
+            RequestStats::from_acc("", "Aggregated", &g.total, run_secs, skipped_total);
+        let methods = by_method
+            .iter()
+            .filter(|(_, a)| a.count > 0)
+            .map(|(m, a)| RequestStats::from_acc(m, m, a, run_secs, 0))
+            .collect();
+        let mut failures: Vec<FailureRow> = g
+            .failures
+            .iter()
+            .map(|((key, err), n)| {
+                let (method, name) = self.keys.get(*key).cloned().unwrap_or_default();
+                FailureRow {
+                    method,
+                    name,
+                    category: err.category().to_string(),
+                    error: err.to_string(),
+                    occurrences: *n,
+                }
+            })
+            .collect();
+        failures.sort_by(|a, b| b.occurrences.cmp(&a.occurrences).then(a.name.cmp(&b.name)));
+        Finished {
+            requests,
+            aggregated,
+            methods,
+            failures,
+            series: g.series.clone(),
+        }
+    }
+}
+
+impl Stats {
+    /// The requests of several keys merged into one row named `name` (e.g. every POST to
+    /// `/checkout/`); `None` when none of them ran.
+    pub fn group(
+        &self,
+        keys: &[usize],
+        method: &str,
+        name: &str,
+        run_secs: f64,
+    ) -> Option<RequestStats> {
+        let g = self.lock();
+        let mut acc = Acc::new(&self.template);
+        for k in keys {
+            acc.merge(g.per_key.get(*k)?);
+        }
+        (acc.count > 0).then(|| RequestStats::from_acc(method, name, &acc, run_secs, 0))
+    }
+
+    /// Measures a threshold metric over the given keys (`None` = all requests). Percentiles come
+    /// straight from the merged histogram, so any percentile works, not only Locust's list.
+    pub fn measure(&self, keys: Option<&[usize]>, metric: Metric, run_secs: f64) -> Option<f64> {
+        let g = self.lock();
+        let merged;
+        let acc = match keys {
+            None => &g.total,
+            Some(keys) => {
+                let mut a = Acc::new(&self.template);
+                for k in keys {
+                    a.merge(g.per_key.get(*k)?);
+                }
+                merged = a;
+                &merged
+            }
+        };
+        let ms = |us: u64| us as f64 / 1000.0;
+        let has = acc.count > 0;
+        match metric {
+            Metric::Percentile(p) => has.then(|| ms(acc.hist.value_at_quantile(p / 100.0))),
+            Metric::Avg => has.then(|| acc.sum_us as f64 / acc.count as f64 / 1000.0),
+            Metric::Min => has.then(|| ms(acc.hist.min())),
+            Metric::Max => has.then(|| ms(acc.hist.max())),
+            Metric::ErrorRate => has.then(|| acc.failures as f64 / acc.count as f64),
+            Metric::Rps => Some(acc.count as f64 / run_secs.max(1e-9)),
+            Metric::Failures => Some(acc.failures as f64),
+            Metric::Requests => Some(acc.count as f64),
+        }
+    }
+}
+
+/// Everything [`Stats::finish`] computes.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    /// One row per request key that ran or was skipped.
+    pub requests: Vec<RequestStats>,
+    /// All requests together.
+    pub aggregated: RequestStats,
+    /// All requests of each method together (name = method).
+    pub methods: Vec<RequestStats>,
+    /// Failures by (key, error), most frequent first.
+    pub failures: Vec<FailureRow>,
+    /// The one-second time series.
+    pub series: Vec<Point>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_and_failures_are_exact_enough() {
+        let s = Stats::new(vec![
+            ("GET".into(), "/a".into()),
+            ("POST".into(), "/b".into()),
+        ])
+        .unwrap();
+        for i in 0..1000u64 {
+            let ms = if i % 10 == 0 { 50 } else { 5 };
+            s.record(0, Duration::from_millis(ms), 10, None);
+        }
+        s.record(1, Duration::from_millis(1), 0, Some(ErrorKind::Status(500)));
+        s.record(1, Duration::from_millis(1), 0, Some(ErrorKind::Status(500)));
+        let p = s.tick(1.0, 3, 1.0);
+        assert_eq!(p.rps, 1002.0);
+        let f = s.finish(2.0);
+        let a = &f.requests[0];
+        assert!((a.pct(0.5) - 5.0).abs() < 0.01, "{a:?}");
+        assert!((a.pct(0.95) - 50.0).abs() < 0.1);
+        assert!((a.avg_ms - 9.5).abs() < 1e-9);
+        assert_eq!(f.failures[0].occurrences, 2);
+        assert_eq!(f.failures[0].error, "HTTP 500");
+        assert_eq!(f.aggregated.count, 1002);
+        assert_eq!(f.methods.len(), 2);
+    }
+}
