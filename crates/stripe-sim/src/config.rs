@@ -320,4 +320,37 @@ mod tests {
         assert!(base.apply(&p).is_err());
         assert!(serde_json::from_str::<KnobsPatch>(r#"{"nope":1}"#).is_err());
     }
+
+    #[test]
+    fn sim_args_parse_and_convert() {
+        use clap::{CommandFactory, Parser};
+
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: SimArgs,
+        }
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from([
+            "pique",
+            "--bind",
+            "127.0.0.1:0",
+            "--error-rate",
+            "0.5",
+            "--rate-limit-rps",
+            "10",
+            "--webhook-url",
+            "http://127.0.0.1:8000/hook",
+        ])
+        .unwrap();
+        let cfg = SimConfig::from(cli.args);
+        assert_eq!(cfg.bind.port(), 0);
+        assert_eq!(cfg.error_rate, 0.5);
+        assert_eq!(cfg.rate_limit_rps, Some(10));
+        assert_eq!(
+            cfg.webhook_url.as_deref(),
+            Some("http://127.0.0.1:8000/hook")
+        );
+        assert_eq!(cfg.knobs().rate_limit_rps, Some(10));
+    }
 }

@@ -167,10 +167,7 @@ pub async fn v1_guard(
                 tokio::time::sleep(hang).await;
                 (Outcome::TimedOut, ApiError::internal().into_response())
             } else if dice.fail {
-                (
-                    Outcome::InjectedError,
-                    ApiError::internal().into_response(),
-                )
+                (Outcome::InjectedError, ApiError::internal().into_response())
             } else {
                 req.extensions_mut().insert(caller);
                 (Outcome::Handled, next.run(req).await)

@@ -11,6 +11,7 @@
 //!   `/connect/onboard/{account}`.
 //! - Signed webhooks (`checkout.session.completed`/`expired`, `account.updated`,
 //!   `refund.created`) with retries.
+//! - `Idempotency-Key` replay for `POST /v1/*`, so SDK retries never duplicate objects.
 //! - Fault injection on `/v1/*`: latency and jitter, 5xx rate, rate limit (429), hangs.
 //! - Controls under `/_sim/*`: complete/expire a session, knobs, stats, webhook deliveries.
 //!
@@ -27,6 +28,7 @@
 pub mod config;
 pub mod error;
 pub mod form;
+pub mod idempotency;
 pub mod ids;
 pub mod knobs;
 pub mod model;

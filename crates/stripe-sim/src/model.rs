@@ -62,6 +62,9 @@ pub struct NewSession {
     pub application_fee_amount: Option<i64>,
     /// `payment_intent_data[transfer_data][destination]` (Connect destination charge).
     pub destination: Option<String>,
+    /// `payment_intent_data[transfer_data][amount]`: what the destination gets (default: the
+    /// amount minus the application fee).
+    pub transfer_amount: Option<i64>,
     /// `payment_intent_data[metadata][...]`, copied onto the PaymentIntent.
     pub payment_intent_metadata: Map<String, Value>,
 }
@@ -108,10 +111,21 @@ pub struct PaymentIntent {
     pub application_fee_amount: Option<i64>,
     /// Destination of a Connect destination charge.
     pub destination: Option<String>,
+    /// `transfer_data[amount]`, if set.
+    pub transfer_amount: Option<i64>,
     /// From `payment_intent_data[metadata]`.
     pub metadata: Map<String, Value>,
     /// Total refunded so far.
     pub amount_refunded: i64,
+}
+
+impl PaymentIntent {
+    /// What a Connect charge hands to the connected account: `transfer_data[amount]`, or the
+    /// amount minus the application fee.
+    pub fn transferred(&self) -> i64 {
+        self.transfer_amount
+            .unwrap_or(self.amount - self.application_fee_amount.unwrap_or(0))
+    }
 }
 
 /// A stored Refund.

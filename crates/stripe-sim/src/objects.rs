@@ -134,7 +134,10 @@ pub fn payment_intent(pi: &PaymentIntent) -> Value {
         "statement_descriptor": null,
         "statement_descriptor_suffix": null,
         "status": "succeeded",
-        "transfer_data": pi.destination.as_ref().map(|d| json!({ "destination": d })),
+        "transfer_data": pi
+            .destination
+            .as_ref()
+            .map(|d| json!({ "amount": pi.transfer_amount, "destination": d })),
         "transfer_group": pi.destination.as_ref().map(|_| format!("group_{}", pi.id))
     })
 }

@@ -13,6 +13,7 @@ use serde_json::Value;
 use crate::{
     config::{Knobs, KnobsError, SimConfig},
     error::SimError,
+    idempotency::IdempotencyCache,
     knobs::TokenBucket,
     objects::{self, EventMeta},
     stats::Stats,
@@ -53,6 +54,7 @@ struct Inner {
     limiter: Mutex<TokenBucket>,
     events: Mutex<VecDeque<Value>>,
     deliveries: Mutex<VecDeque<Delivery>>,
+    idempotency: Mutex<IdempotencyCache>,
     http: reqwest::Client,
 }
 
@@ -92,6 +94,7 @@ impl SimState {
             stats: Mutex::new(Stats::default()),
             events: Mutex::new(VecDeque::new()),
             deliveries: Mutex::new(VecDeque::new()),
+            idempotency: Mutex::new(IdempotencyCache::default()),
             http,
         })))
     }
@@ -167,9 +170,16 @@ impl SimState {
         lock(&self.0.deliveries).iter().cloned().collect()
     }
 
-    /// Clears objects, counters, events and deliveries (knobs and URLs stay).
+    /// Runs `f` with the idempotency cache locked.
+    pub(crate) fn with_idempotency<R>(&self, f: impl FnOnce(&mut IdempotencyCache) -> R) -> R {
+        f(&mut lock(&self.0.idempotency))
+    }
+
+    /// Clears objects, counters, events, deliveries and saved idempotent results (knobs and URLs
+    /// stay).
     pub fn reset(&self) {
         *lock(&self.0.store) = Store::default();
+        *lock(&self.0.idempotency) = IdempotencyCache::default();
         *lock(&self.0.stats) = Stats::default();
         lock(&self.0.events).clear();
         lock(&self.0.deliveries).clear();

@@ -157,6 +157,7 @@ impl Store {
             charge: ids::charge(),
             application_fee_amount: p.application_fee_amount,
             destination: p.destination.clone(),
+            transfer_amount: p.transfer_amount,
             metadata: p.payment_intent_metadata.clone(),
             amount_refunded: 0,
         };
@@ -165,17 +166,13 @@ impl Store {
         let session = s.clone();
 
         // Where the money goes: a direct charge (Stripe-Account) lands on the connected account,
-        // a destination charge is transferred to `destination`; the platform keeps the fee.
-        let fee = pi.application_fee_amount.unwrap_or(0);
+        // a destination charge is transferred to `destination`; the platform keeps the rest.
         let cur = pi.currency.as_str();
+        let to_connected = pi.transferred();
         match (&pi.account, &pi.destination) {
-            (Some(acct), _) => {
-                self.balances.credit(Some(acct), cur, pi.amount - fee);
-                self.balances.credit(None, cur, fee);
-            }
-            (None, Some(dest)) => {
-                self.balances.credit(Some(dest), cur, pi.amount - fee);
-                self.balances.credit(None, cur, fee);
+            (Some(acct), _) | (None, Some(acct)) => {
+                self.balances.credit(Some(acct), cur, to_connected);
+                self.balances.credit(None, cur, pi.amount - to_connected);
             }
             (None, None) => self.balances.credit(None, cur, pi.amount),
         }
@@ -264,8 +261,7 @@ impl Store {
         match (&pi.account, &pi.destination) {
             (Some(acct), _) => self.balances.credit(Some(acct), &cur, -amount),
             (None, Some(dest)) if req.reverse_transfer && pi.amount > 0 => {
-                let transferred = pi.amount - pi.application_fee_amount.unwrap_or(0);
-                let back = amount * transferred / pi.amount;
+                let back = amount * pi.transferred() / pi.amount;
                 self.balances.credit(Some(dest), &cur, -back);
                 self.balances.credit(None, &cur, -(amount - back));
             }

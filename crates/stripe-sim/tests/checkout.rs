@@ -393,3 +393,56 @@ async fn refunds_partial_then_rest_then_refused() {
         other => panic!("expected 404, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn idempotency_key_replays_the_first_result() {
+    use stripe::{IdempotencyKey, RequestStrategy, StripeRequest};
+    let sim = sim().await;
+    let client = client(&sim);
+    let strategy =
+        || RequestStrategy::Idempotent(IdempotencyKey::new("order-42-attempt-1").expect("key"));
+
+    let first = two_line_session()
+        .customize()
+        .request_strategy(strategy())
+        .send(&client)
+        .await
+        .expect("first");
+    let second = two_line_session()
+        .customize()
+        .request_strategy(strategy())
+        .send(&client)
+        .await
+        .expect("replay");
+    assert_eq!(first.id, second.id);
+    assert_eq!(sim.state().with_store(|s| s.session_count()), 1);
+
+    let other = two_line_session()
+        .client_reference_id("order-43")
+        .customize()
+        .request_strategy(strategy())
+        .send(&client)
+        .await;
+    match other {
+        Err(StripeError::Stripe(e, 400)) => {
+            assert_eq!(e.type_, stripe::ApiErrorsType::IdempotencyError)
+        }
+        other => panic!("expected 400 idempotency_error, got {other:?}"),
+    }
+
+    // A failed request is not saved: the same key can be used again once the failure is fixed.
+    let bad_key =
+        || RequestStrategy::Idempotent(IdempotencyKey::new("bad-then-good").expect("key"));
+    let bad = stripe_checkout::checkout_session::CreateCheckoutSession::new()
+        .customize()
+        .request_strategy(bad_key())
+        .send(&client)
+        .await;
+    assert!(matches!(bad, Err(StripeError::Stripe(_, 400))));
+    let good = two_line_session()
+        .customize()
+        .request_strategy(bad_key())
+        .send(&client)
+        .await;
+    assert!(good.is_ok(), "{good:?}");
+}

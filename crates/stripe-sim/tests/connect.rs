@@ -159,6 +159,50 @@ async fn destination_charge_credits_the_connected_balance() {
 }
 
 #[tokio::test]
+async fn transfer_data_amount_sets_the_connected_share() {
+    let sim = sim().await;
+    let client = client(&sim);
+    let account = CreateAccount::new().send(&client).await.expect("account");
+    let mut transfer = CreateCheckoutSessionPaymentIntentDataTransferData::new(account.id.as_str());
+    transfer.amount = Some(4000);
+    let mut pid = CreateCheckoutSessionPaymentIntentData::new();
+    pid.transfer_data = Some(transfer.clone());
+    let session = two_line_session()
+        .payment_intent_data(pid.clone())
+        .send(&client)
+        .await
+        .expect("create");
+    complete_via_sim(&sim, session.id.as_str()).await;
+    let bal = RetrieveForMyAccountBalance::new()
+        .customize()
+        .account_id(AccountId::from(account.id.as_str()))
+        .send(&client)
+        .await
+        .expect("balance");
+    assert_eq!(bal.available[0].amount, 4000);
+    let platform = RetrieveForMyAccountBalance::new()
+        .send(&client)
+        .await
+        .expect("platform");
+    assert_eq!(platform.available[0].amount, 2000);
+
+    pid.application_fee_amount = Some(1);
+    match two_line_session()
+        .payment_intent_data(pid)
+        .send(&client)
+        .await
+    {
+        Err(StripeError::Stripe(e, 400)) => {
+            assert_eq!(
+                e.param.as_deref(),
+                Some("payment_intent_data[transfer_data][amount]")
+            )
+        }
+        other => panic!("expected 400, got {other:?}"),
+    }
+}
+
+#[tokio::test]
 async fn direct_charge_on_connected_account_is_scoped_to_it() {
     let sim = sim().await;
     let client = client(&sim);

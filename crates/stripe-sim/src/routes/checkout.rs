@@ -174,6 +174,27 @@ fn parse_new_session(f: &Form, now: i64, connected: bool) -> Result<(NewSession,
             ));
         }
     }
+    let transfer_amount = f.int(&["payment_intent_data", "transfer_data", "amount"])?;
+    if let Some(amount) = transfer_amount {
+        let p = "payment_intent_data[transfer_data][amount]";
+        if application_fee_amount.is_some() {
+            return Err(ApiError::invalid(
+                p,
+                "You cannot specify both `application_fee_amount` and `transfer_data[amount]`.",
+            ));
+        }
+        if destination.is_none() {
+            return Err(ApiError::missing(
+                "payment_intent_data[transfer_data][destination]",
+            ));
+        }
+        if amount < 0 || amount > total {
+            return Err(ApiError::invalid(
+                p,
+                "The transfer amount must be between 0 and the amount of the payment.",
+            ));
+        }
+    }
     let params = NewSession {
         currency: currency.unwrap_or_else(|| "usd".into()),
         line_items,
@@ -186,6 +207,7 @@ fn parse_new_session(f: &Form, now: i64, connected: bool) -> Result<(NewSession,
         expires_at,
         application_fee_amount,
         destination,
+        transfer_amount,
         payment_intent_metadata: f.string_map(&["payment_intent_data", "metadata"]),
     };
     Ok((params, total))

@@ -15,7 +15,7 @@ use axum::{
     routing::{get, post},
 };
 
-use crate::{error::ApiError, knobs, state::SimState};
+use crate::{error::ApiError, idempotency, knobs, state::SimState};
 
 /// Builds the simulator's router over `state`.
 ///
@@ -37,7 +37,12 @@ pub fn router(state: SimState) -> Router {
         .route("/v1/account", get(connect::retrieve_own_account))
         .route("/v1/account_links", post(connect::create_account_link))
         .route("/v1/balance", get(connect::balance))
-        // route_layer: the gate sees MatchedPath and only runs for matched /v1 routes.
+        // route_layer: only matched /v1 routes, and the gate sees MatchedPath. The last layer
+        // added is the outermost: the gate runs first, then idempotency (which needs the Caller).
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::idempotency,
+        ))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             knobs::v1_guard,
