@@ -89,6 +89,18 @@ impl Form {
         }
     }
 
+    /// The `expand[]` parameter: field names whose ids should be replaced by objects.
+    pub fn expand(&self) -> Vec<String> {
+        match self.field(&["expand"]) {
+            Some(Value::Array(a)) => a
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect(),
+            Some(Value::String(s)) => vec![s.clone()],
+            _ => Vec::new(),
+        }
+    }
+
     /// Number of elements of an array parameter (0 if absent or not an array).
     pub fn len(&self, path: &[&str]) -> usize {
         match self.field(path) {

@@ -45,6 +45,21 @@ pub fn event() -> String {
     format!("evt_1{}", random(23))
 }
 
+/// A Checkout line item id.
+pub fn line_item() -> String {
+    format!("li_1{}", random(23))
+}
+
+/// A Price id (for inline `price_data`).
+pub fn price() -> String {
+    format!("price_1{}", random(23))
+}
+
+/// A Product id (for inline `product_data`).
+pub fn product() -> String {
+    format!("prod_{}", random(14))
+}
+
 /// A request id, as in `Request-Id` headers and `event.request.id`.
 pub fn request() -> String {
     format!("req_{}", random(14))

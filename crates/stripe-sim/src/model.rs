@@ -29,6 +29,12 @@ impl SessionStatus {
 /// One `line_items[n]` of a session, always given inline with `price_data`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LineItem {
+    /// `li_...`.
+    pub id: String,
+    /// Id of the inline Price Stripe creates for `price_data`.
+    pub price_id: String,
+    /// Id of the inline Product Stripe creates for `product_data` (or the given `product`).
+    pub product_id: String,
     /// `price_data[product_data][name]`.
     pub name: String,
     /// `price_data[unit_amount]`, in the currency's minor unit.

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use crate::model::{Account, PaymentIntent, Refund, Session, SessionStatus};
+use crate::model::{Account, LineItem, PaymentIntent, Refund, Session, SessionStatus};
 
 /// The API version async-stripe 1.0.0-rc.10 is generated for; events carry it so the SDK does not
 /// warn about a version mismatch.
@@ -92,6 +92,58 @@ pub fn checkout_session(s: &Session, public_base: &str) -> Value {
         "ui_mode": "hosted_page",
         "url": url,
         "wallet_options": null
+    })
+}
+
+/// The inline `price` Stripe creates for a line item's `price_data` (inactive, one-time).
+fn price(item: &LineItem, s: &Session) -> Value {
+    json!({
+        "id": item.price_id,
+        "object": "price",
+        "active": false,
+        "billing_scheme": "per_unit",
+        "created": s.created,
+        "currency": s.params.currency,
+        "custom_unit_amount": null,
+        "livemode": s.livemode,
+        "lookup_key": null,
+        "metadata": {},
+        "nickname": null,
+        "product": item.product_id,
+        "recurring": null,
+        "tax_behavior": "unspecified",
+        "tiers_mode": null,
+        "transform_quantity": null,
+        "type": "one_time",
+        "unit_amount": item.unit_amount,
+        "unit_amount_decimal": item.unit_amount.to_string()
+    })
+}
+
+/// A Checkout line `item` object.
+pub fn line_item(item: &LineItem, s: &Session) -> Value {
+    let total = item.unit_amount.saturating_mul(item.quantity);
+    json!({
+        "id": item.id,
+        "object": "item",
+        "amount_discount": 0,
+        "amount_subtotal": total,
+        "amount_tax": 0,
+        "amount_total": total,
+        "currency": s.params.currency,
+        "description": item.name,
+        "price": price(item, s),
+        "quantity": item.quantity
+    })
+}
+
+/// The `list` of a session's line items (all on one page).
+pub fn line_items_list(s: &Session) -> Value {
+    json!({
+        "object": "list",
+        "data": s.params.line_items.iter().map(|i| line_item(i, s)).collect::<Vec<_>>(),
+        "has_more": false,
+        "url": format!("/v1/checkout/sessions/{}/line_items", s.id)
     })
 }
 

@@ -446,3 +446,45 @@ async fn idempotency_key_replays_the_first_result() {
         .await;
     assert!(good.is_ok(), "{good:?}");
 }
+
+#[tokio::test]
+async fn expand_and_list_line_items() {
+    use stripe_checkout::checkout_session::ListLineItemsCheckoutSession;
+    let sim = sim().await;
+    let client = client(&sim);
+    let session = two_line_session().send(&client).await.expect("create");
+    assert!(session.line_items.is_none(), "not expanded by default");
+
+    let lines = ListLineItemsCheckoutSession::new(session.id.clone())
+        .send(&client)
+        .await
+        .expect("list");
+    assert_eq!(lines.data.len(), 2);
+    assert!(!lines.has_more);
+    assert_eq!(lines.data[0].description.as_deref(), Some("GA ticket"));
+    assert_eq!(lines.data[0].quantity, Some(2));
+    assert_eq!(lines.data[0].amount_total, 5000);
+    let price = lines.data[0].price.as_ref().expect("price");
+    assert_eq!(price.unit_amount, Some(2500));
+    assert!(price.id.as_str().starts_with("price_"));
+
+    complete_via_sim(&sim, session.id.as_str()).await;
+    let expanded = RetrieveCheckoutSession::new(session.id.clone())
+        .expand(vec!["line_items".to_string(), "payment_intent".to_string()])
+        .send(&client)
+        .await
+        .expect("retrieve expanded");
+    assert_eq!(expanded.line_items.as_ref().map(|l| l.data.len()), Some(2));
+    match expanded.payment_intent {
+        Some(stripe_types::Expandable::Object(pi)) => assert_eq!(pi.amount, 6000),
+        other => panic!("payment_intent not expanded: {other:?}"),
+    }
+    let bad = RetrieveCheckoutSession::new(session.id.clone())
+        .expand(vec!["customer_details.address".to_string()])
+        .send(&client)
+        .await;
+    match bad {
+        Err(StripeError::Stripe(e, 400)) => assert_eq!(e.param.as_deref(), Some("expand")),
+        other => panic!("expected 400, got {other:?}"),
+    }
+}

@@ -4,7 +4,7 @@
 use axum::{
     Extension, Json,
     body::Bytes,
-    extract::{Path, State},
+    extract::{Path, RawQuery, State},
     http::StatusCode,
 };
 use serde_json::Value;
@@ -17,11 +17,15 @@ use crate::{
     model::{LineItem, NewSession, Session, SessionStatus},
     objects::{self, EventMeta},
     state::{SimState, now},
+    store::Store,
 };
 
 /// Stripe's bounds on `expires_at`, relative to creation.
 const MIN_EXPIRY_SECS: i64 = 30 * 60;
 const MAX_EXPIRY_SECS: i64 = 24 * 60 * 60;
+/// Tolerance on those bounds: a client that sends exactly `now + 30 min` must not be refused
+/// because the latency knob (or a second boundary) made the sim's clock read a bit later.
+const EXPIRY_SLACK_SECS: i64 = 120;
 
 fn is_url(s: &str) -> bool {
     s.starts_with("http://") || s.starts_with("https://")
@@ -59,9 +63,12 @@ fn line_item(f: &Form, i: usize) -> Result<(String, LineItem), ApiError> {
             format!("Invalid currency: {currency}."),
         ));
     }
-    let name = match f.str(&at(&["price_data", "product"])) {
-        Some(product) => product,
-        None => f.required_str(&at(&["price_data", "product_data", "name"]))?,
+    let (name, product_id) = match f.str(&at(&["price_data", "product"])) {
+        Some(product) => (product.clone(), product),
+        None => (
+            f.required_str(&at(&["price_data", "product_data", "name"]))?,
+            ids::product(),
+        ),
     };
     let unit_amount = f
         .int(&at(&["price_data", "unit_amount"]))?
@@ -81,14 +88,15 @@ fn line_item(f: &Form, i: usize) -> Result<(String, LineItem), ApiError> {
             "This value must be greater than or equal to 1.",
         ));
     }
-    Ok((
-        currency,
-        LineItem {
-            name,
-            unit_amount,
-            quantity,
-        },
-    ))
+    let item = LineItem {
+        id: ids::line_item(),
+        price_id: ids::price(),
+        product_id,
+        name,
+        unit_amount,
+        quantity,
+    };
+    Ok((currency, item))
 }
 
 /// Validates `POST /v1/checkout/sessions` like Stripe; returns the params and `amount_total`.
@@ -129,14 +137,14 @@ fn parse_new_session(f: &Form, now: i64, connected: bool) -> Result<(NewSession,
     }
     let expires_at = match f.int(&["expires_at"])? {
         None => now + MAX_EXPIRY_SECS,
-        Some(t) if t < now + MIN_EXPIRY_SECS => {
+        Some(t) if t < now + MIN_EXPIRY_SECS - EXPIRY_SLACK_SECS => {
             return Err(ApiError::invalid(
                 "expires_at",
                 "The `expires_at` timestamp must be at least 30 minutes from Checkout Session \
                  creation.",
             ));
         }
-        Some(t) if t > now + MAX_EXPIRY_SECS => {
+        Some(t) if t > now + MAX_EXPIRY_SECS + EXPIRY_SLACK_SECS => {
             return Err(ApiError::invalid(
                 "expires_at",
                 "The `expires_at` timestamp must be less than 24 hours from Checkout Session \
@@ -213,6 +221,40 @@ fn parse_new_session(f: &Form, now: i64, connected: bool) -> Result<(NewSession,
     Ok((params, total))
 }
 
+/// Fields of a session that `expand[]` can replace by objects.
+const EXPANDABLE: [&str; 2] = ["line_items", "payment_intent"];
+
+fn check_expand(expand: &[String]) -> Result<(), ApiError> {
+    match expand.iter().find(|e| !EXPANDABLE.contains(&e.as_str())) {
+        Some(bad) => Err(ApiError::invalid(
+            "expand",
+            format!("This property cannot be expanded ({bad})."),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Renders a session with the `expand[]`ed fields inlined.
+fn render(store: &Store, s: &Session, public_base: &str, expand: &[String]) -> Value {
+    let mut v = objects::checkout_session(s, public_base);
+    for field in expand {
+        match field.as_str() {
+            "line_items" => v["line_items"] = objects::line_items_list(s),
+            "payment_intent" => {
+                let pi = s
+                    .payment_intent
+                    .as_deref()
+                    .and_then(|id| store.payment_intent(id, s.account.as_deref()).ok());
+                if let Some(pi) = pi {
+                    v["payment_intent"] = objects::payment_intent(pi);
+                }
+            }
+            _ => {}
+        }
+    }
+    v
+}
+
 /// `POST /v1/checkout/sessions`.
 pub async fn create(
     State(state): State<SimState>,
@@ -220,6 +262,8 @@ pub async fn create(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let form = Form::parse(&body);
+    let expand = form.expand();
+    check_expand(&expand)?;
     let created = now();
     let (params, amount_total) = parse_new_session(&form, created, caller.account.is_some())?;
     if let Some(dest) = &params.destination
@@ -243,22 +287,43 @@ pub async fn create(
         status: SessionStatus::Open,
         payment_intent: None,
     };
-    let json = objects::checkout_session(&session, &state.settings().public_base);
-    state.with_store(|s| s.insert_session(session));
+    let base = &state.settings().public_base;
+    let json = state.with_store(|s| {
+        let json = render(s, &session, base, &expand);
+        s.insert_session(session);
+        json
+    });
     Ok(Json(json))
 }
 
-/// `GET /v1/checkout/sessions/{id}`.
+/// `GET /v1/checkout/sessions/{id}` (supports `expand[]=line_items|payment_intent`).
 pub async fn retrieve(
     State(state): State<SimState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
+    RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
+    let expand = Form::parse(query.unwrap_or_default().as_bytes()).expand();
+    check_expand(&expand)?;
     let base = &state.settings().public_base;
     state
-        .with_store(|s| {
-            s.session(&id, caller.account.as_deref())
-                .map(|s| objects::checkout_session(s, base))
+        .with_store(|st| {
+            st.session(&id, caller.account.as_deref())
+                .map(|s| render(st, s, base, &expand))
+        })
+        .map(Json)
+}
+
+/// `GET /v1/checkout/sessions/{id}/line_items`: all lines on one page.
+pub async fn line_items(
+    State(state): State<SimState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    state
+        .with_store(|st| {
+            st.session(&id, caller.account.as_deref())
+                .map(objects::line_items_list)
         })
         .map(Json)
 }

@@ -26,6 +26,10 @@ pub fn router(state: SimState) -> Router {
         .route("/v1/checkout/sessions", post(checkout::create))
         .route("/v1/checkout/sessions/{id}", get(checkout::retrieve))
         .route("/v1/checkout/sessions/{id}/expire", post(checkout::expire))
+        .route(
+            "/v1/checkout/sessions/{id}/line_items",
+            get(checkout::line_items),
+        )
         .route("/v1/refunds", post(payments::create_refund))
         .route("/v1/refunds/{id}", get(payments::retrieve_refund))
         .route(
