@@ -1,7 +1,7 @@
 //! The in-memory Stripe "database" and its state transitions. Pure and synchronous: callers
 //! (`state.rs`) hold the lock only around these calls and emit webhooks afterwards.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde_json::{Map, Value};
 
@@ -62,6 +62,10 @@ pub struct NewRefund {
 #[derive(Debug, Default)]
 pub struct Store {
     sessions: HashMap<String, Session>,
+    /// `(expires_at, id)` of sessions that were open when stored, so the once-a-second sweep does
+    /// not scan every session of a long load run. Entries of sessions completed or expired
+    /// meanwhile are skipped when their time comes.
+    expiry_queue: BTreeSet<(i64, String)>,
     payment_intents: HashMap<String, PaymentIntent>,
     charges: HashMap<String, String>,
     refunds: HashMap<String, Refund>,
@@ -77,6 +81,10 @@ fn same_account(a: Option<&str>, b: Option<&str>) -> bool {
 impl Store {
     /// Stores a new session.
     pub fn insert_session(&mut self, s: Session) {
+        if s.status == SessionStatus::Open {
+            self.expiry_queue
+                .insert((s.params.expires_at, s.id.clone()));
+        }
         self.sessions.insert(s.id.clone(), s);
     }
 
@@ -118,14 +126,21 @@ impl Store {
 
     /// Expires every open session whose `expires_at` has passed, like Stripe's own expiry.
     pub fn expire_due(&mut self, now: i64) -> Vec<Session> {
-        self.sessions
-            .values_mut()
-            .filter(|s| s.status == SessionStatus::Open && s.params.expires_at <= now)
-            .map(|s| {
+        let mut due = Vec::new();
+        while let Some((at, _)) = self.expiry_queue.first()
+            && *at <= now
+        {
+            let Some((_, id)) = self.expiry_queue.pop_first() else {
+                break;
+            };
+            if let Some(s) = self.sessions.get_mut(&id)
+                && s.status == SessionStatus::Open
+            {
                 s.status = SessionStatus::Expired;
-                s.clone()
-            })
-            .collect()
+                due.push(s.clone());
+            }
+        }
+        due
     }
 
     /// Pays a session: creates its PaymentIntent and moves the money.

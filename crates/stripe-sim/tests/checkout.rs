@@ -488,3 +488,50 @@ async fn expand_and_list_line_items() {
         other => panic!("expected 400, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn sim_expire_endpoint_expires_and_notifies() {
+    let receiver = Receiver::start(0).await;
+    let sim = sim().await;
+    // The webhook URL can be set after start (e.g. once the app under test listens).
+    sim.set_webhook_url(Some(receiver.url.clone()));
+    let session = two_line_session()
+        .send(&client(&sim))
+        .await
+        .expect("create");
+    let resp = http()
+        .post(format!(
+            "{}/_sim/sessions/{}/expire",
+            sim.base_url(),
+            session.id
+        ))
+        .send()
+        .await
+        .expect("expire");
+    assert_eq!(resp.status(), 200);
+    let body: serde_json::Value = resp.json().await.expect("json");
+    assert_eq!(body["status"], "expired");
+
+    let hook = &receiver.wait_ok(1).await[0];
+    let event = Webhook::construct_event(&hook.body, &hook.signature, SECRET).expect("valid");
+    assert_eq!(event.type_.as_str(), "checkout.session.expired");
+    assert!(
+        event.request.and_then(|r| r.id).is_none(),
+        "not caused by an API request"
+    );
+
+    let page = http()
+        .get(format!("{}/pay/{}", sim.base_url(), session.id))
+        .send()
+        .await
+        .expect("page");
+    assert_eq!(page.status(), 410);
+    let missing = http()
+        .post(format!(
+            "{}/_sim/sessions/cs_test_nope/expire",
+            sim.base_url()
+        ))
+        .send()
+        .await;
+    assert_eq!(missing.expect("post").status(), 404);
+}
