@@ -178,6 +178,7 @@ pub async fn v1_guard(
         resp.headers_mut().insert("request-id", v);
     }
     let status = resp.status().as_u16();
+    tracing::debug!(%endpoint, status, ?outcome, request_id, "stripe-sim request");
     state.with_stats(|s| s.record(&endpoint, status, outcome));
     resp
 }

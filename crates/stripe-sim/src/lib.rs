@@ -24,6 +24,7 @@
 
 // The full Checkout Session object is one big `json!` literal.
 #![recursion_limit = "256"]
+#![warn(missing_docs)]
 
 pub mod config;
 pub mod error;
