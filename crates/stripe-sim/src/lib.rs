@@ -65,9 +65,10 @@ pub struct StripeSim {
 }
 
 impl StripeSim {
-    /// The API base URL to give async-stripe (`ClientBuilder::url`), e.g. `http://127.0.0.1:40123`.
+    /// The API base URL to give async-stripe (`ClientBuilder::url`), e.g. `http://127.0.0.1:40123`
+    /// (loopback when bound to a wildcard address).
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", reachable(self.addr))
     }
 
     /// The bound address (useful with port 0).
@@ -109,12 +110,25 @@ impl StripeSim {
     }
 }
 
-/// Resolves the hosted pages' base URL: the configured one, or `http://{bound address}`.
+/// Resolves the hosted pages' base URL: the configured one, or `http://{bound address}`, with a
+/// wildcard bind (`0.0.0.0`, `::`) replaced by loopback, which a browser can actually open.
 fn public_base(config: &SimConfig, addr: SocketAddr) -> String {
-    config
-        .public_base
-        .clone()
-        .unwrap_or_else(|| format!("http://{addr}"))
+    if let Some(base) = &config.public_base {
+        return base.clone();
+    }
+    format!("http://{}", reachable(addr))
+}
+
+/// The bound address, with a wildcard IP (`0.0.0.0`, `::`) replaced by loopback.
+fn reachable(mut addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    addr
 }
 
 /// Starts the background task that expires sessions whose `expires_at` passed, emitting

@@ -70,9 +70,7 @@ fn line_item(f: &Form, i: usize) -> Result<(String, LineItem), ApiError> {
             ids::product(),
         ),
     };
-    let unit_amount = f
-        .int(&at(&["price_data", "unit_amount"]))?
-        .ok_or_else(|| ApiError::missing(&param(&at(&["price_data", "unit_amount"]))))?;
+    let unit_amount = unit_amount(f, &at(&["price_data"]))?;
     if unit_amount < 0 {
         return Err(ApiError::invalid(
             &param(&at(&["price_data", "unit_amount"])),
@@ -97,6 +95,37 @@ fn line_item(f: &Form, i: usize) -> Result<(String, LineItem), ApiError> {
         quantity,
     };
     Ok((currency, item))
+}
+
+/// `unit_amount`, or `unit_amount_decimal` (fractions of the minor unit) rounded to the nearest
+/// minor unit; exactly one of them is required.
+fn unit_amount(f: &Form, price_data: &[&str]) -> Result<i64, ApiError> {
+    let with = |field: &'static str| -> Vec<&str> {
+        let mut p = price_data.to_vec();
+        p.push(field);
+        p
+    };
+    let integer = f.int(&with("unit_amount"))?;
+    let decimal = f.str(&with("unit_amount_decimal"));
+    match (integer, decimal) {
+        (Some(_), Some(_)) => Err(ApiError::invalid(
+            &param(&with("unit_amount")),
+            "You may only specify one of these parameters: unit_amount, unit_amount_decimal.",
+        )),
+        (Some(n), None) => Ok(n),
+        (None, Some(d)) => {
+            let p = param(&with("unit_amount_decimal"));
+            let v: f64 = d
+                .parse()
+                .map_err(|_| ApiError::invalid(&p, format!("Invalid decimal: {d}")))?;
+            if !v.is_finite() || v.abs() > 1e15 {
+                return Err(ApiError::invalid(&p, format!("Invalid decimal: {d}")));
+            }
+            // Bounded above, so the cast cannot saturate.
+            Ok(v.round() as i64)
+        }
+        (None, None) => Err(ApiError::missing(&param(&with("unit_amount")))),
+    }
 }
 
 /// Validates `POST /v1/checkout/sessions` like Stripe; returns the params and `amount_total`.
@@ -444,6 +473,10 @@ mod tests {
         assert!(parse(&fee).is_err());
         let dest = format!("{fee}&payment_intent_data[transfer_data][destination]=acct_1");
         assert_eq!(parse(&dest).unwrap().0.application_fee_amount, Some(10));
+        let dec = OK.replace("[unit_amount]=1000", "[unit_amount_decimal]=999.6");
+        assert_eq!(parse(&dec).unwrap().1, 6000);
+        let both = format!("{OK}&line_items[0][price_data][unit_amount_decimal]=1");
+        assert!(parse(&both).is_err());
         let mixed = OK.replace(
             "line_items[1][price_data][currency]=usd",
             "line_items[1][price_data][currency]=eur",
