@@ -271,3 +271,46 @@ async fn runtime_config_and_stats_over_http() {
     assert_eq!(r.status(), 204);
     assert_eq!(sim.state().stats().total, 0);
 }
+
+#[tokio::test]
+async fn sdk_retries_get_through_injected_errors() {
+    use stripe::RequestStrategy;
+    let sim = sim_with(|c| c.error_rate = 0.3).await;
+    let client = client(&sim);
+    for _ in 0..20 {
+        two_line_session()
+            .customize()
+            .request_strategy(RequestStrategy::Retry(15))
+            .send(&client)
+            .await
+            .expect("retried until success");
+    }
+    assert_eq!(
+        sim.state().with_store(|s| s.session_count()),
+        20,
+        "no duplicates, none lost"
+    );
+    let stats = sim.state().stats();
+    assert_eq!(stats.total, 20 + stats.injected_errors);
+}
+
+#[tokio::test]
+async fn router_can_be_served_by_the_caller() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let state = stripe_sim::SimState::new(&stripe_sim::SimConfig::ephemeral(), "http://sim.test")
+        .expect("state");
+    tokio::spawn(axum::serve(listener, stripe_sim::router(state.clone())).into_future());
+    let client = stripe::ClientBuilder::new(KEY)
+        .url(format!("http://{addr}"))
+        .build()
+        .expect("client");
+    let session = two_line_session().send(&client).await.expect("create");
+    assert_eq!(
+        session.url,
+        Some(format!("http://sim.test/pay/{}", session.id))
+    );
+    assert_eq!(state.with_store(|s| s.session_count()), 1);
+}
