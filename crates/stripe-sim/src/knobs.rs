@@ -112,15 +112,34 @@ fn header(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// Checks `Authorization: Bearer sk_...` against the configured key or the `sk_test_`/`sk_live_`
-/// prefixes; returns `livemode`.
+/// The secret key of an `Authorization` header: `Bearer sk_...` (what the SDKs send) or Basic
+/// auth with the key as user name (what `curl -u sk_test_...:` sends, as in Stripe's docs).
+fn key_from_authorization(auth: &str) -> Option<String> {
+    let (scheme, rest) = auth.split_once(' ')?;
+    let rest = rest.trim();
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return Some(rest.to_owned());
+    }
+    if scheme.eq_ignore_ascii_case("basic") {
+        use base64::Engine as _;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(rest)
+            .ok()?;
+        let text = String::from_utf8(decoded).ok()?;
+        let user = text.split_once(':').map_or(text.as_str(), |(user, _)| user);
+        return Some(user.to_owned());
+    }
+    None
+}
+
+/// Checks the key against the configured one or the `sk_test_`/`sk_live_` prefixes; returns
+/// `livemode` and the redacted key.
 fn authenticate(state: &SimState, headers: &HeaderMap) -> Result<(bool, String), ApiError> {
     let auth = header(headers, "authorization").ok_or_else(ApiError::no_api_key)?;
-    let key = auth
-        .strip_prefix("Bearer ")
-        .or_else(|| auth.strip_prefix("bearer "))
-        .map(str::trim)
+    let key = key_from_authorization(&auth)
+        .filter(|k| !k.is_empty())
         .ok_or_else(ApiError::no_api_key)?;
+    let key = key.as_str();
     let accepted = match &state.settings().secret_key {
         Some(expected) => key == expected,
         None => key.starts_with("sk_test_") || key.starts_with("sk_live_"),
@@ -162,8 +181,8 @@ pub async fn v1_guard(
                     ApiError::rate_limited().into_response(),
                 )
             } else if let Some(hang) = dice.hang {
-                // Hang until the client gives up (it normally drops the connection first, which
-                // drops this future); bounded so a client without a timeout still gets an answer.
+                // Hang so the client's own timeout fires; bounded, so a client without a timeout
+                // still gets an answer and the task always ends.
                 tokio::time::sleep(hang).await;
                 (Outcome::TimedOut, ApiError::internal().into_response())
             } else if dice.fail {
@@ -210,6 +229,21 @@ fn gate(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_from_bearer_and_basic_auth() {
+        assert_eq!(
+            key_from_authorization("Bearer sk_test_1").as_deref(),
+            Some("sk_test_1")
+        );
+        // base64("sk_test_1:")
+        assert_eq!(
+            key_from_authorization("Basic c2tfdGVzdF8xOg==").as_deref(),
+            Some("sk_test_1")
+        );
+        assert_eq!(key_from_authorization("Token sk_test_1"), None);
+        assert_eq!(key_from_authorization("Bearer"), None);
+    }
 
     #[test]
     fn bucket_allows_rps_then_refuses() {

@@ -190,7 +190,7 @@ impl SimState {
     }
 
     /// Creates an event for `object`, records it and, if a webhook URL is set, delivers it in
-    /// the background. Returns the event.
+    /// the background (so it must be called inside a Tokio runtime). Returns the event.
     pub fn emit(&self, event_type: &str, object: Value, mut meta: EventMeta) -> Value {
         let url = self.webhook_url();
         meta.pending_webhooks = i64::from(url.is_some());

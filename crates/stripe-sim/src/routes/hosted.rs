@@ -90,7 +90,7 @@ fn checkout_page(s: &Session) -> String {
         &format!(
             "<table>{rows}<tr><td><strong>Total</strong></td><td class=\"r\" id=\"total\">\
              <strong>{total}</strong></td></tr></table>{email}\
-             <p class=\"muted\">{id}</p><form method=\"post\" action=\"\"><p><button type=\"submit\" id=\"pay\">\
+             <p class=\"muted\">{id}</p><form method=\"post\"><p><button type=\"submit\" id=\"pay\">\
              Pay {total}</button></p></form>{cancel}",
             total = amount(s.amount_total, &p.currency),
             id = escape(&s.id),
