@@ -53,6 +53,9 @@ pub use webhook::{Delivery, DeliveryStatus};
 
 /// How often sessions past their `expires_at` are expired.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+/// How long shutdown waits for in-flight requests; a request hung by the timeout knob could
+/// otherwise hold it for `timeout_hang_ms`.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// A running simulator (see [`spawn`]).
 #[derive(Debug)]
@@ -60,7 +63,7 @@ pub struct StripeSim {
     addr: SocketAddr,
     state: SimState,
     shutdown: Option<oneshot::Sender<()>>,
-    server: JoinHandle<Result<(), std::io::Error>>,
+    server: ServerTask,
     sweeper: JoinHandle<()>,
 }
 
@@ -96,16 +99,48 @@ impl StripeSim {
         self.state.set_webhook_url(url);
     }
 
-    /// Stops accepting connections, lets in-flight requests finish, and waits for the server.
+    /// Stops accepting connections and waits (up to 5 s) for in-flight requests to finish; then
+    /// stops the server.
     pub async fn shutdown(mut self) -> Result<(), SimError> {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
         self.sweeper.abort();
-        match (&mut self.server).await {
-            Ok(result) => result.map_err(SimError::Serve),
-            // The server task was cancelled or panicked: nothing left to stop.
-            Err(_) => Ok(()),
+        stop(self.shutdown.take(), &mut self.server).await
+    }
+}
+
+type ServerTask = JoinHandle<Result<(), std::io::Error>>;
+
+/// Serves `state` on `listener` in a task that stops gracefully when `stop` fires.
+fn spawn_server(
+    listener: tokio::net::TcpListener,
+    state: SimState,
+    stop: oneshot::Receiver<()>,
+) -> ServerTask {
+    let serve = axum::serve(listener, router(state)).with_graceful_shutdown(async {
+        let _ = stop.await;
+    });
+    tokio::spawn(serve.into_future())
+}
+
+/// The server task's outcome as a `SimError`; a cancelled or panicked task counts as stopped.
+fn server_result(
+    joined: Result<Result<(), std::io::Error>, tokio::task::JoinError>,
+) -> Result<(), SimError> {
+    match joined {
+        Ok(result) => result.map_err(SimError::Serve),
+        Err(_) => Ok(()),
+    }
+}
+
+/// Asks the server to stop, waits up to [`SHUTDOWN_GRACE`] for in-flight requests, then aborts.
+async fn stop(tx: Option<oneshot::Sender<()>>, server: &mut ServerTask) -> Result<(), SimError> {
+    if let Some(tx) = tx {
+        let _ = tx.send(());
+    }
+    match tokio::time::timeout(SHUTDOWN_GRACE, &mut *server).await {
+        Ok(joined) => server_result(joined),
+        Err(_) => {
+            server.abort();
+            Ok(())
         }
     }
 }
@@ -162,15 +197,8 @@ async fn bind(config: &SimConfig) -> Result<(tokio::net::TcpListener, SocketAddr
 pub async fn spawn(config: SimConfig) -> Result<StripeSim, SimError> {
     let (listener, addr) = bind(&config).await?;
     let state = SimState::new(&config, &public_base(&config, addr))?;
-    let app = router(state.clone());
     let (tx, rx) = oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = rx.await;
-            })
-            .await
-    });
+    let server = spawn_server(listener, state.clone(), rx);
     let sweeper = start_expiry_sweeper(state.clone());
     tracing::info!(%addr, "stripe-sim listening");
     Ok(StripeSim {
@@ -186,17 +214,21 @@ pub async fn spawn(config: SimConfig) -> Result<StripeSim, SimError> {
 pub async fn serve(config: SimConfig) -> Result<(), SimError> {
     let (listener, addr) = bind(&config).await?;
     let state = SimState::new(&config, &public_base(&config, addr))?;
-    let sweeper = start_expiry_sweeper(state.clone());
+    let (tx, rx) = oneshot::channel::<()>();
+    let mut server = spawn_server(listener, state.clone(), rx);
+    let sweeper = start_expiry_sweeper(state);
     tracing::info!(
         %addr,
         webhook_url = ?config.webhook_url,
         "stripe-sim listening: point the Stripe client at http://{addr} with any sk_test_ key"
     );
-    let result = axum::serve(listener, router(state))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await;
+    let result = tokio::select! {
+        joined = &mut server => server_result(joined),
+        _ = tokio::signal::ctrl_c() => {
+            tracing::info!("stripe-sim shutting down");
+            stop(Some(tx), &mut server).await
+        }
+    };
     sweeper.abort();
-    result.map_err(SimError::Serve)
+    result
 }
