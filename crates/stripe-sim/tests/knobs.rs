@@ -314,3 +314,13 @@ async fn router_can_be_served_by_the_caller() {
     );
     assert_eq!(state.with_store(|s| s.session_count()), 1);
 }
+
+#[tokio::test]
+async fn shutdown_stops_listening() {
+    let sim = sim().await;
+    let base = sim.base_url();
+    assert!(balance(&client(&sim)).await.is_ok());
+    sim.shutdown().await.expect("clean shutdown");
+    let after = http().get(format!("{base}/_sim/config")).send().await;
+    assert!(after.is_err(), "nothing listens after shutdown");
+}
