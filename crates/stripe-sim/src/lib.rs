@@ -26,6 +26,7 @@
 #![recursion_limit = "256"]
 #![warn(missing_docs)]
 
+pub mod checkout_params;
 pub mod config;
 pub mod error;
 pub mod form;
