@@ -17,17 +17,6 @@ const MAX_EXPIRY_SECS: i64 = 24 * 60 * 60;
 /// because the latency knob (or a second boundary) made the sim's clock read a bit later.
 const EXPIRY_SLACK_SECS: i64 = 120;
 
-fn is_url(s: &str) -> bool {
-    s.starts_with("http://") || s.starts_with("https://")
-}
-
-fn url_param(f: &Form, name: &str) -> Result<Option<String>, ApiError> {
-    match f.str(&[name]) {
-        Some(u) if !is_url(&u) => Err(ApiError::invalid(name, "Not a valid URL")),
-        other => Ok(other),
-    }
-}
-
 fn line_item(f: &Form, i: usize) -> Result<(String, LineItem), ApiError> {
     let idx = i.to_string();
     let at = |rest: &[&'static str]| -> Vec<&str> {
@@ -145,8 +134,8 @@ pub fn parse_new_session(
         currency,
         line_items,
         mode,
-        success_url: url_param(f, "success_url")?,
-        cancel_url: url_param(f, "cancel_url")?,
+        success_url: f.url(&["success_url"])?,
+        cancel_url: f.url(&["cancel_url"])?,
         client_reference_id,
         customer_email: f.str(&["customer_email"]),
         metadata: f.string_map(&["metadata"]),

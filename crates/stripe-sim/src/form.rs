@@ -44,6 +44,17 @@ impl Form {
         }
     }
 
+    /// An optional URL parameter (`http://` or `https://`), refused with Stripe's
+    /// "Not a valid URL" otherwise.
+    pub fn url(&self, path: &[&str]) -> Result<Option<String>, ApiError> {
+        match self.str(path) {
+            Some(u) if !(u.starts_with("http://") || u.starts_with("https://")) => {
+                Err(ApiError::invalid(&param(path), "Not a valid URL"))
+            }
+            other => Ok(other),
+        }
+    }
+
     /// A required string parameter.
     pub fn required_str(&self, path: &[&str]) -> Result<String, ApiError> {
         match self.field(path) {

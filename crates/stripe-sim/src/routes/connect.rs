@@ -23,15 +23,6 @@ use crate::{
 /// Lifetime of an onboarding link, as Stripe's (a few minutes).
 const LINK_TTL_SECS: i64 = 300;
 
-fn optional_url(f: &Form, name: &str) -> Result<Option<String>, ApiError> {
-    match f.str(&[name]) {
-        Some(u) if !(u.starts_with("http://") || u.starts_with("https://")) => {
-            Err(ApiError::invalid(name, "Not a valid URL"))
-        }
-        other => Ok(other),
-    }
-}
-
 /// `POST /v1/accounts` (`type` defaults to `express`).
 pub async fn create_account(
     State(state): State<SimState>,
@@ -124,8 +115,8 @@ pub async fn create_account_link(
             ),
         ));
     }
-    let return_url = optional_url(&f, "return_url")?;
-    let refresh_url = optional_url(&f, "refresh_url")?;
+    let return_url = f.url(&["return_url"])?;
+    let refresh_url = f.url(&["refresh_url"])?;
     let created = now();
     let expires_at = created + LINK_TTL_SECS;
     state.with_store(|s| {
