@@ -1,8 +1,6 @@
 //! Validation of `POST /v1/checkout/sessions` parameters, with Stripe's error messages and
 //! `param` names.
 
-use axum::http::StatusCode;
-
 use crate::{
     error::ApiError,
     form::{Form, param},
@@ -26,9 +24,11 @@ fn line_item(f: &Form, i: usize) -> Result<(String, LineItem), ApiError> {
     };
     if let Some(price) = f.str(&at(&["price"])) {
         // The sim has no Price objects: only inline price_data is supported.
-        let mut e = ApiError::no_such("price", &param(&at(&["price"])), &price);
-        e.status = StatusCode::BAD_REQUEST;
-        return Err(e);
+        return Err(ApiError::no_such_param(
+            "price",
+            &param(&at(&["price"])),
+            &price,
+        ));
     }
     if f.field(&at(&["price_data"])).is_none() {
         return Err(ApiError::missing(&param(&at(&["price_data"]))));

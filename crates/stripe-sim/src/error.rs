@@ -137,6 +137,14 @@ impl ApiError {
         .param(param)
     }
 
+    /// 400 `resource_missing` for an id given as a parameter (Stripe answers 400, not 404, when
+    /// the missing object is referenced from the request body).
+    pub fn no_such_param(object: &str, param: &str, id: &str) -> Self {
+        let mut e = Self::no_such(object, param, id);
+        e.status = StatusCode::BAD_REQUEST;
+        e
+    }
+
     /// 404 for a path Stripe does not have.
     pub fn unrecognized_url(method: &str, path: &str) -> Self {
         Self::new(

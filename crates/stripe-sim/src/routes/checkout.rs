@@ -5,7 +5,6 @@ use axum::{
     Extension, Json,
     body::Bytes,
     extract::{Path, RawQuery, State},
-    http::StatusCode,
 };
 use serde_json::Value;
 
@@ -69,13 +68,11 @@ pub async fn create(
     if let Some(dest) = &params.destination
         && !state.with_store(|s| s.has_account(dest))
     {
-        let mut e = ApiError::no_such(
+        return Err(ApiError::no_such_param(
             "destination",
             "payment_intent_data[transfer_data][destination]",
             dest,
-        );
-        e.status = StatusCode::BAD_REQUEST;
-        return Err(e);
+        ));
     }
     let session = Session {
         id: ids::checkout_session(caller.livemode),

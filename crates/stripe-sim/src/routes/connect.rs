@@ -5,7 +5,6 @@ use axum::{
     Extension, Json,
     body::Bytes,
     extract::{Path, State},
-    http::StatusCode,
 };
 use serde_json::Value;
 
@@ -121,9 +120,7 @@ pub async fn create_account_link(
     let expires_at = created + LINK_TTL_SECS;
     state.with_store(|s| {
         if !s.has_account(&account) {
-            let mut e = ApiError::no_such("account", "account", &account);
-            e.status = StatusCode::BAD_REQUEST;
-            return Err(e);
+            return Err(ApiError::no_such_param("account", "account", &account));
         }
         s.set_link(
             &account,
