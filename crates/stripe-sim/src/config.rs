@@ -38,6 +38,9 @@ pub struct SimConfig {
     pub timeout_rate: f64,
     /// How long a request selected by `timeout_rate` hangs before the sim answers 500 itself.
     pub timeout_hang_ms: u64,
+    /// Delay before the first delivery attempt of each webhook, e.g. to let the customer's
+    /// redirect reach the app before the `checkout.session.completed` event does.
+    pub webhook_delay_ms: u64,
     /// Maximum delivery attempts per webhook event (including the first).
     pub webhook_max_attempts: u32,
     /// Delay before the first webhook retry; doubled on every further retry.
@@ -58,6 +61,7 @@ impl Default for SimConfig {
             rate_limit_rps: None,
             timeout_rate: 0.0,
             timeout_hang_ms: 30_000,
+            webhook_delay_ms: 0,
             webhook_max_attempts: 5,
             webhook_backoff_ms: 200,
         }
@@ -82,6 +86,7 @@ impl SimConfig {
             rate_limit_rps: self.rate_limit_rps,
             timeout_rate: self.timeout_rate,
             timeout_hang_ms: self.timeout_hang_ms,
+            webhook_delay_ms: self.webhook_delay_ms,
         }
     }
 }
@@ -138,6 +143,13 @@ pub struct SimArgs {
         default_value_t = 30_000
     )]
     pub timeout_hang_ms: u64,
+    /// Delay before each webhook's first delivery attempt (ms).
+    #[arg(
+        long = "webhook-delay-ms",
+        env = "STRIPE_SIM_WEBHOOK_DELAY_MS",
+        default_value_t = 0
+    )]
+    pub webhook_delay_ms: u64,
     /// Webhook delivery attempts per event.
     #[arg(
         long = "webhook-max-attempts",
@@ -168,13 +180,15 @@ impl From<SimArgs> for SimConfig {
             rate_limit_rps: a.rate_limit_rps,
             timeout_rate: a.timeout_rate,
             timeout_hang_ms: a.timeout_hang_ms,
+            webhook_delay_ms: a.webhook_delay_ms,
             webhook_max_attempts: a.webhook_max_attempts,
             webhook_backoff_ms: a.webhook_backoff_ms,
         }
     }
 }
 
-/// Fault-injection settings applied to `/v1/*`, changeable while the sim runs.
+/// Fault-injection settings applied to `/v1/*` (and the webhook delay), changeable while the sim
+/// runs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Knobs {
     /// Mean added latency (ms).
@@ -189,6 +203,8 @@ pub struct Knobs {
     pub timeout_rate: f64,
     /// Hang duration of a "timed out" request (ms).
     pub timeout_hang_ms: u64,
+    /// Delay before each webhook's first delivery attempt (ms).
+    pub webhook_delay_ms: u64,
 }
 
 impl Default for Knobs {
@@ -216,6 +232,8 @@ pub struct KnobsPatch {
     pub timeout_rate: Option<f64>,
     /// New hang duration (ms).
     pub timeout_hang_ms: Option<u64>,
+    /// New webhook delay (ms).
+    pub webhook_delay_ms: Option<u64>,
     /// New webhook URL (not a fault knob, but changeable at runtime too); `null` turns webhooks
     /// off. Ignored by [`Knobs::apply`].
     #[serde(default, with = "double_option_string")]
@@ -264,6 +282,9 @@ impl Knobs {
         }
         if let Some(v) = patch.timeout_hang_ms {
             k.timeout_hang_ms = v;
+        }
+        if let Some(v) = patch.webhook_delay_ms {
+            k.webhook_delay_ms = v;
         }
         k.validate()?;
         Ok(k)

@@ -72,12 +72,17 @@ pub fn signature_header(payload: &str, secret: &str, t: i64) -> String {
     format!("t={t},v1={sig}")
 }
 
-/// Delivers `event` to `url` in a background task: up to `webhook_max_attempts` attempts, with
-/// exponential backoff, on non-2xx answers and connection errors. Never blocks the caller.
+/// Delivers `event` to `url` in a background task, after the `webhook_delay_ms` knob: up to
+/// `webhook_max_attempts` attempts, with exponential backoff, on non-2xx answers and connection
+/// errors. Never blocks the caller.
 pub(crate) fn spawn_delivery(state: SimState, url: String, event_id: String, event: Value) {
     // Stripe sends pretty-printed JSON; the signature covers these exact bytes.
     let payload = serde_json::to_string_pretty(&event).unwrap_or_else(|_| event.to_string());
     tokio::spawn(async move {
+        let delay = Duration::from_millis(state.knobs().webhook_delay_ms);
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         let max = state.settings().webhook_max_attempts;
         let mut backoff = state.settings().webhook_backoff;
         for attempt in 1..=max {

@@ -535,3 +535,28 @@ async fn sim_expire_endpoint_expires_and_notifies() {
         .await;
     assert_eq!(missing.expect("post").status(), 404);
 }
+
+#[tokio::test]
+async fn webhook_delay_knob_holds_back_delivery() {
+    let receiver = Receiver::start(0).await;
+    let url = receiver.url.clone();
+    let sim = sim_with(|c| {
+        c.webhook_url = Some(url);
+        c.webhook_delay_ms = 300;
+    })
+    .await;
+    assert_eq!(sim.knobs().webhook_delay_ms, 300);
+    let session = two_line_session()
+        .send(&client(&sim))
+        .await
+        .expect("create");
+    let t = std::time::Instant::now();
+    complete_via_sim(&sim, session.id.as_str()).await;
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert!(
+        receiver.received().is_empty(),
+        "not delivered before the delay"
+    );
+    receiver.wait_ok(1).await;
+    assert!(t.elapsed() >= std::time::Duration::from_millis(300));
+}
