@@ -15,6 +15,8 @@
 //! # }
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod cli;
 pub mod compare;
 pub mod duration;
