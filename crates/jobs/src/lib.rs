@@ -1,1 +1,50 @@
-//! placeholder
+//! # pique-jobs
+//!
+//! The Celery equivalent of the replica (DESIGN section 9): apalis workers over Redis with
+//! queues `pdf`, `email`, `checkout` and `maintenance`.
+//!
+//! - [`relay`]: moves jobs from the PostgreSQL outbox (written in the payment transaction)
+//!   to the Redis queues, so a Redis outage at payment time loses nothing;
+//! - [`worker`]: one apalis worker per queue, per-queue concurrency, graceful shutdown,
+//!   retries with exponential backoff and jitter ([`retry`]) then the [`deadletter`] set;
+//! - [`tickets`] + [`pdf`]: one PDF per attendee, keyed by attendee UUID;
+//! - [`confirmation`] + [`email`] + [`transport`]: the confirmation email, exactly once in
+//!   effect, over SMTP or to `.eml` files;
+//! - [`maintenance`]: relay loop, hold sweeper hook, reconciler, queue sampling;
+//! - [`metrics`]: the worker's Prometheus metrics and `/metrics` endpoint;
+//! - [`smtp_sink`]: a minimal SMTP server that stores what it receives (tests, benches, demo).
+//!
+//! All SQL lives in `pique_store::{outbox, fulfilment}`.
+
+pub mod config;
+pub mod confirmation;
+pub mod deadletter;
+pub mod email;
+pub mod error;
+pub mod handlers;
+pub mod job;
+pub mod maintenance;
+pub mod metrics;
+pub mod pdf;
+pub mod queue;
+pub mod relay;
+pub mod retry;
+pub mod smtp_sink;
+pub mod tickets;
+pub mod transport;
+pub mod worker;
+
+pub use config::JobsConfig;
+pub use error::JobError;
+pub use handlers::{CheckoutHandler, Deps, HandlerError, HoldSweeper, Hooks};
+pub use job::{CheckoutJob, Job};
+pub use queue::Queues;
+pub use worker::{QueueSpec, WorkerOptions};
+
+/// A random token for links (download, email tracking): 32 random bytes, hex.
+pub fn random_token() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}

@@ -228,3 +228,21 @@ pub async fn rearm(
     }
     Ok(done.rows_affected() > 0)
 }
+
+/// A `LISTEN` on [`NOTIFY_CHANNEL`]: lets the relay sleep until a job is written.
+pub struct OutboxListener(sqlx::postgres::PgListener);
+
+impl OutboxListener {
+    /// Opens a dedicated connection and starts listening.
+    pub async fn connect(pool: &PgPool) -> Result<Self, StoreError> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
+        listener.listen(NOTIFY_CHANNEL).await?;
+        Ok(Self(listener))
+    }
+
+    /// Waits for the next notification (reconnecting transparently if the connection drops).
+    pub async fn recv(&mut self) -> Result<(), StoreError> {
+        self.0.recv().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,129 @@
+//! The Redis queues: names, storages for the workers, and pushing jobs.
+
+use std::time::Duration;
+
+use apalis::prelude::TaskBuilder;
+use apalis_redis::{RedisStorage, RedisTask};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use crate::{JobError, job::Job, metrics};
+
+/// A handle on the queues of one namespace. Cheap to clone (one multiplexed connection).
+#[derive(Clone)]
+pub struct Queues {
+    conn: ConnectionManager,
+    namespace: String,
+    heartbeat: Duration,
+    missed_heartbeats: usize,
+}
+
+impl std::fmt::Debug for Queues {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queues").field("namespace", &self.namespace).finish_non_exhaustive()
+    }
+}
+
+impl Queues {
+    /// Opens a lazily connected handle: creating it succeeds even while Redis is down, and
+    /// each command fails fast (about 2 s) until Redis answers again.
+    pub fn open(redis_url: &str, namespace: &str) -> Result<Self, JobError> {
+        let client = redis::Client::open(redis_url)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(5)))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500));
+        let conn = client.get_connection_manager_lazy(config)?;
+        Ok(Queues {
+            conn,
+            namespace: namespace.to_string(),
+            heartbeat: Duration::from_secs(5),
+            missed_heartbeats: 6,
+        })
+    }
+
+    /// Sets the worker liveness settings used by [`Queues::storage`].
+    pub fn with_liveness(mut self, heartbeat: Duration, missed_heartbeats: usize) -> Self {
+        self.heartbeat = heartbeat;
+        self.missed_heartbeats = missed_heartbeats.max(1);
+        self
+    }
+
+    /// The namespace (key prefix).
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// A connection for other Redis commands.
+    pub fn connection(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
+    /// The apalis queue name of `queue`: `{namespace}:{queue}`.
+    pub fn key(&self, queue: &str) -> String {
+        format!("{}:{queue}", self.namespace)
+    }
+
+    /// The apalis-redis configuration of `queue`.
+    pub fn redis_config(&self, queue: &str) -> apalis_redis::Config {
+        apalis_redis::Config::default()
+            .queue(self.key(queue))
+            .heartbeat_interval(self.heartbeat)
+            .missed_heartbeats(self.missed_heartbeats)
+            // Nobody subscribes to the task events; publishing them is wasted work.
+            // (`persist_results` must stay on: it is also what acknowledges a task.)
+            .emit_events(false)
+    }
+
+    /// A storage for a worker consuming `queue`, fetching `batch` jobs at a time.
+    pub fn storage(&self, queue: &str, batch: usize) -> RedisStorage<Job> {
+        RedisStorage::new(self.conn.clone()).with_config(self.redis_config(queue).batch_size(batch.max(1)))
+    }
+
+    /// Pushes jobs to `queue`, to run after `delay` (rounded to seconds by apalis-redis).
+    pub async fn push_all(&self, queue: &str, jobs: &[Job], delay: Option<Duration>) -> Result<(), JobError> {
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        let mut tasks: Vec<RedisTask> = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            // The storage's codec is JSON, so the compact form is the job's JSON bytes.
+            let mut builder = TaskBuilder::new(serde_json::to_vec(job)?);
+            if let Some(delay) = delay {
+                builder = builder.run_after(delay);
+            }
+            tasks.push(builder.build());
+        }
+        let mut conn = self.conn.clone();
+        apalis_redis::queries::push_tasks(&mut conn, &self.redis_config(queue), &tasks)
+            .await
+            .map_err(|e| JobError::Queue(e.to_string()))?;
+        metrics::enqueued(queue, jobs.len() as u64);
+        Ok(())
+    }
+
+    /// Pushes one job to `queue`.
+    pub async fn push(&self, queue: &str, job: &Job) -> Result<(), JobError> {
+        self.push_all(queue, std::slice::from_ref(job), None).await
+    }
+
+    /// Jobs waiting in `queue`: ready plus scheduled (retries), not counting running ones.
+    pub async fn depth(&self, queue: &str) -> Result<u64, JobError> {
+        let config = self.redis_config(queue);
+        let mut conn = self.conn.clone();
+        let (active, scheduled): (u64, u64) = redis::pipe()
+            .cmd("LLEN")
+            .arg(config.active_jobs_list())
+            .cmd("ZCARD")
+            .arg(config.scheduled_jobs_set())
+            .query_async(&mut conn)
+            .await?;
+        Ok(active + scheduled)
+    }
+
+    /// Whether Redis answers.
+    pub async fn ping(&self) -> bool {
+        let mut conn = self.conn.clone();
+        redis::cmd("PING").query_async::<String>(&mut conn).await.is_ok()
+    }
+}
