@@ -128,6 +128,13 @@ impl CompareArgs {
     }
 }
 
+/// `pique load report RUN_DIR`: re-render report.html and the CSVs from summary.json.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReportArgs {
+    /// Run directory (or its summary.json).
+    pub run_dir: PathBuf,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

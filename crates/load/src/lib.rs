@@ -33,9 +33,9 @@ pub mod stats;
 pub mod template;
 pub mod threshold;
 
-pub use cli::{CompareArgs, RunArgs};
+pub use cli::{CompareArgs, ReportArgs, RunArgs};
 pub use compare::compare;
 pub use error::{LoadError, PlanError};
 pub use plan::Plan;
-pub use report::Summary;
+pub use report::{Summary, rerender};
 pub use run::{RunOptions, RunOutcome, run_plan};

@@ -232,6 +232,9 @@ pub struct Step {
     /// Index into [`Plan::request_keys`], assigned by validation.
     #[serde(skip)]
     pub key: usize,
+    /// Position of the step in the whole plan (0-based), assigned by validation.
+    #[serde(skip)]
+    pub index: usize,
 }
 
 fn get() -> String {
@@ -647,6 +650,7 @@ impl Plan {
     /// Gives every step the index of its (method, name) statistics key.
     fn assign_keys(&mut self) {
         let mut keys: Vec<(String, String)> = Vec::new();
+        let mut index = 0;
         for class in &mut self.users {
             let steps = class
                 .on_start
@@ -659,6 +663,8 @@ impl Plan {
                         .clone()
                         .unwrap_or_else(|| s.path.source().to_string()),
                 );
+                s.index = index;
+                index += 1;
                 s.key = keys.iter().position(|k| *k == key).unwrap_or_else(|| {
                     keys.push(key);
                     keys.len() - 1

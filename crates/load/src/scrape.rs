@@ -321,7 +321,18 @@ async fn scrape_once(src: &mut Sources, t: f64, notes: &mut Vec<String>) -> Roun
     if let Some(url) = src.metrics_url.clone() {
         match src.http.get(&url).send().await {
             Ok(r) if r.status().is_success() => {
-                let samples = parse_prometheus(&r.text().await.unwrap_or_default());
+                // An HTML page (a SPA catch-all, an error page) is not a metrics endpoint even
+                // if a line of it happens to look like `name value`.
+                let html = r
+                    .headers()
+                    .get(reqwest::header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|ct| ct.contains("html") || ct.contains("json"));
+                let samples = if html {
+                    Vec::new()
+                } else {
+                    parse_prometheus(&r.text().await.unwrap_or_default())
+                };
                 if samples.is_empty() {
                     notes.push(format!("{url} is not Prometheus text; metrics not scraped"));
                     src.metrics_url = None;

@@ -114,4 +114,9 @@ async fn run_writes_every_output_and_grades_honestly() {
     let cmp = std::fs::read_to_string(&page).unwrap();
     assert!(cmp.contains("Run comparison") && cmp.contains("/c/ok"));
     assert!(page.with_extension("md").exists());
+
+    // `pique load report RUN_DIR` re-renders from summary.json alone.
+    std::fs::remove_file(run.join("report.html")).unwrap();
+    let again = pique_load::rerender(run).unwrap();
+    assert!(again.exists());
 }

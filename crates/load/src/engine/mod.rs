@@ -75,6 +75,9 @@ pub(crate) struct Shared {
     pub task_weights: Vec<Vec<u32>>,
     /// Cumulative class weights.
     pub class_weights: Vec<u32>,
+    /// Pre-parsed URLs of steps whose path has no template, by [`crate::plan::Step::index`]
+    /// (parsing a URL per request is a measurable share of the generator's CPU).
+    pub literal_urls: Vec<Option<reqwest::Url>>,
     /// Users currently running (closed) or busy (open); use [`Shared::set_users`].
     pub users: AtomicU32,
     peak: AtomicU32,
@@ -175,7 +178,24 @@ pub async fn run(
         .user_agent(concat!("pique-load/", env!("CARGO_PKG_VERSION")))
         .build()?;
     let stats = Arc::new(Stats::new(plan.request_keys.clone())?);
+    let base = cfg.base.trim_end_matches('/').to_string();
+    let mut literal_urls = Vec::new();
+    for (_, step) in plan.steps() {
+        let url = step.path.is_literal().then(|| {
+            let p = step.path.source();
+            if p.starts_with("http://") || p.starts_with("https://") {
+                reqwest::Url::parse(p)
+            } else {
+                reqwest::Url::parse(&format!("{base}{p}"))
+            }
+        });
+        let url = url.transpose().map_err(|e| {
+            LoadError::Options(format!("bad URL for `{}`: {e}", step.path.source()))
+        })?;
+        literal_urls.push(url);
+    }
     let sh = Arc::new(Shared {
+        literal_urls,
         task_weights: plan
             .users
             .iter()
@@ -184,7 +204,7 @@ pub async fn run(
         class_weights: cumulative(plan.users.iter().map(|c| c.weight)),
         plan: plan.clone(),
         client,
-        base: cfg.base.trim_end_matches('/').to_string(),
+        base,
         stats: stats.clone(),
         stop: CancellationToken::new(),
         init_vars: cfg.vars,

@@ -273,7 +273,7 @@ async fn open_model(sh: &Arc<Shared>, sched: &ArrivalSchedule, max_users: u32, s
                     (vu, at + before.elapsed())
                 }
             };
-            vu.run_task(&sh2, Some(intended)).await;
+            let _ = vu.run_task(&sh2, Some(intended)).await;
             idle[vu.class]
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())

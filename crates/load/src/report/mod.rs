@@ -124,3 +124,17 @@ pub fn write_all(dir: &Path, s: &Summary) -> Result<PathBuf, LoadError> {
         .map_err(|e| LoadError::io(format!("write {}", report.display()), e))?;
     Ok(report)
 }
+
+/// Re-renders report.html and the CSVs of an existing run from its summary.json
+/// (`pique load report RUN_DIR`); returns the report's path.
+pub fn rerender(run_dir: &Path) -> Result<PathBuf, LoadError> {
+    let dir = if run_dir.is_dir() {
+        run_dir.to_path_buf()
+    } else {
+        run_dir
+            .parent()
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+    };
+    let summary = json::read(run_dir)?;
+    write_all(&dir, &summary)
+}
