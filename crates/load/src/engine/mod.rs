@@ -236,6 +236,7 @@ pub async fn run(
     }
     sh.stop.cancel();
     let stopped_at = start.elapsed();
+    let users_at_stop = sh.users.load(Ordering::Relaxed);
 
     // Graceful stop: waiting users exit at once; in-flight requests get a short grace period
     // so the last second is not silently truncated, then anything left is aborted.
@@ -254,7 +255,7 @@ pub async fn run(
     // Final partial second, so the series accounts for every request.
     let since_last = stats.last_tick_t();
     let now = start.elapsed().as_secs_f64();
-    stats.tick(now, 0, (now - since_last).max(1e-3));
+    stats.tick(now, users_at_stop, (now - since_last).max(1e-3));
 
     let peak_users = sh.peak.load(Ordering::Relaxed);
     let stop_reason = sh
