@@ -217,6 +217,9 @@ fn parse_var(v: &str) -> Value {
 }
 
 /// Runs a plan against its host and writes `report.html`, CSVs and `summary.json`.
+///
+/// The run always ends by itself (shape end, `run_time`, `max_requests`, or a capacity break);
+/// Ctrl-C ends it early and the outputs are still written, like Locust.
 pub async fn run_plan(plan: &Plan, opts: &RunOptions) -> Result<RunOutcome, LoadError> {
     let mut plan = plan.clone();
     apply_overrides(&mut plan, opts)?;

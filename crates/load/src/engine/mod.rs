@@ -232,6 +232,8 @@ pub async fn run(
             sh.stop_with("load shape finished");
         }
         _ = tokio::time::sleep(limit) => sh.stop_with("run_time reached"),
+        // Like Locust: Ctrl-C ends the run early but still produces the report.
+        Ok(()) = tokio::signal::ctrl_c() => sh.stop_with("interrupted (Ctrl-C)"),
         _ = sh.stop.cancelled() => {}
     }
     sh.stop.cancel();

@@ -101,7 +101,8 @@ fn stats_row(r: &RequestStats) -> Vec<String> {
 pub fn write_stats(path: &Path, s: &Summary) -> Result<(), LoadError> {
     let mut w = writer(path)?;
     w.write_record(STATS_HEADER)?;
-    for r in &s.requests {
+    // Names that never sent a request (only skipped) have no Locust row; the HTML shows them.
+    for r in s.requests.iter().filter(|r| r.count > 0) {
         w.write_record(stats_row(r))?;
     }
     w.write_record(stats_row(&s.aggregated))?;
