@@ -63,15 +63,21 @@ pub async fn send_order_confirmation(deps: &Deps, order_id: i64) -> Result<Outco
     let mut tickets_with_pdfs = Vec::new();
     let mut attachments = Vec::new();
     for ticket in fulfilment::order_tickets(pool, order_id).await? {
-        let pdf = tickets::ensure_ticket_pdf(pool, &deps.config.media_dir, ticket.attendee_uuid).await?;
+        let pdf =
+            tickets::ensure_ticket_pdf(pool, &deps.config.media_dir, ticket.attendee_uuid).await?;
         attachments.push(FileAttachment {
-            filename: format!("ticket-{}-{}.pdf", ticket.seq, short(&ticket.attendee_uuid.to_string())),
+            filename: format!(
+                "ticket-{}-{}.pdf",
+                ticket.seq,
+                short(&ticket.attendee_uuid.to_string())
+            ),
             bytes: tokio::fs::read(&pdf.path).await?,
         });
         tickets_with_pdfs.push((ticket, pdf));
     }
     let public_url = deps.config.public_url.as_str();
-    let rendered = email::render_confirmation(&order, &tickets_with_pdfs, public_url, &message.token);
+    let rendered =
+        email::render_confirmation(&order, &tickets_with_pdfs, public_url, &message.token);
     let message_id = format!("<order-{order_id}.{ORDER_CONFIRMATION}@pique.local>");
     let mime = email::build_message(
         &deps.config.mail_from,
@@ -86,7 +92,10 @@ pub async fn send_order_confirmation(deps: &Deps, order_id: i64) -> Result<Outco
     if !fulfilment::claim_email(pool, message.id, &links, deps.config.email_lease).await? {
         // Sent meanwhile, or being sent by a live worker.
         return Ok(
-            match fulfilment::email_message(pool, order_id, ORDER_CONFIRMATION).await?.map(|m| m.status) {
+            match fulfilment::email_message(pool, order_id, ORDER_CONFIRMATION)
+                .await?
+                .map(|m| m.status)
+            {
                 Some(s) if s == "sent" => Outcome::AlreadySent,
                 _ => Outcome::ClaimedElsewhere,
             },

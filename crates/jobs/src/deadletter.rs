@@ -55,7 +55,10 @@ pub async fn list(queues: &Queues, queue_names: &[&str]) -> Result<Vec<DeadJob>,
     let mut all = Vec::new();
     let mut conn = queues.connection();
     for queue in queue_names {
-        let values: Vec<String> = redis::cmd("HVALS").arg(key(queues, queue)).query_async(&mut conn).await?;
+        let values: Vec<String> = redis::cmd("HVALS")
+            .arg(key(queues, queue))
+            .query_async(&mut conn)
+            .await?;
         for v in values {
             match serde_json::from_str::<DeadJob>(&v) {
                 Ok(entry) => all.push(entry),
@@ -71,7 +74,10 @@ pub async fn list(queues: &Queues, queue_names: &[&str]) -> Result<Vec<DeadJob>,
 /// Number of dead jobs in `queue`.
 pub async fn count(queues: &Queues, queue: &str) -> Result<u64, JobError> {
     let mut conn = queues.connection();
-    Ok(redis::cmd("HLEN").arg(key(queues, queue)).query_async(&mut conn).await?)
+    Ok(redis::cmd("HLEN")
+        .arg(key(queues, queue))
+        .query_async(&mut conn)
+        .await?)
 }
 
 /// Re-enqueues the dead job `id` (searched in `queue_names`) as a fresh first attempt.
@@ -79,14 +85,26 @@ pub async fn count(queues: &Queues, queue: &str) -> Result<u64, JobError> {
 pub async fn retry(queues: &Queues, queue_names: &[&str], id: &str) -> Result<bool, JobError> {
     let mut conn = queues.connection();
     for queue in queue_names {
-        let raw: Option<String> = redis::cmd("HGET").arg(key(queues, queue)).arg(id).query_async(&mut conn).await?;
+        let raw: Option<String> = redis::cmd("HGET")
+            .arg(key(queues, queue))
+            .arg(id)
+            .query_async(&mut conn)
+            .await?;
         let Some(raw) = raw else { continue };
         let entry: DeadJob = serde_json::from_str(&raw)?;
-        let job = Job { attempt: 0, last_error: None, ..entry.job };
+        let job = Job {
+            attempt: 0,
+            last_error: None,
+            ..entry.job
+        };
         // Push before deleting: a crash in between leaves a duplicate (harmless, jobs are
         // idempotent) rather than a lost job.
         queues.push(queue, &job).await?;
-        redis::cmd("HDEL").arg(key(queues, queue)).arg(id).query_async::<()>(&mut conn).await?;
+        redis::cmd("HDEL")
+            .arg(key(queues, queue))
+            .arg(id)
+            .query_async::<()>(&mut conn)
+            .await?;
         return Ok(true);
     }
     Ok(false)

@@ -57,7 +57,9 @@ pub fn open_pixel_url(public_url: &str, token: &str) -> String {
 
 /// `target` wrapped in the click redirect of message `token`.
 pub fn tracked_url(public_url: &str, token: &str, target: &str) -> String {
-    let query: String = form_urlencoded::Serializer::new(String::new()).append_pair("u", target).finish();
+    let query: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("u", target)
+        .finish();
     format!("{public_url}/email-tracking/click/{token}?{query}")
 }
 
@@ -68,17 +70,28 @@ pub fn render_confirmation(
     public_url: &str,
     token: &str,
 ) -> Rendered {
-    let tz: Tz = order.time_zone.parse().unwrap_or(chrono_tz::America::Chicago);
+    let tz: Tz = order
+        .time_zone
+        .parse()
+        .unwrap_or(chrono_tz::America::Chicago);
     let start = order.start_time.with_timezone(&tz);
     let when = start.format("%A, %B %-d, %Y at %-I:%M %p %Z").to_string();
     let doors = order
         .door_time
-        .map(|d| format!("Doors open at {}.", d.with_timezone(&tz).format("%-I:%M %p")))
+        .map(|d| {
+            format!(
+                "Doors open at {}.",
+                d.with_timezone(&tz).format("%-I:%M %p")
+            )
+        })
         .unwrap_or_default();
     let where_ = if order.venue_address.is_empty() {
         format!("{}, {}", order.venue_name, order.venue_city)
     } else {
-        format!("{}, {}, {}", order.venue_name, order.venue_address, order.venue_city)
+        format!(
+            "{}, {}, {}",
+            order.venue_name, order.venue_address, order.venue_city
+        )
     };
     let show_link = show_url(public_url, &order.show_slug);
     let reference = order.order_uuid.to_string().to_uppercase();
@@ -91,7 +104,10 @@ pub fn render_confirmation(
     for (ticket, pdf) in tickets {
         let url = download_url(public_url, &pdf.download_token);
         links.push(url.clone());
-        text_rows.push_str(&format!("  - {} ({}, #{}): {url}\n", ticket.attendee_name, ticket.tier_name, ticket.seq));
+        text_rows.push_str(&format!(
+            "  - {} ({}, #{}): {url}\n",
+            ticket.attendee_name, ticket.tier_name, ticket.seq
+        ));
         html_rows.push_str(&format!(
             "<tr><td style=\"padding:6px 0\">{}</td><td style=\"padding:6px 12px\">{} #{}</td>\
              <td style=\"padding:6px 0\"><a href=\"{}\">Download ticket</a></td></tr>",
@@ -132,7 +148,12 @@ pub fn render_confirmation(
         show = escape(&tracked_url(public_url, token, &show_link)),
         pixel = escape(&open_pixel_url(public_url, token)),
     );
-    Rendered { subject, text, html, links }
+    Rendered {
+        subject,
+        text,
+        html,
+        links,
+    }
 }
 
 /// Builds the MIME message: `mixed[alternative[text, html], attachments...]`.
@@ -148,12 +169,15 @@ pub fn build_message(
     rendered: &Rendered,
     attachments: Vec<FileAttachment>,
 ) -> Result<Message, JobError> {
-    let from: Mailbox = from.parse().map_err(|e| JobError::Invalid(format!("sender {from:?}: {e}")))?;
+    let from: Mailbox = from
+        .parse()
+        .map_err(|e| JobError::Invalid(format!("sender {from:?}: {e}")))?;
     let address = to_email
         .parse()
         .map_err(|e| JobError::Invalid(format!("recipient {to_email:?}: {e}")))?;
     let to = Mailbox::new(Some(to_name.to_string()), address);
-    let pdf = ContentType::parse("application/pdf").map_err(|e| JobError::Invalid(e.to_string()))?;
+    let pdf =
+        ContentType::parse("application/pdf").map_err(|e| JobError::Invalid(e.to_string()))?;
     let mut body = MultiPart::mixed().multipart(
         MultiPart::alternative()
             .singlepart(SinglePart::plain(rendered.text.clone()))
@@ -194,11 +218,17 @@ mod tests {
     #[test]
     fn tracked_urls_encode_the_target() {
         let u = tracked_url("http://x", "tok", "http://x/tickets/ab.pdf?a=1&b=2");
-        assert_eq!(u, "http://x/email-tracking/click/tok?u=http%3A%2F%2Fx%2Ftickets%2Fab.pdf%3Fa%3D1%26b%3D2");
+        assert_eq!(
+            u,
+            "http://x/email-tracking/click/tok?u=http%3A%2F%2Fx%2Ftickets%2Fab.pdf%3Fa%3D1%26b%3D2"
+        );
     }
 
     #[test]
     fn html_is_escaped() {
-        assert_eq!(escape("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+        assert_eq!(
+            escape("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
     }
 }

@@ -8,7 +8,10 @@ use pique_store::{
     outbox::{OrderConfirmation, RenderTicket, kinds, queues},
 };
 
-use crate::{JobError, config::JobsConfig, confirmation, job::Job, maintenance, queue::Queues, relay, tickets, transport::Mailer};
+use crate::{
+    JobError, config::JobsConfig, confirmation, job::Job, maintenance, queue::Queues, relay,
+    tickets, transport::Mailer,
+};
 
 /// The error type of handlers provided by other crates.
 pub type HandlerError = Box<dyn std::error::Error + Send + Sync>;
@@ -16,7 +19,8 @@ pub type HandlerError = Box<dyn std::error::Error + Send + Sync>;
 /// Processes one job of the `checkout` queue (provided by the checkout code, so that this
 /// crate need not depend on the API crate). It must be idempotent: jobs are delivered at
 /// least once.
-pub type CheckoutHandler = Arc<dyn Fn(Job) -> BoxFuture<'static, Result<(), HandlerError>> + Send + Sync>;
+pub type CheckoutHandler =
+    Arc<dyn Fn(Job) -> BoxFuture<'static, Result<(), HandlerError>> + Send + Sync>;
 
 /// Releases lapsed seat holds; returns how many orders it expired (provided by the checkout
 /// code).
@@ -62,7 +66,13 @@ impl Deps {
         let queues = Queues::open(&config.redis_url, &config.namespace)?
             .with_liveness(config.heartbeat, config.missed_heartbeats);
         let mailer = Mailer::from_config(config.smtp_url.as_deref(), &config.mail_dir)?;
-        Ok(Deps { pool, queues, mailer, config: Arc::new(config), hooks })
+        Ok(Deps {
+            pool,
+            queues,
+            mailer,
+            config: Arc::new(config),
+            hooks,
+        })
     }
 }
 
@@ -81,7 +91,8 @@ pub async fn dispatch(deps: &Deps, queue: &str, job: &Job) -> Result<(), JobErro
     match (queue, job.kind.as_str()) {
         (queues::PDF, kinds::RENDER_TICKET) => {
             let args: RenderTicket = job.args()?;
-            tickets::ensure_ticket_pdf(&deps.pool, &deps.config.media_dir, args.attendee_uuid).await?;
+            tickets::ensure_ticket_pdf(&deps.pool, &deps.config.media_dir, args.attendee_uuid)
+                .await?;
             Ok(())
         }
         (queues::EMAIL, kinds::ORDER_CONFIRMATION) => {
@@ -91,8 +102,12 @@ pub async fn dispatch(deps: &Deps, queue: &str, job: &Job) -> Result<(), JobErro
             Ok(())
         }
         (queues::CHECKOUT, _) => match &deps.hooks.checkout {
-            Some(handler) => handler(job.clone()).await.map_err(|e| JobError::Handler(e.to_string())),
-            None => Err(JobError::Handler("no checkout handler registered in this worker".into())),
+            Some(handler) => handler(job.clone())
+                .await
+                .map_err(|e| JobError::Handler(e.to_string())),
+            None => Err(JobError::Handler(
+                "no checkout handler registered in this worker".into(),
+            )),
         },
         (queues::MAINTENANCE, maintenance_kinds::RELAY) => {
             relay::relay_once(&deps.pool, &deps.queues, deps.config.relay_batch).await?;
@@ -106,6 +121,8 @@ pub async fn dispatch(deps: &Deps, queue: &str, job: &Job) -> Result<(), JobErro
             maintenance::sweep_holds(deps).await?;
             Ok(())
         }
-        (queue, kind) => Err(JobError::Invalid(format!("unknown job kind {kind:?} on queue {queue:?}"))),
+        (queue, kind) => Err(JobError::Invalid(format!(
+            "unknown job kind {kind:?} on queue {queue:?}"
+        ))),
     }
 }

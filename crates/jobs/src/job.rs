@@ -26,8 +26,18 @@ pub struct Job {
 
 impl Job {
     /// A first attempt of `kind` with `payload`.
-    pub fn new(kind: impl Into<String>, payload: serde_json::Value, dedup_key: impl Into<String>) -> Self {
-        Job { kind: kind.into(), payload, dedup_key: dedup_key.into(), attempt: 0, last_error: None }
+    pub fn new(
+        kind: impl Into<String>,
+        payload: serde_json::Value,
+        dedup_key: impl Into<String>,
+    ) -> Self {
+        Job {
+            kind: kind.into(),
+            payload,
+            dedup_key: dedup_key.into(),
+            attempt: 0,
+            last_error: None,
+        }
     }
 
     /// Decodes the payload into the job's argument type; a mismatch is a permanent error.

@@ -18,9 +18,18 @@ use crate::{JobError, deadletter, handlers::Deps, metrics, relay};
 /// One reconciler pass: paid orders older than the grace period with missing PDFs or email
 /// get their outbox jobs re-armed (the relay then pushes them).
 pub async fn reconcile(deps: &Deps) -> Result<ReconcileReport, JobError> {
-    let report = fulfilment::reconcile(&deps.pool, deps.config.reconcile_grace, deps.config.reconcile_window).await?;
+    let report = fulfilment::reconcile(
+        &deps.pool,
+        deps.config.reconcile_grace,
+        deps.config.reconcile_window,
+    )
+    .await?;
     if report != ReconcileReport::default() {
-        tracing::info!(pdf_jobs = report.pdf_jobs, email_jobs = report.email_jobs, "reconciler re-armed jobs");
+        tracing::info!(
+            pdf_jobs = report.pdf_jobs,
+            email_jobs = report.email_jobs,
+            "reconciler re-armed jobs"
+        );
     }
     Ok(report)
 }
@@ -30,7 +39,9 @@ pub async fn sweep_holds(deps: &Deps) -> Result<u64, JobError> {
     let Some(sweeper) = &deps.hooks.hold_sweeper else {
         return Ok(0);
     };
-    let n = sweeper().await.map_err(|e| JobError::Handler(e.to_string()))?;
+    let n = sweeper()
+        .await
+        .map_err(|e| JobError::Handler(e.to_string()))?;
     if n > 0 {
         tracing::info!(released = n, "hold sweeper released lapsed holds");
     }

@@ -80,7 +80,9 @@ pub fn pdf_generated(seconds: f64) {
 /// Installs the Prometheus recorder for this process, with histogram buckets suited to job
 /// durations. Fails if another recorder is installed (e.g. the API's, in `pique demo`).
 pub fn install_recorder() -> Result<PrometheusHandle, JobError> {
-    const BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+    const BUCKETS: &[f64] = &[
+        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    ];
     PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Suffix("_seconds".to_string()), BUCKETS)
         .map_err(|e| JobError::Handler(e.to_string()))?
@@ -96,7 +98,10 @@ pub fn router(handle: PrometheusHandle) -> axum::Router {
             let handle = handle.clone();
             async move {
                 (
-                    [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4",
+                    )],
                     handle.render(),
                 )
             }
@@ -112,6 +117,8 @@ pub async fn serve(
 ) -> Result<(), JobError> {
     let listener = tokio::net::TcpListener::bind(bind).await?;
     tracing::info!(%bind, "worker metrics listening");
-    axum::serve(listener, router(handle)).with_graceful_shutdown(shutdown).await?;
+    axum::serve(listener, router(handle))
+        .with_graceful_shutdown(shutdown)
+        .await?;
     Ok(())
 }

@@ -12,8 +12,9 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use pique_store::fulfilment::TicketContext;
 use printpdf::{
-    BuiltinFont, Color, Line, LinePoint, Mm, Op, PaintMode, PdfDocument, PdfFontHandle, PdfPage, PdfSaveOptions,
-    Point, Pt, RawImage, RawImageData, RawImageFormat, Rect, Rgb, TextItem, XObjectTransform,
+    BuiltinFont, Color, Line, LinePoint, Mm, Op, PaintMode, PdfDocument, PdfFontHandle, PdfPage,
+    PdfSaveOptions, Point, Pt, RawImage, RawImageData, RawImageFormat, Rect, Rgb, TextItem,
+    XObjectTransform,
 };
 use qrcode::{EcLevel, QrCode};
 
@@ -48,34 +49,82 @@ pub fn render_ticket(ticket: &TicketContext) -> Result<Vec<u8>, JobError> {
     }
 
     // When, in the show's own time zone.
-    let tz: Tz = ticket.time_zone.parse().unwrap_or(chrono_tz::America::Chicago);
+    let tz: Tz = ticket
+        .time_zone
+        .parse()
+        .unwrap_or(chrono_tz::America::Chicago);
     let start = ticket.start_time.with_timezone(&tz);
     y -= 4.0;
-    page.text(BuiltinFont::Helvetica, 14.0, LEFT, y, DARK, &start.format("%A, %B %-d, %Y").to_string());
+    page.text(
+        BuiltinFont::Helvetica,
+        14.0,
+        LEFT,
+        y,
+        DARK,
+        &start.format("%A, %B %-d, %Y").to_string(),
+    );
     y -= 18.0;
-    page.text(BuiltinFont::Helvetica, 12.0, LEFT, y, GREY, &times_line(ticket.door_time, ticket.start_time, tz));
+    page.text(
+        BuiltinFont::Helvetica,
+        12.0,
+        LEFT,
+        y,
+        GREY,
+        &times_line(ticket.door_time, ticket.start_time, tz),
+    );
 
     // Where.
     y -= 28.0;
-    page.text(BuiltinFont::HelveticaBold, 12.0, LEFT, y, DARK, &ticket.venue_name);
+    page.text(
+        BuiltinFont::HelveticaBold,
+        12.0,
+        LEFT,
+        y,
+        DARK,
+        &ticket.venue_name,
+    );
     if !ticket.venue_address.is_empty() {
         y -= 15.0;
-        page.text(BuiltinFont::Helvetica, 11.0, LEFT, y, GREY, &ticket.venue_address);
+        page.text(
+            BuiltinFont::Helvetica,
+            11.0,
+            LEFT,
+            y,
+            GREY,
+            &ticket.venue_address,
+        );
     }
     y -= 15.0;
-    page.text(BuiltinFont::Helvetica, 11.0, LEFT, y, GREY, &city_line(ticket));
+    page.text(
+        BuiltinFont::Helvetica,
+        11.0,
+        LEFT,
+        y,
+        GREY,
+        &city_line(ticket),
+    );
 
     // Fields, two per row.
     y -= 22.0;
     page.rule(LEFT, y, LEFT + TEXT_COL_WIDTH);
     y -= 22.0;
     page.field(LEFT, y, "Ticket type", &ticket.tier_name);
-    page.field(LEFT + 170.0, y, "Price", &price(&ticket.price, &ticket.currency));
+    page.field(
+        LEFT + 170.0,
+        y,
+        "Price",
+        &price(&ticket.price, &ticket.currency),
+    );
     y -= 36.0;
     page.field(LEFT, y, "Attendee", &ticket.attendee_name);
     page.field(LEFT + 170.0, y, "Ticket", &format!("#{}", ticket.seq));
     y -= 36.0;
-    page.field(LEFT, y, "Order reference", &ticket.order_uuid.to_string().to_uppercase());
+    page.field(
+        LEFT,
+        y,
+        "Order reference",
+        &ticket.order_uuid.to_string().to_uppercase(),
+    );
 
     // QR code of the attendee UUID: the check-in payload.
     let qr_y = CARD_TOP - 60.0 - 30.0 - QR_SIZE;
@@ -88,16 +137,38 @@ pub fn render_ticket(ticket: &TicketContext) -> Result<Vec<u8>, JobError> {
             ..Default::default()
         },
     });
-    page.text(BuiltinFont::Helvetica, 7.0, QR_X + 6.0, qr_y - 10.0, GREY, &ticket.attendee_uuid.to_string());
-    page.text(BuiltinFont::HelveticaBold, 9.0, QR_X + 30.0, qr_y - 24.0, DARK, "SCAN AT THE DOOR");
+    page.text(
+        BuiltinFont::Helvetica,
+        7.0,
+        QR_X + 6.0,
+        qr_y - 10.0,
+        GREY,
+        &ticket.attendee_uuid.to_string(),
+    );
+    page.text(
+        BuiltinFont::HelveticaBold,
+        9.0,
+        QR_X + 30.0,
+        qr_y - 24.0,
+        DARK,
+        "SCAN AT THE DOOR",
+    );
 
     // Footer.
-    let mut footer = "Present this code at the door. Each code admits one person, once.".to_string();
+    let mut footer =
+        "Present this code at the door. Each code admits one person, once.".to_string();
     if !ticket.age_restriction.is_empty() {
         footer.push_str(&format!(" Age restriction: {}.", ticket.age_restriction));
     }
     page.rule(LEFT, CARD_BOTTOM + 34.0, PAGE_W - MARGIN - 18.0);
-    page.text(BuiltinFont::Helvetica, 8.0, LEFT, CARD_BOTTOM + 20.0, GREY, &footer);
+    page.text(
+        BuiltinFont::Helvetica,
+        8.0,
+        LEFT,
+        CARD_BOTTOM + 20.0,
+        GREY,
+        &footer,
+    );
     page.text(
         BuiltinFont::Helvetica,
         8.0,
@@ -107,9 +178,15 @@ pub fn render_ticket(ticket: &TicketContext) -> Result<Vec<u8>, JobError> {
         "Issued by PiqueTickets. Keep this ticket private: anyone holding the code can use it.",
     );
 
-    let pages = vec![PdfPage::new(Mm::from(Pt(PAGE_W)), Mm::from(Pt(PAGE_H)), page.ops)];
+    let pages = vec![PdfPage::new(
+        Mm::from(Pt(PAGE_W)),
+        Mm::from(Pt(PAGE_H)),
+        page.ops,
+    )];
     let mut warnings = Vec::new();
-    Ok(doc.with_pages(pages).save(&PdfSaveOptions::default(), &mut warnings))
+    Ok(doc
+        .with_pages(pages)
+        .save(&PdfSaveOptions::default(), &mut warnings))
 }
 
 const DARK: (f32, f32, f32) = (0.11, 0.12, 0.15);
@@ -118,7 +195,12 @@ const WHITE: (f32, f32, f32) = (1.0, 1.0, 1.0);
 const ACCENT: (f32, f32, f32) = (0.85, 0.20, 0.35);
 
 fn color((r, g, b): (f32, f32, f32)) -> Color {
-    Color::Rgb(Rgb { r, g, b, icc_profile: None })
+    Color::Rgb(Rgb {
+        r,
+        g,
+        b,
+        icc_profile: None,
+    })
 }
 
 /// Accumulates the drawing operations of a page.
@@ -128,13 +210,28 @@ struct PageBuilder {
 }
 
 impl PageBuilder {
-    fn text(&mut self, font: BuiltinFont, size: f32, x: f32, y: f32, rgb: (f32, f32, f32), s: &str) {
+    fn text(
+        &mut self,
+        font: BuiltinFont,
+        size: f32,
+        x: f32,
+        y: f32,
+        rgb: (f32, f32, f32),
+        s: &str,
+    ) {
         self.ops.extend([
             Op::StartTextSection,
-            Op::SetFont { font: PdfFontHandle::Builtin(font), size: Pt(size) },
+            Op::SetFont {
+                font: PdfFontHandle::Builtin(font),
+                size: Pt(size),
+            },
             Op::SetFillColor { col: color(rgb) },
-            Op::SetTextCursor { pos: Point { x: Pt(x), y: Pt(y) } },
-            Op::ShowText { items: vec![TextItem::Text(pdf_text(s))] },
+            Op::SetTextCursor {
+                pos: Point { x: Pt(x), y: Pt(y) },
+            },
+            Op::ShowText {
+                items: vec![TextItem::Text(pdf_text(s))],
+            },
             Op::EndTextSection,
         ]);
     }
@@ -146,28 +243,76 @@ impl PageBuilder {
     }
 
     fn card(&mut self) {
-        self.ops.push(Op::SetOutlineColor { col: color((0.80, 0.81, 0.84)) });
+        self.ops.push(Op::SetOutlineColor {
+            col: color((0.80, 0.81, 0.84)),
+        });
         self.ops.push(Op::SetOutlineThickness { pt: Pt(1.0) });
-        self.rect(MARGIN, CARD_BOTTOM, PAGE_W - 2.0 * MARGIN, CARD_TOP - CARD_BOTTOM, PaintMode::Stroke);
+        self.rect(
+            MARGIN,
+            CARD_BOTTOM,
+            PAGE_W - 2.0 * MARGIN,
+            CARD_TOP - CARD_BOTTOM,
+            PaintMode::Stroke,
+        );
     }
 
     fn header_band(&mut self) {
         self.ops.push(Op::SetFillColor { col: color(DARK) });
-        self.rect(MARGIN, CARD_TOP - 60.0, PAGE_W - 2.0 * MARGIN, 60.0, PaintMode::Fill);
+        self.rect(
+            MARGIN,
+            CARD_TOP - 60.0,
+            PAGE_W - 2.0 * MARGIN,
+            60.0,
+            PaintMode::Fill,
+        );
         self.ops.push(Op::SetFillColor { col: color(ACCENT) });
-        self.rect(MARGIN, CARD_TOP - 64.0, PAGE_W - 2.0 * MARGIN, 4.0, PaintMode::Fill);
-        self.text(BuiltinFont::HelveticaBold, 18.0, LEFT, CARD_TOP - 37.0, WHITE, "PIQUE TICKETS");
-        self.text(BuiltinFont::HelveticaBold, 12.0, PAGE_W - MARGIN - 100.0, CARD_TOP - 36.0, WHITE, "ADMIT ONE");
+        self.rect(
+            MARGIN,
+            CARD_TOP - 64.0,
+            PAGE_W - 2.0 * MARGIN,
+            4.0,
+            PaintMode::Fill,
+        );
+        self.text(
+            BuiltinFont::HelveticaBold,
+            18.0,
+            LEFT,
+            CARD_TOP - 37.0,
+            WHITE,
+            "PIQUE TICKETS",
+        );
+        self.text(
+            BuiltinFont::HelveticaBold,
+            12.0,
+            PAGE_W - MARGIN - 100.0,
+            CARD_TOP - 36.0,
+            WHITE,
+            "ADMIT ONE",
+        );
     }
 
     fn rule(&mut self, x1: f32, y: f32, x2: f32) {
-        self.ops.push(Op::SetOutlineColor { col: color((0.80, 0.81, 0.84)) });
+        self.ops.push(Op::SetOutlineColor {
+            col: color((0.80, 0.81, 0.84)),
+        });
         self.ops.push(Op::SetOutlineThickness { pt: Pt(0.75) });
         self.ops.push(Op::DrawLine {
             line: Line {
                 points: vec![
-                    LinePoint { p: Point { x: Pt(x1), y: Pt(y) }, bezier: false },
-                    LinePoint { p: Point { x: Pt(x2), y: Pt(y) }, bezier: false },
+                    LinePoint {
+                        p: Point {
+                            x: Pt(x1),
+                            y: Pt(y),
+                        },
+                        bezier: false,
+                    },
+                    LinePoint {
+                        p: Point {
+                            x: Pt(x2),
+                            y: Pt(y),
+                        },
+                        bezier: false,
+                    },
                 ],
                 is_closed: false,
             },
@@ -175,8 +320,18 @@ impl PageBuilder {
     }
 
     fn field(&mut self, x: f32, y: f32, label: &str, value: &str) {
-        self.text(BuiltinFont::Helvetica, 8.0, x, y + 14.0, GREY, &label.to_uppercase());
-        let value = wrap(value, 12.0, 160.0, 1).into_iter().next().unwrap_or_default();
+        self.text(
+            BuiltinFont::Helvetica,
+            8.0,
+            x,
+            y + 14.0,
+            GREY,
+            &label.to_uppercase(),
+        );
+        let value = wrap(value, 12.0, 160.0, 1)
+            .into_iter()
+            .next()
+            .unwrap_or_default();
         self.text(BuiltinFont::HelveticaBold, 12.0, x, y, DARK, &value);
     }
 }
@@ -185,7 +340,11 @@ impl PageBuilder {
 fn qr_image(payload: &str) -> Result<RawImage, JobError> {
     let code = QrCode::with_error_correction_level(payload.as_bytes(), EcLevel::M)
         .map_err(|e| JobError::Pdf(format!("qr code: {e}")))?;
-    let img = code.render::<::image::Luma<u8>>().quiet_zone(true).module_dimensions(4, 4).build();
+    let img = code
+        .render::<::image::Luma<u8>>()
+        .quiet_zone(true)
+        .module_dimensions(4, 4)
+        .build();
     let (width, height) = (img.width() as usize, img.height() as usize);
     Ok(RawImage {
         pixels: RawImageData::U8(img.into_raw()),
@@ -202,7 +361,10 @@ fn times_line(door: Option<DateTime<Utc>>, start: DateTime<Utc>, tz: Tz) -> Stri
     let show = format!("Show {}", start.format("%-I:%M %p"));
     let zone = start.format("%Z").to_string();
     match door {
-        Some(door) => format!("Doors {}  |  {show} {zone}", door.with_timezone(&tz).format("%-I:%M %p")),
+        Some(door) => format!(
+            "Doors {}  |  {show} {zone}",
+            door.with_timezone(&tz).format("%-I:%M %p")
+        ),
         None => format!("{show} {zone}"),
     }
 }
@@ -236,8 +398,10 @@ pub fn pdf_text(s: &str) -> String {
         .map(|c| match c {
             ' '..='~' | '\u{a0}'..='\u{ff}' => c,
             // The CP1252 extras in 0x80..0x9F.
-            '€' | '‚' | 'ƒ' | '„' | '…' | '†' | '‡' | 'ˆ' | '‰' | 'Š' | '‹' | 'Œ' | 'Ž' | '‘' | '’' | '“' | '”'
-            | '•' | '–' | '—' | '˜' | '™' | 'š' | '›' | 'œ' | 'ž' | 'Ÿ' => c,
+            '€' | '‚' | 'ƒ' | '„' | '…' | '†' | '‡' | 'ˆ' | '‰' | 'Š' | '‹' | 'Œ' | 'Ž' | '‘'
+            | '’' | '“' | '”' | '•' | '–' | '—' | '˜' | '™' | 'š' | '›' | 'œ' | 'ž' | 'Ÿ' => {
+                c
+            }
             '\u{2010}' | '\u{2011}' | '\u{2212}' => '-',
             '\u{2032}' => '\'',
             '\u{2033}' => '"',
@@ -266,7 +430,11 @@ fn wrap(s: &str, size: f32, width: f32, max_lines: usize) -> Vec<String> {
     let mut lines: Vec<String> = Vec::new();
     let mut current = String::new();
     for word in s.split_whitespace() {
-        let candidate = if current.is_empty() { word.to_string() } else { format!("{current} {word}") };
+        let candidate = if current.is_empty() {
+            word.to_string()
+        } else {
+            format!("{current} {word}")
+        };
         if fits(&candidate) {
             current = candidate;
             continue;
@@ -313,7 +481,12 @@ mod tests {
 
     #[test]
     fn long_titles_wrap_and_ellipsize() {
-        let lines = wrap("An Extraordinarily Long Comedy Night Title That Keeps Going And Going Forever", 24.0, 310.0, 2);
+        let lines = wrap(
+            "An Extraordinarily Long Comedy Night Title That Keeps Going And Going Forever",
+            24.0,
+            310.0,
+            2,
+        );
         assert_eq!(lines.len(), 2);
         assert!(lines[1].ends_with("..."));
         assert_eq!(wrap("Short", 24.0, 310.0, 3), vec!["Short".to_string()]);

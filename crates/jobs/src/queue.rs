@@ -19,7 +19,9 @@ pub struct Queues {
 
 impl std::fmt::Debug for Queues {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Queues").field("namespace", &self.namespace).finish_non_exhaustive()
+        f.debug_struct("Queues")
+            .field("namespace", &self.namespace)
+            .finish_non_exhaustive()
     }
 }
 
@@ -77,11 +79,17 @@ impl Queues {
 
     /// A storage for a worker consuming `queue`, fetching `batch` jobs at a time.
     pub fn storage(&self, queue: &str, batch: usize) -> RedisStorage<Job> {
-        RedisStorage::new(self.conn.clone()).with_config(self.redis_config(queue).batch_size(batch.max(1)))
+        RedisStorage::new(self.conn.clone())
+            .with_config(self.redis_config(queue).batch_size(batch.max(1)))
     }
 
     /// Pushes jobs to `queue`, to run after `delay` (rounded to seconds by apalis-redis).
-    pub async fn push_all(&self, queue: &str, jobs: &[Job], delay: Option<Duration>) -> Result<(), JobError> {
+    pub async fn push_all(
+        &self,
+        queue: &str,
+        jobs: &[Job],
+        delay: Option<Duration>,
+    ) -> Result<(), JobError> {
         if jobs.is_empty() {
             return Ok(());
         }
@@ -124,6 +132,9 @@ impl Queues {
     /// Whether Redis answers.
     pub async fn ping(&self) -> bool {
         let mut conn = self.conn.clone();
-        redis::cmd("PING").query_async::<String>(&mut conn).await.is_ok()
+        redis::cmd("PING")
+            .query_async::<String>(&mut conn)
+            .await
+            .is_ok()
     }
 }

@@ -26,7 +26,11 @@ pub struct RelayReport {
 }
 
 /// Relays up to `batch` rows once.
-pub async fn relay_once(pool: &PgPool, queues: &Queues, batch: i64) -> Result<RelayReport, JobError> {
+pub async fn relay_once(
+    pool: &PgPool,
+    queues: &Queues,
+    batch: i64,
+) -> Result<RelayReport, JobError> {
     let claimed = outbox::claim_batch(pool, batch).await?;
     if claimed.rows.is_empty() {
         claimed.finish(&[], &[]).await?;
@@ -37,7 +41,11 @@ pub async fn relay_once(pool: &PgPool, queues: &Queues, batch: i64) -> Result<Re
     for row in &claimed.rows {
         let entry = by_queue.entry(row.queue.clone()).or_default();
         entry.0.push(row.id);
-        entry.1.push(Job::new(row.kind.clone(), row.payload.clone(), row.dedup_key.clone()));
+        entry.1.push(Job::new(
+            row.kind.clone(),
+            row.payload.clone(),
+            row.dedup_key.clone(),
+        ));
     }
     let mut report = RelayReport::default();
     let mut relayed = Vec::new();
@@ -60,7 +68,13 @@ pub async fn relay_once(pool: &PgPool, queues: &Queues, batch: i64) -> Result<Re
 /// Relays until `stop` turns true: on start, on every outbox notification, and at least
 /// every `interval`. A full batch is followed at once by the next one; after a failure the
 /// relay waits a full interval so a Redis outage is not hammered.
-pub async fn run(pool: PgPool, queues: Queues, interval: Duration, batch: i64, mut stop: watch::Receiver<bool>) {
+pub async fn run(
+    pool: PgPool,
+    queues: Queues,
+    interval: Duration,
+    batch: i64,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut listener = match OutboxListener::connect(&pool).await {
         Ok(l) => Some(l),
         Err(e) => {

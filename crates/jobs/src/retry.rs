@@ -19,7 +19,11 @@ impl Default for RetryPolicy {
     /// 2 s, 4 s, 8 s ... capped at 10 min, 8 attempts: about 8 minutes of an SMTP outage
     /// before a job is dead-lettered (the reconciler picks it up again later anyway).
     fn default() -> Self {
-        RetryPolicy { base: Duration::from_secs(2), max_delay: Duration::from_secs(600), max_attempts: 8 }
+        RetryPolicy {
+            base: Duration::from_secs(2),
+            max_delay: Duration::from_secs(600),
+            max_attempts: 8,
+        }
     }
 }
 
@@ -46,7 +50,11 @@ mod tests {
 
     #[test]
     fn delays_grow_and_stay_within_bounds() {
-        let p = RetryPolicy { base: Duration::from_secs(1), max_delay: Duration::from_secs(10), max_attempts: 5 };
+        let p = RetryPolicy {
+            base: Duration::from_secs(1),
+            max_delay: Duration::from_secs(10),
+            max_attempts: 5,
+        };
         for n in 1..8 {
             let d = p.delay(n);
             let raw = Duration::from_secs(1u64 << (n - 1)).min(Duration::from_secs(10));

@@ -92,7 +92,11 @@ impl SmtpSink {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
-            state: Mutex::new(State { messages: Vec::new(), behaviour: Behaviour::Accept, refused: 0 }),
+            state: Mutex::new(State {
+                messages: Vec::new(),
+                behaviour: Behaviour::Accept,
+                refused: 0,
+            }),
             received: Notify::new(),
         });
         let accept_shared = shared.clone();
@@ -160,7 +164,10 @@ fn refusal(shared: &Shared) -> Option<u16> {
                     return None;
                 }
                 Some(n) => {
-                    state.behaviour = Behaviour::Refuse { code, times: Some(n - 1) };
+                    state.behaviour = Behaviour::Refuse {
+                        code,
+                        times: Some(n - 1),
+                    };
                 }
                 None => {}
             }
@@ -184,9 +191,17 @@ async fn session(stream: TcpStream, shared: Arc<Shared>) -> std::io::Result<()> 
             return Ok(());
         }
         let command = line.trim_end();
-        let verb = command.split_whitespace().next().unwrap_or("").to_ascii_uppercase();
+        let verb = command
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_ascii_uppercase();
         match verb.as_str() {
-            "EHLO" => write.write_all(b"250-pique-sink\r\n250-8BITMIME\r\n250 SIZE 52428800\r\n").await?,
+            "EHLO" => {
+                write
+                    .write_all(b"250-pique-sink\r\n250-8BITMIME\r\n250 SIZE 52428800\r\n")
+                    .await?
+            }
             "HELO" => write.write_all(b"250 pique-sink\r\n").await?,
             "MAIL" => {
                 if let Some(code) = refusal(&shared) {
@@ -207,7 +222,9 @@ async fn session(stream: TcpStream, shared: Arc<Shared>) -> std::io::Result<()> 
                 write.write_all(b"250 2.1.5 OK\r\n").await?;
             }
             "DATA" => {
-                write.write_all(b"354 end data with <CR><LF>.<CR><LF>\r\n").await?;
+                write
+                    .write_all(b"354 end data with <CR><LF>.<CR><LF>\r\n")
+                    .await?;
                 let data = read_data(&mut reader).await?;
                 if shared.lock().behaviour == Behaviour::Stall {
                     // Hold the connection open without answering until the client leaves.
@@ -219,7 +236,11 @@ async fn session(stream: TcpStream, shared: Arc<Shared>) -> std::io::Result<()> 
                 }
                 {
                     let mut state = shared.lock();
-                    state.messages.push(Received { from: from.clone(), to: to.clone(), data });
+                    state.messages.push(Received {
+                        from: from.clone(),
+                        to: to.clone(),
+                        data,
+                    });
                 }
                 shared.received.notify_waiters();
                 write.write_all(b"250 2.0.0 queued\r\n").await?;
@@ -234,24 +255,37 @@ async fn session(stream: TcpStream, shared: Arc<Shared>) -> std::io::Result<()> 
                 write.write_all(b"221 2.0.0 bye\r\n").await?;
                 return Ok(());
             }
-            _ => write.write_all(b"502 5.5.2 command not recognised\r\n").await?,
+            _ => {
+                write
+                    .write_all(b"502 5.5.2 command not recognised\r\n")
+                    .await?
+            }
         }
     }
 }
 
 /// Reads a DATA body up to the lone `.` line, undoing dot-stuffing.
-async fn read_data(reader: &mut BufReader<tokio::net::tcp::OwnedReadHalf>) -> std::io::Result<Vec<u8>> {
+async fn read_data(
+    reader: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
+) -> std::io::Result<Vec<u8>> {
     let mut data = Vec::new();
     let mut line = Vec::new();
     loop {
         line.clear();
         if reader.read_until(b'\n', &mut line).await? == 0 {
-            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "eof in DATA"));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "eof in DATA",
+            ));
         }
         if line == b".\r\n" || line == b".\n" {
             return Ok(data);
         }
-        let content = if line.starts_with(b"..") { &line[1..] } else { &line[..] };
+        let content = if line.starts_with(b"..") {
+            &line[1..]
+        } else {
+            &line[..]
+        };
         data.extend_from_slice(content);
     }
 }

@@ -14,7 +14,9 @@ pub fn download_token() -> String {
 
 /// Where an attendee's ticket lives under `media_dir`.
 pub fn ticket_path(media_dir: &Path, attendee_uuid: Uuid) -> std::path::PathBuf {
-    media_dir.join("tickets").join(format!("{attendee_uuid}.pdf"))
+    media_dir
+        .join("tickets")
+        .join(format!("{attendee_uuid}.pdf"))
 }
 
 /// Makes sure the attendee's ticket PDF exists and is recorded; returns its record.
@@ -54,8 +56,14 @@ pub async fn ensure_ticket_pdf(
     let size = i32::try_from(bytes.len()).unwrap_or(i32::MAX);
     match existing {
         Some(row) => Ok(row),
-        None => Ok(fulfilment::record_ticket_pdf(pool, attendee_uuid, &path.to_string_lossy(), &download_token(), size)
-            .await?),
+        None => Ok(fulfilment::record_ticket_pdf(
+            pool,
+            attendee_uuid,
+            &path.to_string_lossy(),
+            &download_token(),
+            size,
+        )
+        .await?),
     }
 }
 

@@ -40,7 +40,8 @@ impl Mailer {
 
     /// An SMTP transport for `smtp://host[:port]`.
     pub fn smtp(url: &str) -> Result<Self, JobError> {
-        let parsed = url::Url::parse(url).map_err(|e| JobError::Invalid(format!("SMTP_URL {url:?}: {e}")))?;
+        let parsed = url::Url::parse(url)
+            .map_err(|e| JobError::Invalid(format!("SMTP_URL {url:?}: {e}")))?;
         if parsed.scheme() != "smtp" {
             return Err(JobError::Invalid(format!(
                 "SMTP_URL {url:?}: only smtp:// (no TLS, no auth) is supported"
@@ -66,7 +67,9 @@ impl Mailer {
                 Err(e) => Err(JobError::Mail(e.to_string())),
             },
             Mailer::File(file) => {
-                file.send(message).await.map_err(|e| JobError::Mail(e.to_string()))?;
+                file.send(message)
+                    .await
+                    .map_err(|e| JobError::Mail(e.to_string()))?;
                 Ok(())
             }
         }

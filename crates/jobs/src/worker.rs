@@ -43,7 +43,10 @@ impl WorkerOptions {
         WorkerOptions {
             queues: pique_store::outbox::queues::ALL
                 .iter()
-                .map(|q| QueueSpec { name: q.to_string(), concurrency })
+                .map(|q| QueueSpec {
+                    name: q.to_string(),
+                    concurrency,
+                })
                 .collect(),
             name: name.into(),
         }
@@ -55,7 +58,11 @@ pub fn default_name() -> String {
     let host = std::env::var("HOSTNAME")
         .ok()
         .filter(|h| !h.is_empty())
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|h| h.trim().to_string()))
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+        })
         .unwrap_or_else(|| "worker".to_string());
     format!("{host}-{}", std::process::id())
 }
@@ -85,9 +92,13 @@ pub async fn run(
     let grace = deps.config.shutdown_grace;
     // The terminator's timer must start when shutdown begins, not now: an async block
     // does not run until polled, and the monitor polls it only after the signal.
-    let mut monitor = Monitor::new().with_terminator(async move { tokio::time::sleep(grace).await });
+    let mut monitor =
+        Monitor::new().with_terminator(async move { tokio::time::sleep(grace).await });
     for spec in &options.queues {
-        let runtime = QueueRuntime { deps: deps.clone(), queue: Arc::from(spec.name.as_str()) };
+        let runtime = QueueRuntime {
+            deps: deps.clone(),
+            queue: Arc::from(spec.name.as_str()),
+        };
         let worker_name = format!("{}:{}", options.name, spec.name);
         let concurrency = spec.concurrency.max(1);
         monitor = monitor.register(move |_run| {
@@ -136,7 +147,11 @@ async fn run_job(job: Job, runtime: Data<QueueRuntime>) -> Result<(), BoxDynErro
     let policy = &deps.config.retry;
     if error.is_permanent() || policy.exhausted(failed) {
         tracing::error!(queue, kind = %job.kind, key = %job.dedup_key, attempts = failed, error = %error, "job dead-lettered");
-        let dead = Job { attempt: failed, last_error: Some(error.to_string()), ..job };
+        let dead = Job {
+            attempt: failed,
+            last_error: Some(error.to_string()),
+            ..job
+        };
         // If Redis refuses even this, returning the error lets apalis keep the job.
         deadletter::add(&deps.queues, queue, &dead, &error.to_string()).await?;
         histogram_only(queue, seconds);
@@ -144,8 +159,14 @@ async fn run_job(job: Job, runtime: Data<QueueRuntime>) -> Result<(), BoxDynErro
     }
     let delay = policy.delay(failed);
     tracing::warn!(queue, kind = %job.kind, key = %job.dedup_key, attempt = failed, ?delay, error = %error, "job failed; retrying");
-    let next = Job { attempt: failed, last_error: Some(error.to_string()), ..job };
-    deps.queues.push_all(queue, std::slice::from_ref(&next), Some(delay)).await?;
+    let next = Job {
+        attempt: failed,
+        last_error: Some(error.to_string()),
+        ..job
+    };
+    deps.queues
+        .push_all(queue, std::slice::from_ref(&next), Some(delay))
+        .await?;
     metrics::retried(queue, seconds);
     Ok(())
 }

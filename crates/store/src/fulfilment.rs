@@ -71,7 +71,10 @@ const TICKET_CONTEXT_SELECT: &str = "SELECT a.uuid AS attendee_uuid, a.name AS a
    JOIN venues v ON v.id = s.venue_id";
 
 /// The ticket of one attendee; `None` if the attendee does not exist.
-pub async fn ticket_context(pool: &PgPool, attendee_uuid: Uuid) -> Result<Option<TicketContext>, StoreError> {
+pub async fn ticket_context(
+    pool: &PgPool,
+    attendee_uuid: Uuid,
+) -> Result<Option<TicketContext>, StoreError> {
     let sql = format!("{TICKET_CONTEXT_SELECT} WHERE a.uuid = $1");
     Ok(sqlx::query_as::<_, TicketContext>(&sql)
         .bind(attendee_uuid)
@@ -81,7 +84,8 @@ pub async fn ticket_context(pool: &PgPool, attendee_uuid: Uuid) -> Result<Option
 
 /// The tickets of an order, in line and seat order.
 pub async fn order_tickets(pool: &PgPool, order_id: i64) -> Result<Vec<TicketContext>, StoreError> {
-    let sql = format!("{TICKET_CONTEXT_SELECT} WHERE a.order_id = $1 ORDER BY a.order_line_id, a.seq");
+    let sql =
+        format!("{TICKET_CONTEXT_SELECT} WHERE a.order_id = $1 ORDER BY a.order_line_id, a.seq");
     Ok(sqlx::query_as::<_, TicketContext>(&sql)
         .bind(order_id)
         .fetch_all(pool)
@@ -104,7 +108,10 @@ pub struct TicketPdf {
 }
 
 /// The stored PDF of an attendee, if generated.
-pub async fn ticket_pdf(pool: &PgPool, attendee_uuid: Uuid) -> Result<Option<TicketPdf>, StoreError> {
+pub async fn ticket_pdf(
+    pool: &PgPool,
+    attendee_uuid: Uuid,
+) -> Result<Option<TicketPdf>, StoreError> {
     Ok(sqlx::query_as::<_, TicketPdf>(
         "SELECT attendee_uuid, path, download_token, bytes, created_at FROM ticket_pdfs WHERE attendee_uuid = $1",
     )
@@ -114,7 +121,10 @@ pub async fn ticket_pdf(pool: &PgPool, attendee_uuid: Uuid) -> Result<Option<Tic
 }
 
 /// The PDF behind a download link; `None` for an unknown token.
-pub async fn ticket_pdf_by_token(pool: &PgPool, token: &str) -> Result<Option<TicketPdf>, StoreError> {
+pub async fn ticket_pdf_by_token(
+    pool: &PgPool,
+    token: &str,
+) -> Result<Option<TicketPdf>, StoreError> {
     Ok(sqlx::query_as::<_, TicketPdf>(
         "SELECT attendee_uuid, path, download_token, bytes, created_at FROM ticket_pdfs WHERE download_token = $1",
     )
@@ -145,7 +155,9 @@ pub async fn record_ticket_pdf(
     .await?;
     match inserted {
         Some(row) => Ok(row),
-        None => ticket_pdf(pool, attendee_uuid).await?.ok_or(StoreError::NotFound),
+        None => ticket_pdf(pool, attendee_uuid)
+            .await?
+            .ok_or(StoreError::NotFound),
     }
 }
 
@@ -185,7 +197,10 @@ pub struct OrderSummary {
 }
 
 /// The order behind a confirmation email; `None` if it does not exist.
-pub async fn order_summary(pool: &PgPool, order_id: i64) -> Result<Option<OrderSummary>, StoreError> {
+pub async fn order_summary(
+    pool: &PgPool,
+    order_id: i64,
+) -> Result<Option<OrderSummary>, StoreError> {
     Ok(sqlx::query_as::<_, OrderSummary>(
         "SELECT o.id AS order_id, o.uuid AS order_uuid, o.order_name, o.order_email, o.status, \
                 o.total::text AS total, o.currency, s.title AS show_title, s.slug AS show_slug, \
@@ -226,8 +241,7 @@ pub struct EmailMessage {
     pub sent_at: Option<DateTime<Utc>>,
 }
 
-const EMAIL_COLUMNS: &str =
-    "id, token, order_id, template, to_email, subject, links, status, attempts, last_error, sent_at";
+const EMAIL_COLUMNS: &str = "id, token, order_id, template, to_email, subject, links, status, attempts, last_error, sent_at";
 
 /// Returns the message of (`order_id`, `template`), creating it as `pending` with `token` if it
 /// does not exist yet (an existing row keeps its token).
@@ -309,7 +323,11 @@ pub async fn mark_email_failed(pool: &PgPool, id: i64, error: &str) -> Result<()
 }
 
 /// The message of (`order_id`, `template`), if any.
-pub async fn email_message(pool: &PgPool, order_id: i64, template: &str) -> Result<Option<EmailMessage>, StoreError> {
+pub async fn email_message(
+    pool: &PgPool,
+    order_id: i64,
+    template: &str,
+) -> Result<Option<EmailMessage>, StoreError> {
     Ok(sqlx::query_as::<_, EmailMessage>(&format!(
         "SELECT {EMAIL_COLUMNS} FROM email_messages WHERE order_id = $1 AND template = $2"
     ))
@@ -388,7 +406,11 @@ pub struct ReconcileReport {
 /// inserted, a row relayed more than `grace` ago is marked unrelayed again. A job relayed
 /// recently is left alone (it is probably queued or running), so a pass never doubles work
 /// that is merely in progress.
-pub async fn reconcile(pool: &PgPool, grace: Duration, window: Duration) -> Result<ReconcileReport, StoreError> {
+pub async fn reconcile(
+    pool: &PgPool,
+    grace: Duration,
+    window: Duration,
+) -> Result<ReconcileReport, StoreError> {
     let grace = grace.as_secs_f64();
     let window = window.as_secs_f64();
     let pdf = sqlx::query(
@@ -425,7 +447,10 @@ pub async fn reconcile(pool: &PgPool, grace: Duration, window: Duration) -> Resu
     .bind(window)
     .execute(pool)
     .await?;
-    let report = ReconcileReport { pdf_jobs: pdf.rows_affected(), email_jobs: email.rows_affected() };
+    let report = ReconcileReport {
+        pdf_jobs: pdf.rows_affected(),
+        email_jobs: email.rows_affected(),
+    };
     if report.pdf_jobs + report.email_jobs > 0 {
         sqlx::query("SELECT pg_notify($1, 'reconcile')")
             .bind(crate::outbox::NOTIFY_CHANNEL)

@@ -104,7 +104,10 @@ pub async fn enqueue(conn: &mut PgConnection, job: &OutboxJob) -> Result<(), Sto
 /// `email:order_confirmation:{order_id}`).
 ///
 /// Call it after the order's attendees are inserted, in the same transaction.
-pub async fn enqueue_order_fulfilment(conn: &mut PgConnection, order_id: i64) -> Result<(), StoreError> {
+pub async fn enqueue_order_fulfilment(
+    conn: &mut PgConnection,
+    order_id: i64,
+) -> Result<(), StoreError> {
     // One statement for all rows: the payment transaction stays short.
     sqlx::query(
         "INSERT INTO outbox (queue, kind, payload, dedup_key) \
