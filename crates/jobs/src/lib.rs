@@ -11,6 +11,7 @@
 //! - [`confirmation`] + [`email`] + [`transport`]: the confirmation email, exactly once in
 //!   effect, over SMTP or to `.eml` files;
 //! - [`maintenance`]: relay loop, hold sweeper hook, reconciler, queue sampling;
+//! - [`process`]: a whole worker process (`pique worker`);
 //! - [`metrics`]: the worker's Prometheus metrics and `/metrics` endpoint;
 //! - [`smtp_sink`]: a minimal SMTP server that stores what it receives (tests, benches, demo).
 //!
@@ -26,6 +27,7 @@ pub mod job;
 pub mod maintenance;
 pub mod metrics;
 pub mod pdf;
+pub mod process;
 pub mod queue;
 pub mod relay;
 pub mod retry;
