@@ -128,6 +128,18 @@ impl CompareArgs {
     }
 }
 
+/// `pique load ui PLAN [--bind 127.0.0.1:8089] [run options]`: the web UI; the run options are
+/// the defaults the form starts from.
+#[derive(Debug, Clone, clap::Args)]
+pub struct UiArgs {
+    /// Address to serve the UI on.
+    #[arg(long, default_value = "127.0.0.1:8089")]
+    pub bind: std::net::SocketAddr,
+    /// Plan and default run options.
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
 /// `pique load report RUN_DIR`: re-render report.html and the CSVs from summary.json.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ReportArgs {

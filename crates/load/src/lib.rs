@@ -32,10 +32,12 @@ pub mod shape;
 pub mod stats;
 pub mod template;
 pub mod threshold;
+pub mod ui;
 
-pub use cli::{CompareArgs, ReportArgs, RunArgs};
+pub use cli::{CompareArgs, ReportArgs, RunArgs, UiArgs};
 pub use compare::compare;
 pub use error::{LoadError, PlanError};
 pub use plan::Plan;
 pub use report::{Summary, rerender};
-pub use run::{RunOptions, RunOutcome, run_plan};
+pub use run::{RunControl, RunOptions, RunOutcome, run_plan, run_plan_controlled};
+pub use ui::serve_ui;

@@ -1,5 +1,6 @@
 //! The live terminal line: users, RPS, errors and p50/p95/p99 of the last second.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -11,6 +12,7 @@ use crate::stats::Point;
 #[derive(Clone)]
 pub struct Progress {
     bar: ProgressBar,
+    live: Option<Arc<Mutex<Option<Point>>>>,
 }
 
 impl Progress {
@@ -27,11 +29,20 @@ impl Progress {
             bar.set_message("starting ...");
             bar
         };
-        Self { bar }
+        Self { bar, live: None }
+    }
+
+    /// Also publishes every one-second point into `live` (read by the web UI).
+    pub fn with_live(mut self, live: Arc<Mutex<Option<Point>>>) -> Self {
+        self.live = Some(live);
+        self
     }
 
     /// Shows the last second's numbers.
     pub fn update(&self, p: &Point, elapsed: Duration, limit: Duration) {
+        if let Some(live) = &self.live {
+            *live.lock().unwrap_or_else(|e| e.into_inner()) = Some(p.clone());
+        }
         if self.bar.is_hidden() {
             return;
         }

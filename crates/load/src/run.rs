@@ -216,11 +216,29 @@ fn parse_var(v: &str) -> Value {
     }
 }
 
+/// Lets another task watch and stop a run (used by the web UI).
+#[derive(Debug, Clone, Default)]
+pub struct RunControl {
+    /// Cancel to stop the run early; outputs are still written.
+    pub stop: tokio_util::sync::CancellationToken,
+    /// The latest one-second point while the run goes.
+    pub live: Arc<std::sync::Mutex<Option<crate::stats::Point>>>,
+}
+
 /// Runs a plan against its host and writes `report.html`, CSVs and `summary.json`.
 ///
 /// The run always ends by itself (shape end, `run_time`, `max_requests`, or a capacity break);
 /// Ctrl-C ends it early and the outputs are still written, like Locust.
 pub async fn run_plan(plan: &Plan, opts: &RunOptions) -> Result<RunOutcome, LoadError> {
+    run_plan_controlled(plan, opts, &RunControl::default()).await
+}
+
+/// [`run_plan`] with a [`RunControl`] to stop it and watch it from elsewhere.
+pub async fn run_plan_controlled(
+    plan: &Plan,
+    opts: &RunOptions,
+    control: &RunControl,
+) -> Result<RunOutcome, LoadError> {
     let mut plan = plan.clone();
     apply_overrides(&mut plan, opts)?;
     let host = opts
@@ -254,7 +272,7 @@ pub async fn run_plan(plan: &Plan, opts: &RunOptions) -> Result<RunOutcome, Load
         redis_url: opts.redis_url.clone(),
         interval: plan.scrape_interval.map_or(Duration::from_secs(2), |d| d.0),
     };
-    let progress = Progress::new(opts.quiet, &plan.name);
+    let progress = Progress::new(opts.quiet, &plan.name).with_live(control.live.clone());
     let scraper = Scraper::start(scrape_cfg, tokio::time::Instant::now());
     let plan = Arc::new(plan);
     let cfg = EngineConfig {
@@ -262,6 +280,7 @@ pub async fn run_plan(plan: &Plan, opts: &RunOptions) -> Result<RunOutcome, Load
         run_time: plan.run_time.map(|d| d.0),
         max_requests: plan.max_requests,
         vars,
+        stop: control.stop.clone(),
     };
     let result = engine::run(plan.clone(), cfg, &progress).await;
     let server = scraper.finish().await;

@@ -33,6 +33,8 @@ pub struct EngineConfig {
     pub max_requests: Option<u64>,
     /// Initial variables of every user.
     pub vars: HashMap<String, Value>,
+    /// Cancelling this token stops the run early (the web UI's Stop button).
+    pub stop: CancellationToken,
 }
 
 /// Counters of the open model falling behind its schedule.
@@ -178,6 +180,7 @@ pub async fn run(
         .user_agent(concat!("pique-load/", env!("CARGO_PKG_VERSION")))
         .build()?;
     let stats = Arc::new(Stats::new(plan.request_keys.clone())?);
+    let cfg_stop = cfg.stop.clone();
     let base = cfg.base.trim_end_matches('/').to_string();
     let mut literal_urls = Vec::new();
     for (_, step) in plan.steps() {
@@ -234,6 +237,7 @@ pub async fn run(
         _ = tokio::time::sleep(limit) => sh.stop_with("run_time reached"),
         // Like Locust: Ctrl-C ends the run early but still produces the report.
         Ok(()) = tokio::signal::ctrl_c() => sh.stop_with("interrupted (Ctrl-C)"),
+        _ = cfg_stop.cancelled() => sh.stop_with("stopped by the user"),
         _ = sh.stop.cancelled() => {}
     }
     sh.stop.cancel();

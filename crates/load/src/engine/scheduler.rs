@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rand::Rng;
+use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 use tokio::task::AbortHandle;
@@ -231,7 +231,8 @@ async fn open_model(sh: &Arc<Shared>, sched: &ArrivalSchedule, max_users: u32, s
     // Beyond this many waiting iterations the target is hopelessly overloaded; count the rest
     // as dropped instead of queueing without bound.
     let backlog_cap = u64::from(max_users).max(1000) * 10;
-    let mut rng = rand::rng();
+    // A Send RNG: this future is held across awaits (ThreadRng is not Send).
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(rand::random());
     let class_total = sh.class_weights.last().copied().unwrap_or(1);
     for k in 0u64.. {
         let Some(t) = sched.time_of(k) else { break };
