@@ -37,7 +37,7 @@ pub mod ui;
 pub use cli::{CompareArgs, ReportArgs, RunArgs, UiArgs};
 pub use compare::compare;
 pub use error::{LoadError, PlanError};
-pub use plan::Plan;
+pub use plan::{Plan, demo_plan};
 pub use report::{Summary, rerender};
 pub use run::{RunControl, RunOptions, RunOutcome, run_plan, run_plan_controlled};
 pub use ui::serve_ui;

@@ -675,6 +675,15 @@ impl Plan {
     }
 }
 
+/// The short mixed plan `pique demo` runs (loadtests/smoke/mixed.toml, compiled in so the demo
+/// works from any directory): 60/25/10/5 reads/portal/checkout/paid checkout, <= 10 s.
+pub const DEMO_PLAN: &str = include_str!("../../../loadtests/smoke/mixed.toml");
+
+/// Parses [`DEMO_PLAN`].
+pub fn demo_plan() -> Result<Plan, PlanError> {
+    Plan::from_toml_str(DEMO_PLAN, "loadtests/smoke/mixed.toml (built in)")
+}
+
 fn is_ident(s: &str) -> bool {
     let mut chars = s.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
@@ -707,6 +716,12 @@ name = "U"
 [[users.tasks.steps]]
 path = "/x"
 "#;
+
+    #[test]
+    fn the_demo_plan_is_built_in() {
+        let p = demo_plan().unwrap();
+        assert_eq!(p.name, "mixed-smoke");
+    }
 
     #[test]
     fn minimal_plan_parses() {
