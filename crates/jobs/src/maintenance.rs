@@ -1,4 +1,5 @@
-//! The `maintenance` loops: outbox relay, hold sweeper, reconciler, queue sampling.
+//! The `maintenance` loops: outbox relay, hold sweeper, reconciler, Redis vacuum, queue
+//! sampling.
 //!
 //! They run in every worker that serves the `maintenance` queue. Running them in several
 //! workers at once is safe: the relay claims rows with `SKIP LOCKED`, the reconciler's writes
@@ -86,6 +87,13 @@ async fn periodic(deps: Deps, mut stop: watch::Receiver<bool>) {
         }
         if let Err(e) = reconcile(&deps).await {
             tracing::warn!(error = %e, "reconciler failed");
+        }
+        for queue in queues::ALL {
+            match deps.queues.vacuum(queue).await {
+                Ok(n) if n > 0 => tracing::debug!(queue, removed = n, "vacuumed finished tasks"),
+                Ok(_) => {}
+                Err(e) => tracing::debug!(queue, error = %e, "vacuum failed"),
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(deps.config.maintenance_interval) => {}

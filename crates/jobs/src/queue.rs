@@ -129,6 +129,37 @@ impl Queues {
         Ok(active + scheduled)
     }
 
+    /// Deletes the stored data of finished tasks of `queue` (apalis-redis keeps the payload,
+    /// a metadata hash and a `done` set entry of every task forever); returns how many.
+    /// Tasks still queued, scheduled or running are kept, and so are `Failed` ones, which
+    /// apalis-redis reschedules.
+    pub async fn vacuum(&self, queue: &str) -> Result<u64, JobError> {
+        const SCRIPT: &str = r#"
+            local deleted = 0
+            local ids = redis.call("hkeys", KEYS[1])
+            for _, id in ipairs(ids) do
+              local meta = KEYS[2] .. ":" .. id
+              local status = redis.call("hget", meta, "status")
+              if status == "Done" or status == "Killed" then
+                redis.call("hdel", KEYS[1], id)
+                redis.call("del", meta)
+                redis.call("srem", KEYS[3], id)
+                deleted = deleted + 1
+              end
+            end
+            return deleted
+        "#;
+        let config = self.redis_config(queue);
+        let mut conn = self.conn.clone();
+        let n: u64 = redis::Script::new(SCRIPT)
+            .key(config.job_data_hash())
+            .key(config.job_meta_hash())
+            .key(config.done_jobs_set())
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(n)
+    }
+
     /// Whether Redis answers.
     pub async fn ping(&self) -> bool {
         let mut conn = self.conn.clone();

@@ -74,6 +74,12 @@ async fn shutdown_lets_in_flight_jobs_finish_and_the_checkout_hook_runs_each_job
         "in-flight jobs finished"
     );
     assert_eq!(deps.queues.depth("checkout").await?, 0);
+    assert_eq!(
+        deps.queues.vacuum("checkout").await?,
+        3,
+        "finished tasks' data removed"
+    );
+    assert_eq!(deps.queues.vacuum("checkout").await?, 0);
 
     // A new worker finds nothing to redo.
     let options = WorkerOptions {
