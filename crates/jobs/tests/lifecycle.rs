@@ -93,6 +93,7 @@ async fn shutdown_lets_in_flight_jobs_finish_and_the_checkout_hook_runs_each_job
     tokio::time::sleep(Duration::from_secs(3)).await;
     again.stop().await;
     assert_eq!(started.load(Ordering::SeqCst), 3, "no job ran twice");
+    flush_namespace(&deps.queues).await;
     db.cleanup().await;
     Ok(())
 }
@@ -136,6 +137,7 @@ async fn the_reconciler_rearms_jobs_of_paid_orders_missing_pdfs_or_email() -> Te
         .fetch_one(&db.pool)
         .await?;
     assert_eq!(rows, 3, "same dedup keys, no new rows");
+    flush_namespace(&queues).await;
     db.cleanup().await;
     Ok(())
 }

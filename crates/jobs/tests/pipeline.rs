@@ -123,6 +123,7 @@ async fn paid_order_yields_one_pdf_per_attendee_and_exactly_one_email() -> TestR
     );
 
     worker.stop().await;
+    flush_namespace(&deps.queues).await;
     db.cleanup().await;
     Ok(())
 }
@@ -153,6 +154,7 @@ async fn the_same_email_job_delivered_twice_concurrently_sends_one_email() -> Te
         confirmation::Outcome::AlreadySent
     );
     assert_eq!(sink.messages().len(), 1);
+    flush_namespace(&deps.queues).await;
     db.cleanup().await;
     Ok(())
 }
@@ -180,6 +182,7 @@ async fn smtp_refusing_for_a_while_is_retried_until_it_accepts() -> TestResult {
     assert_eq!(row.attempts, 3);
     assert!(deadletter::list(&deps.queues, &["email"]).await?.is_empty());
     worker.stop().await;
+    flush_namespace(&deps.queues).await;
     db.cleanup().await;
     Ok(())
 }
@@ -225,6 +228,7 @@ async fn smtp_refusing_forever_dead_letters_the_job_and_retry_delivers_it() -> T
     assert!(sink.wait_for(1, Duration::from_secs(20)).await);
     assert!(deadletter::list(&deps.queues, &["email"]).await?.is_empty());
     worker.stop().await;
+    flush_namespace(&deps.queues).await;
     db.cleanup().await;
     Ok(())
 }
@@ -240,7 +244,7 @@ async fn a_worker_killed_mid_send_has_its_job_redone_by_another_and_one_email_ar
     let cfg = config(Some(sink.url()), dir.path());
     let deps_a = deps(&db.pool, cfg.clone());
 
-    let a = RunningWorker::start(deps_a, WorkerOptions::all("worker-a", 2));
+    let a = RunningWorker::start(deps_a.clone(), WorkerOptions::all("worker-a", 2));
     enqueue_fulfilment(&db.pool, order.order_id).await?;
     let pool = db.pool.clone();
     let order_id = order.order_id;
@@ -278,6 +282,7 @@ async fn a_worker_killed_mid_send_has_its_job_redone_by_another_and_one_email_ar
     assert_eq!(sink.messages().len(), 1, "still one email");
     sent_message(&db.pool, order.order_id).await;
     b.stop().await;
+    flush_namespace(&deps_a.queues).await;
     db.cleanup().await;
     Ok(())
 }

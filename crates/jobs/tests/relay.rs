@@ -44,6 +44,7 @@ async fn jobs_wait_in_the_outbox_while_redis_is_down_and_flow_once_it_is_back() 
         0,
         "relayed once"
     );
+    flush_namespace(&up).await;
     db.cleanup().await;
     Ok(())
 }
@@ -74,6 +75,7 @@ async fn two_relays_never_push_the_same_row() -> TestResult {
         queues.depth("pdf").await? + queues.depth("email").await?,
         40
     );
+    flush_namespace(&queues).await;
     db.cleanup().await;
     Ok(())
 }

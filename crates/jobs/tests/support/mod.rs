@@ -239,3 +239,17 @@ pub fn pdf_qr_codes(bytes: &[u8]) -> Vec<String> {
     }
     found
 }
+
+/// Deletes every Redis key of the test's namespace.
+pub async fn flush_namespace(queues: &pique_jobs::Queues) {
+    let mut conn = queues.connection();
+    let pattern = format!("{}:*", queues.namespace());
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(&pattern)
+        .query_async(&mut conn)
+        .await
+        .unwrap_or_default();
+    if !keys.is_empty() {
+        let _: Result<(), _> = redis::cmd("DEL").arg(&keys).query_async(&mut conn).await;
+    }
+}
