@@ -11,7 +11,13 @@
 //! policy is exhausted (or the error is permanent) it goes to the dead-letter set. The
 //! handler then returns success to apalis, so apalis' own fixed retry schedule never applies.
 
-use std::{sync::Arc, time::Instant};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
 
 use apalis::prelude::{BackendExt, BoxDynError, Data, Monitor, WorkerBuilder, WorkerBuilderExt};
 use tokio::sync::watch;
@@ -92,8 +98,14 @@ pub async fn run(
     let grace = deps.config.shutdown_grace;
     // The terminator's timer must start when shutdown begins, not now: an async block
     // does not run until polled, and the monitor polls it only after the signal.
-    let mut monitor =
-        Monitor::new().with_terminator(async move { tokio::time::sleep(grace).await });
+    let mut monitor = Monitor::new()
+        .with_terminator(async move { tokio::time::sleep(grace).await })
+        // A worker whose Redis connection failed (Redis restarting, network blip) is rebuilt
+        // rather than left dead; the rebuilt one waits a moment first (see `before_start`).
+        .should_restart(|ctx, error| {
+            tracing::warn!(worker = ctx.name(), error = %error, "worker failed; restarting");
+            !ctx.is_shutting_down()
+        });
     for spec in &options.queues {
         let runtime = QueueRuntime {
             deps: deps.clone(),
@@ -101,11 +113,21 @@ pub async fn run(
         };
         let worker_name = format!("{}:{}", options.name, spec.name);
         let concurrency = spec.concurrency.max(1);
-        monitor = monitor.register(move |_run| {
+        let builds = Arc::new(AtomicUsize::new(0));
+        monitor = monitor.register(move |_index| {
+            // The first build starts at once; a rebuild after a failure waits, so a Redis
+            // outage is retried about once a second instead of in a tight loop.
+            let restart = builds.fetch_add(1, Ordering::SeqCst) > 0;
             let storage = runtime
                 .deps
                 .queues
                 .storage(&runtime.queue, concurrency)
+                .before_start(move |_| async move {
+                    if restart {
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                    Ok(())
+                })
                 .poll_with_interval(runtime.deps.config.poll_interval);
             WorkerBuilder::new(worker_name.clone())
                 .backend(storage)

@@ -141,3 +141,37 @@ async fn the_reconciler_rearms_jobs_of_paid_orders_missing_pdfs_or_email() -> Te
     db.cleanup().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_survive_a_redis_outage_and_orders_paid_meanwhile_are_fulfilled() -> TestResult {
+    let db = TestDb::new().await?;
+    let dir = tempfile::tempdir()?;
+    let sink = pique_jobs::smtp_sink::SmtpSink::start().await?;
+    let mut proxy = RedisProxy::start().await?;
+    let mut cfg = config(Some(sink.url()), dir.path());
+    cfg.redis_url = proxy.url();
+    let deps = support::deps(&db.pool, cfg);
+    let worker = RunningWorker::start(deps.clone(), WorkerOptions::all("w", 2));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    proxy.cut();
+    let order = paid_order(&db.pool, 1).await?;
+    enqueue_fulfilment(&db.pool, order.order_id).await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let unrelayed: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE relayed_at IS NULL")
+        .fetch_one(&db.pool)
+        .await?;
+    assert_eq!(unrelayed, 2, "jobs wait in the outbox while Redis is down");
+    assert!(sink.messages().is_empty());
+
+    proxy.restore().await?;
+    assert!(
+        sink.wait_for(1, Duration::from_secs(30)).await,
+        "fulfilled once Redis is back"
+    );
+    assert!(!worker.task.is_finished(), "worker still running");
+    worker.stop().await;
+    flush_namespace(&deps.queues).await;
+    db.cleanup().await;
+    Ok(())
+}

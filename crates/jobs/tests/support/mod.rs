@@ -253,3 +253,50 @@ pub async fn flush_namespace(queues: &pique_jobs::Queues) {
         let _: Result<(), _> = redis::cmd("DEL").arg(&keys).query_async(&mut conn).await;
     }
 }
+
+/// A TCP proxy to Redis that can be cut (connections dropped, port closed) and restored on
+/// the same port: a Redis outage without touching the shared Redis.
+pub struct RedisProxy {
+    pub port: u16,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl RedisProxy {
+    pub async fn start() -> std::io::Result<Self> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let port = listener.local_addr()?.port();
+        Ok(RedisProxy {
+            port,
+            task: Some(tokio::spawn(Self::serve(listener))),
+        })
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    async fn serve(listener: tokio::net::TcpListener) {
+        let mut conns = tokio::task::JoinSet::new();
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            conns.spawn(async move {
+                if let Ok(mut upstream) = tokio::net::TcpStream::connect("127.0.0.1:6379").await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut upstream).await;
+                }
+            });
+        }
+    }
+
+    /// Drops every connection and stops listening.
+    pub fn cut(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+
+    /// Listens again on the same port.
+    pub async fn restore(&mut self) -> std::io::Result<()> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await?;
+        self.task = Some(tokio::spawn(Self::serve(listener)));
+        Ok(())
+    }
+}
