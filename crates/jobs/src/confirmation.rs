@@ -5,8 +5,9 @@
 //! 2. The PDFs are made sure of (keyed by attendee, so this is cheap when the `pdf` queue got
 //!    there first) and the email rendered.
 //! 3. The row is *claimed*: one atomic `UPDATE` moves it to `sending`. Of two deliveries of
-//!    the same job only one claim succeeds; the other returns without sending. A claim older
-//!    than the lease belongs to a worker that died and may be taken over.
+//!    the same job only one claim succeeds; the other comes back after the lease
+//!    ([`JobError::Busy`]) and then finds the email sent. A claim older than the lease
+//!    belongs to a worker that died and is taken over.
 //! 4. The message is sent, then the row marked `sent` (or `failed`, releasing the claim).
 //!
 //! The one window for a duplicate is a crash after the SMTP server accepted the message and
@@ -29,8 +30,6 @@ pub enum Outcome {
     Sent,
     /// It had been sent before: nothing done.
     AlreadySent,
-    /// Another worker holds a live claim on it: nothing done.
-    ClaimedElsewhere,
     /// The order is not paid (cancelled, refunded...): nothing to confirm.
     NotPaid,
 }
@@ -90,16 +89,19 @@ pub async fn send_order_confirmation(deps: &Deps, order_id: i64) -> Result<Outco
 
     let links = serde_json::Value::from(rendered.links.clone());
     if !fulfilment::claim_email(pool, message.id, &links, deps.config.email_lease).await? {
-        // Sent meanwhile, or being sent by a live worker.
-        return Ok(
-            match fulfilment::email_message(pool, order_id, ORDER_CONFIRMATION)
-                .await?
-                .map(|m| m.status)
-            {
-                Some(s) if s == "sent" => Outcome::AlreadySent,
-                _ => Outcome::ClaimedElsewhere,
-            },
-        );
+        // Sent meanwhile, or being sent by another worker. That worker may die before it
+        // records the send, so this delivery comes back once its claim has expired rather
+        // than being dropped: then it finds the email sent (no-op) or takes the claim over.
+        let status = fulfilment::email_message(pool, order_id, ORDER_CONFIRMATION)
+            .await?
+            .map(|m| m.status);
+        if status.as_deref() == Some("sent") {
+            return Ok(Outcome::AlreadySent);
+        }
+        return Err(JobError::Busy {
+            what: format!("order {order_id} confirmation is being sent by another worker"),
+            retry_after: deps.config.email_lease,
+        });
     }
     if let Err(e) = deps.mailer.send(mime).await {
         fulfilment::mark_email_failed(pool, message.id, &e.to_string()).await?;

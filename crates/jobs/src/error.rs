@@ -32,6 +32,15 @@ pub enum JobError {
     /// The job can never succeed (unknown kind, missing order...): dead-lettered at once.
     #[error("invalid job: {0}")]
     Invalid(String),
+    /// Someone else holds the side effect right now (a live claim on the email): try again
+    /// after `retry_after`, without counting a failed attempt.
+    #[error("busy: {what}; retry in {retry_after:?}")]
+    Busy {
+        /// What is busy.
+        what: String,
+        /// When the holder's claim expires.
+        retry_after: std::time::Duration,
+    },
     /// A handler supplied by another crate (checkout, hold sweeper) failed.
     #[error("handler error: {0}")]
     Handler(String),

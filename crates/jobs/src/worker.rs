@@ -165,6 +165,15 @@ async fn run_job(job: Job, runtime: Data<QueueRuntime>) -> Result<(), BoxDynErro
         }
         Err(e) => e,
     };
+    if let JobError::Busy { retry_after, .. } = &error {
+        // Not a failure: the same attempt runs again once the holder's claim has expired.
+        tracing::info!(queue, kind = %job.kind, key = %job.dedup_key, ?retry_after, "job busy elsewhere; deferred");
+        deps.queues
+            .push_all(queue, std::slice::from_ref(&job), Some(*retry_after))
+            .await?;
+        histogram_only(queue, seconds);
+        return Ok(());
+    }
     let failed = job.attempt + 1;
     let policy = &deps.config.retry;
     if error.is_permanent() || policy.exhausted(failed) {
