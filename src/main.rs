@@ -1,1 +1,70 @@
-fn main() {}
+//! `pique`: the PiqueTickets replica, its workers, a local Stripe, and the load generator that
+//! runs the original team's load-testing plan, in one binary.
+//!
+//! This file only parses the command line and dispatches; each subcommand lives in
+//! `cmd/<name>.rs` and the real work in the `crates/`.
+
+mod cmd;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// The PiqueTickets replica and its load generator.
+#[derive(Debug, Parser)]
+#[command(name = "pique", version, about, long_about = None)]
+struct Cli {
+    #[command(flatten)]
+    global: cmd::GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the API (the replica of the Django service).
+    Serve(cmd::serve::ServeArgs),
+    /// Apply database migrations (creating the database if needed).
+    Migrate,
+    /// Fill the database with deterministic fixtures.
+    Seed(cmd::seed::SeedArgs),
+    /// Print the effective configuration (secrets masked).
+    Config,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match cli.global.config() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    cmd::init_tracing(&config);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => cmd::serve::run(config, args).await.map(|()| 0),
+            Command::Migrate => cmd::migrate::run(&config).await.map(|()| 0),
+            Command::Seed(args) => cmd::seed::run(&config, args).await.map(|()| 0),
+            Command::Config => {
+                cmd::print_config(&config);
+                Ok(0)
+            }
+        }
+    });
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

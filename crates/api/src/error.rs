@@ -1,0 +1,117 @@
+//! Errors as DRF writes them: `{"detail": "..."}` for most statuses and
+//! `{"field": ["message"]}` for validation failures.
+//!
+//! Internal errors are logged with their cause and answered with a generic message: a client
+//! never sees SQL or a stack trace.
+
+use axum::{
+    Json,
+    http::{HeaderValue, Method, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use pique_core::query::FieldErrors;
+use pique_store::StoreError;
+use serde_json::json;
+
+/// Every way a request can fail.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400 with per-field messages.
+    #[error("validation failed")]
+    Validation(FieldErrors),
+    /// 400 with a single message.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 401.
+    #[error("authentication credentials were not provided")]
+    Unauthorized(String),
+    /// 403.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 404 `{"detail": "Not found."}`.
+    #[error("not found")]
+    NotFound,
+    /// 409 with a message (sold out, already checked in...), optionally with extra fields.
+    #[error("{0}")]
+    Conflict(String, Option<serde_json::Value>),
+    /// 429 with `Retry-After` seconds.
+    #[error("rate limited")]
+    TooManyRequests(u64),
+    /// 503 (a dependency is down, or the server is saturated).
+    #[error("{0}")]
+    Unavailable(String),
+    /// 500: a bug or an unexpected failure below.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => ApiError::NotFound,
+            StoreError::Conflict(m) => ApiError::Conflict(m, None),
+            StoreError::Database(sqlx::Error::PoolTimedOut) => {
+                ApiError::Unavailable("The database is not answering; try again shortly.".into())
+            }
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<FieldErrors> for ApiError {
+    fn from(e: FieldErrors) -> Self {
+        ApiError::Validation(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, body) = match &self {
+            ApiError::Validation(errors) => (StatusCode::BAD_REQUEST, json!(errors)),
+            ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, json!({ "detail": m })),
+            ApiError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, json!({ "detail": m })),
+            ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, json!({ "detail": m })),
+            ApiError::NotFound => (StatusCode::NOT_FOUND, json!({ "detail": "Not found." })),
+            ApiError::Conflict(m, extra) => {
+                let mut body = json!({ "detail": m });
+                if let (Some(obj), Some(serde_json::Value::Object(more))) = (body.as_object_mut(), extra) {
+                    obj.extend(more.clone());
+                }
+                (StatusCode::CONFLICT, body)
+            }
+            ApiError::TooManyRequests(secs) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                json!({ "detail": format!("Request was throttled. Expected available in {secs} seconds.") }),
+            ),
+            ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, json!({ "detail": m })),
+            ApiError::Internal(cause) => {
+                tracing::error!(%cause, "internal error");
+                (StatusCode::INTERNAL_SERVER_ERROR, json!({ "detail": "A server error occurred." }))
+            }
+        };
+        let mut response = (status, Json(body)).into_response();
+        if let ApiError::Unauthorized(_) = self {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Token"));
+        }
+        if let ApiError::TooManyRequests(secs) = self {
+            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        response
+    }
+}
+
+/// Fallback for unknown paths: JSON 404, never an HTML page.
+pub async fn not_found() -> ApiError {
+    ApiError::NotFound
+}
+
+/// Fallback for a known path with the wrong method: DRF's 405 message.
+pub async fn method_not_allowed(method: Method) -> Response {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        Json(json!({ "detail": format!("Method \"{method}\" not allowed.") })),
+    )
+        .into_response()
+}

@@ -1,0 +1,28 @@
+//! What every handler can reach.
+
+use std::sync::Arc;
+
+use pique_core::Config;
+use pique_store::{PgPool, cache::Cache};
+
+/// Shared application state; cheap to clone (everything inside is a handle).
+#[derive(Clone)]
+pub struct AppState {
+    /// The effective configuration.
+    pub config: Arc<Config>,
+    /// PostgreSQL pool.
+    pub pool: PgPool,
+    /// Read-through cache (Redis + in-process).
+    pub cache: Cache,
+}
+
+impl AppState {
+    /// Builds the state from configuration: a lazy pool and a lazy cache, so the API starts
+    /// (and `/health/` reports what is down) even if PostgreSQL or Redis is not up yet.
+    pub fn from_config(config: Config) -> Result<AppState, crate::ApiError> {
+        let pool = pique_store::db::pool(&config.database_url, &config.pg)?;
+        let cache = Cache::new(&config.redis_url, "pique", config.redis.cache_ttl, config.redis.socket_timeout)
+            .map_err(pique_store::StoreError::from)?;
+        Ok(AppState { config: Arc::new(config), pool, cache })
+    }
+}

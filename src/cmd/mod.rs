@@ -1,0 +1,82 @@
+//! One module per subcommand, plus the flags every subcommand shares.
+
+pub mod migrate;
+pub mod seed;
+pub mod serve;
+
+use clap::Args;
+use pique_core::{Config, config::LogFormat};
+
+/// Flags that override the environment for any subcommand.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// PostgreSQL URL [env: DATABASE_URL]
+    #[arg(long, global = true)]
+    pub database_url: Option<String>,
+    /// Redis URL [env: REDIS_URL]
+    #[arg(long, global = true)]
+    pub redis_url: Option<String>,
+    /// Architecture profile: rust, django-railway, django-recommended [env: PIQUE_PROFILE]
+    #[arg(long, global = true)]
+    pub profile: Option<String>,
+    /// Checkout strategy: reservation, redis-lock, queue [env: CHECKOUT_STRATEGY]
+    #[arg(long, global = true)]
+    pub checkout_strategy: Option<String>,
+}
+
+impl GlobalArgs {
+    /// The environment's configuration with these flags applied on top.
+    pub fn config(&self) -> Result<Config, pique_core::config::ConfigError> {
+        use pique_core::config::env;
+        let overrides = [
+            (env::DATABASE_URL, &self.database_url),
+            (env::REDIS_URL, &self.redis_url),
+            (env::PROFILE, &self.profile),
+            (env::CHECKOUT_STRATEGY, &self.checkout_strategy),
+        ];
+        Config::from_lookup(|key| {
+            overrides
+                .iter()
+                .find(|(k, _)| *k == key)
+                .and_then(|(_, v)| (*v).clone())
+                .or_else(|| std::env::var(key).ok())
+        })
+    }
+}
+
+/// Logs to stderr, as text or one JSON object per line (`LOG_FORMAT`), filtered by `RUST_LOG`.
+pub fn init_tracing(config: &Config) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match config.log_format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// `pique config`.
+pub fn print_config(config: &Config) {
+    for (name, value) in config.redacted() {
+        println!("{name}={value}");
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM (what `docker stop` sends).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
