@@ -30,6 +30,15 @@ enum Command {
     Seed(cmd::seed::SeedArgs),
     /// Print the effective configuration (secrets masked).
     Config,
+    /// Run the job workers (PDF, email, checkout queue, maintenance).
+    Worker(cmd::worker::WorkerArgs),
+    /// Inspect and retry dead-lettered jobs.
+    Jobs(cmd::jobs::JobsArgs),
+    /// Run the local Stripe stand-in.
+    StripeSim(stripe_sim::SimArgs),
+    /// The load generator: run the original team's plans and grade them.
+    #[command(subcommand)]
+    Load(cmd::load::LoadCommand),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +63,10 @@ fn main() -> ExitCode {
             Command::Serve(args) => cmd::serve::run(config, args).await.map(|()| 0),
             Command::Migrate => cmd::migrate::run(&config).await.map(|()| 0),
             Command::Seed(args) => cmd::seed::run(&config, args).await.map(|()| 0),
+            Command::Worker(args) => cmd::worker::run(config, args).await.map(|()| 0),
+            Command::Jobs(args) => cmd::jobs::run(config, args).await.map(|()| 0),
+            Command::StripeSim(args) => stripe_sim::serve(args.into()).await.map(|()| 0).map_err(Into::into),
+            Command::Load(command) => cmd::load::run(command).await,
             Command::Config => {
                 cmd::print_config(&config);
                 Ok(0)

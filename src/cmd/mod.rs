@@ -1,8 +1,11 @@
 //! One module per subcommand, plus the flags every subcommand shares.
 
+pub mod jobs;
+pub mod load;
 pub mod migrate;
 pub mod seed;
 pub mod serve;
+pub mod worker;
 
 use clap::Args;
 use pique_core::{Config, config::LogFormat};
