@@ -23,6 +23,12 @@ impl AppState {
         let pool = pique_store::db::pool(&config.database_url, &config.pg)?;
         let cache = Cache::new(&config.redis_url, "pique", config.redis.cache_ttl, config.redis.socket_timeout)
             .map_err(pique_store::StoreError::from)?;
+        AppState::new(config, pool, cache)
+    }
+
+    /// Builds the state around an existing pool and cache (tests use a per-test database and
+    /// cache prefix). Every other handle is derived from `config` here, in one place.
+    pub fn new(config: Config, pool: PgPool, cache: Cache) -> Result<AppState, crate::ApiError> {
         Ok(AppState { config: Arc::new(config), pool, cache })
     }
 }
