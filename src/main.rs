@@ -51,7 +51,10 @@ fn main() -> ExitCode {
         }
     };
     cmd::init_tracing(&config);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -65,7 +68,10 @@ fn main() -> ExitCode {
             Command::Seed(args) => cmd::seed::run(&config, args).await.map(|()| 0),
             Command::Worker(args) => cmd::worker::run(config, args).await.map(|()| 0),
             Command::Jobs(args) => cmd::jobs::run(config, args).await.map(|()| 0),
-            Command::StripeSim(args) => stripe_sim::serve(args.into()).await.map(|()| 0).map_err(Into::into),
+            Command::StripeSim(args) => stripe_sim::serve(args.into())
+                .await
+                .map(|()| 0)
+                .map_err(Into::into),
             Command::Load(command) => cmd::load::run(command).await,
             Command::Config => {
                 cmd::print_config(&config);

@@ -40,7 +40,9 @@ pub enum JobsCommand {
 pub async fn run(config: Config, args: JobsArgs) -> anyhow::Result<()> {
     let selected: Vec<&str> = match &args.queue {
         Some(q) if queues::ALL.contains(&q.as_str()) => vec![q.as_str()],
-        Some(q) => anyhow::bail!("unknown queue {q:?} (expected pdf, email, checkout, maintenance)"),
+        Some(q) => {
+            anyhow::bail!("unknown queue {q:?} (expected pdf, email, checkout, maintenance)")
+        }
         None => queues::ALL.to_vec(),
     };
     let queues = Queues::open(&config.redis_url, &args.namespace)?;
@@ -54,7 +56,10 @@ pub async fn run(config: Config, args: JobsArgs) -> anyhow::Result<()> {
             } else if dead.is_empty() {
                 println!("no dead jobs");
             } else {
-                println!("{:<32}  {:<11}  {:<20}  {:<8}  {:<25}  error", "id", "queue", "kind", "attempts", "failed at");
+                println!(
+                    "{:<32}  {:<11}  {:<20}  {:<8}  {:<25}  error",
+                    "id", "queue", "kind", "attempts", "failed at"
+                );
                 for e in &dead {
                     println!(
                         "{:<32}  {:<11}  {:<20}  {:<8}  {:<25}  {}",

@@ -18,16 +18,32 @@ pub struct SeedArgs {
 
 /// Migrates, then seeds.
 pub async fn run(config: &Config, args: SeedArgs) -> anyhow::Result<()> {
-    let preset = Preset::by_name(&args.preset)
-        .ok_or_else(|| anyhow!("unknown preset {:?}; use small, medium or large", args.preset))?;
+    let preset = Preset::by_name(&args.preset).ok_or_else(|| {
+        anyhow!(
+            "unknown preset {:?}; use small, medium or large",
+            args.preset
+        )
+    })?;
     super::migrate::run(config).await?;
     let pool = pique_store::db::pool(&config.database_url, &config.pg)?;
-    let report = seed::seed(&pool, preset, args.reset).await.context("seeding failed")?;
+    let report = seed::seed(&pool, preset, args.reset)
+        .await
+        .context("seeding failed")?;
     println!(
         "seeded preset {}: {} shows, {} ticket tiers, {} venues, {} performers, {} producers in {} ms",
-        report.preset, report.shows, report.tickets, report.venues, report.performers, report.producers, report.millis
+        report.preset,
+        report.shows,
+        report.tickets,
+        report.venues,
+        report.performers,
+        report.producers,
+        report.millis
     );
-    println!("producer logins: producer1..producer{} / {}", report.producers, seed::DEMO_PASSWORD);
+    println!(
+        "producer logins: producer1..producer{} / {}",
+        report.producers,
+        seed::DEMO_PASSWORD
+    );
     pool.close().await;
     Ok(())
 }

@@ -12,7 +12,11 @@ use pique_jobs::{Hooks, JobsConfig, WorkerOptions};
 pub struct WorkerArgs {
     /// Queues to serve, comma separated (`maintenance` also runs the outbox relay, the hold
     /// sweeper and the reconciler).
-    #[arg(long, value_delimiter = ',', default_value = "pdf,email,checkout,maintenance")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "pdf,email,checkout,maintenance"
+    )]
     pub queues: Vec<String>,
     /// Jobs run at once per queue: `4`, or per queue `pdf=8,email=2` (Celery's default is 4).
     #[arg(long, default_value = "4")]
@@ -39,9 +43,16 @@ pub async fn run(config: Config, args: WorkerArgs) -> anyhow::Result<()> {
         queues,
         name: args.name.unwrap_or_else(pique_jobs::worker::default_name),
     };
-    pique_jobs::process::run(pool, jobs, hooks(&config), options, Some(args.metrics_bind), super::shutdown_signal())
-        .await
-        .context("worker failed")?;
+    pique_jobs::process::run(
+        pool,
+        jobs,
+        hooks(&config),
+        options,
+        Some(args.metrics_bind),
+        super::shutdown_signal(),
+    )
+    .await
+    .context("worker failed")?;
     Ok(())
 }
 

@@ -31,6 +31,9 @@ pub enum ApiError {
     /// 404 `{"detail": "Not found."}`.
     #[error("not found")]
     NotFound,
+    /// 404 `{"detail": "Invalid page."}`: a page number past the last page (DRF).
+    #[error("invalid page")]
+    InvalidPage,
     /// 409 with a message (sold out, already checked in...), optionally with extra fields.
     #[error("{0}")]
     Conflict(String, Option<serde_json::Value>),
@@ -72,9 +75,12 @@ impl IntoResponse for ApiError {
             ApiError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, json!({ "detail": m })),
             ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, json!({ "detail": m })),
             ApiError::NotFound => (StatusCode::NOT_FOUND, json!({ "detail": "Not found." })),
+            ApiError::InvalidPage => (StatusCode::NOT_FOUND, json!({ "detail": "Invalid page." })),
             ApiError::Conflict(m, extra) => {
                 let mut body = json!({ "detail": m });
-                if let (Some(obj), Some(serde_json::Value::Object(more))) = (body.as_object_mut(), extra) {
+                if let (Some(obj), Some(serde_json::Value::Object(more))) =
+                    (body.as_object_mut(), extra)
+                {
                     obj.extend(more.clone());
                 }
                 (StatusCode::CONFLICT, body)
@@ -86,12 +92,17 @@ impl IntoResponse for ApiError {
             ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, json!({ "detail": m })),
             ApiError::Internal(cause) => {
                 tracing::error!(%cause, "internal error");
-                (StatusCode::INTERNAL_SERVER_ERROR, json!({ "detail": "A server error occurred." }))
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    json!({ "detail": "A server error occurred." }),
+                )
             }
         };
         let mut response = (status, Json(body)).into_response();
         if let ApiError::Unauthorized(_) = self {
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Token"));
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Token"));
         }
         if let ApiError::TooManyRequests(secs) = self {
             if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {

@@ -25,9 +25,10 @@ where
             Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::BadRequest(
                 "Unsupported media type: send the body as application/json.".into(),
             )),
-            Err(JsonRejection::JsonSyntaxError(e)) => {
-                Err(ApiError::BadRequest(format!("JSON parse error - {}", e.body_text())))
-            }
+            Err(JsonRejection::JsonSyntaxError(e)) => Err(ApiError::BadRequest(format!(
+                "JSON parse error - {}",
+                e.body_text()
+            ))),
             Err(JsonRejection::JsonDataError(e)) => Err(ApiError::BadRequest(e.body_text())),
             Err(other) => Err(ApiError::BadRequest(other.body_text())),
         }
@@ -56,14 +57,20 @@ impl QueryPairs {
 
     /// The last value of `key`, if present.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 }
 
 /// `application/x-www-form-urlencoded` decoding: `+` is a space, `%XX` a byte; invalid
 /// escapes are kept literally.
 fn url_pairs(query: &str) -> Vec<(String, String)> {
-    form_urlencoded::parse(query.as_bytes()).into_owned().collect()
+    form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect()
 }
 
 #[cfg(test)]
@@ -72,8 +79,12 @@ mod tests {
 
     #[test]
     fn decodes_query_pairs() {
-        let p = url_pairs("start_time__gt=2025-01-01T00%3A00%3A00%2B02%3A00&q=jazz+night&x&bad=%zz%4");
-        assert_eq!(p[0], ("start_time__gt".into(), "2025-01-01T00:00:00+02:00".into()));
+        let p =
+            url_pairs("start_time__gt=2025-01-01T00%3A00%3A00%2B02%3A00&q=jazz+night&x&bad=%zz%4");
+        assert_eq!(
+            p[0],
+            ("start_time__gt".into(), "2025-01-01T00:00:00+02:00".into())
+        );
         assert_eq!(p[1], ("q".into(), "jazz night".into()));
         assert_eq!(p[2], ("x".into(), "".into()));
         assert_eq!(p[3], ("bad".into(), "%zz%4".into()));

@@ -35,6 +35,8 @@ const MAX_BODY_BYTES: usize = 256 * 1024;
 
 /// The complete application: every route, the docs, and the middleware stack.
 pub fn app(state: AppState) -> Router {
+    // Install the recorder before the first request, or early counts would go nowhere.
+    metrics::handle();
     let profile = state.config.profile;
     let router = Router::new()
         .merge(routes::public::router())
@@ -49,7 +51,10 @@ pub fn app(state: AppState) -> Router {
     // Layers run outside-in from the bottom: request id, trace, metrics, profile limit, timeout.
     let router = router
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(65)));
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Duration::from_secs(65),
+        ));
     let router = middleware::profile::apply(router, profile);
     router
         .layer(axum::middleware::from_fn(middleware::metrics::record))
@@ -65,7 +70,10 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = app(state);
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }

@@ -21,14 +21,23 @@ impl AppState {
     /// (and `/health/` reports what is down) even if PostgreSQL or Redis is not up yet.
     pub fn from_config(config: Config) -> Result<AppState, crate::ApiError> {
         let pool = pique_store::db::pool(&config.database_url, &config.pg)?;
-        let cache = Cache::new(&config.redis_url, "pique", config.redis.cache_ttl, config.redis.socket_timeout)
-            .map_err(pique_store::StoreError::from)?;
+        let cache = Cache::new(
+            &config.redis_url,
+            "pique",
+            config.redis.cache_ttl,
+            config.redis.socket_timeout,
+        )
+        .map_err(pique_store::StoreError::from)?;
         AppState::new(config, pool, cache)
     }
 
     /// Builds the state around an existing pool and cache (tests use a per-test database and
     /// cache prefix). Every other handle is derived from `config` here, in one place.
     pub fn new(config: Config, pool: PgPool, cache: Cache) -> Result<AppState, crate::ApiError> {
-        Ok(AppState { config: Arc::new(config), pool, cache })
+        Ok(AppState {
+            config: Arc::new(config),
+            pool,
+            cache,
+        })
     }
 }

@@ -75,7 +75,12 @@ impl Cache {
     /// A cache on `redis_url` whose keys all start with `prefix` (tests use a unique one).
     ///
     /// Does not connect: the first use does, so the API starts even while Redis is down.
-    pub fn new(redis_url: &str, prefix: &str, ttl: Duration, socket_timeout: Duration) -> Result<Cache, redis::RedisError> {
+    pub fn new(
+        redis_url: &str,
+        prefix: &str,
+        ttl: Duration,
+        socket_timeout: Duration,
+    ) -> Result<Cache, redis::RedisError> {
         Ok(Cache {
             inner: Arc::new(Inner {
                 client: redis::Client::open(redis_url)?,
@@ -147,7 +152,11 @@ impl Cache {
     /// Returns the cached bytes for `key`, or runs `load`, caches and returns its result.
     ///
     /// Loader errors are returned as they are and nothing is cached.
-    pub async fn get_or_load<F, Fut, E>(&self, key: &str, load: F) -> Result<(Bytes, CacheSource), E>
+    pub async fn get_or_load<F, Fut, E>(
+        &self,
+        key: &str,
+        load: F,
+    ) -> Result<(Bytes, CacheSource), E>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Bytes, E>>,
@@ -175,7 +184,10 @@ impl Cache {
         self.local_put(key, generation, bytes.clone());
         if let Some(mut conn) = self.connection().await {
             let ttl = self.inner.ttl.as_secs().max(1);
-            if let Err(e) = conn.set_ex::<_, _, ()>(&redis_key, bytes.as_ref(), ttl).await {
+            if let Err(e) = conn
+                .set_ex::<_, _, ()>(&redis_key, bytes.as_ref(), ttl)
+                .await
+            {
                 self.mark_redis_down(&e);
             }
         }
@@ -191,7 +203,9 @@ impl Cache {
         if let Some(mut conn) = self.connection().await {
             match conn.incr::<_, _, u64>(self.generation_key(), 1).await {
                 Ok(g) => {
-                    self.inner.generation.fetch_max(g.max(local_next), Ordering::SeqCst);
+                    self.inner
+                        .generation
+                        .fetch_max(g.max(local_next), Ordering::SeqCst);
                     *write(&self.inner.generation_checked) = Some(Instant::now());
                 }
                 Err(e) => self.mark_redis_down(&e),
@@ -229,7 +243,8 @@ impl Cache {
     fn local_get(&self, key: &str, generation: u64) -> Option<Bytes> {
         let map = read(&self.inner.local);
         let e = map.get(key)?;
-        (e.generation == generation && e.stored.elapsed() < L1_MAX_AGE.min(self.inner.ttl)).then(|| e.bytes.clone())
+        (e.generation == generation && e.stored.elapsed() < L1_MAX_AGE.min(self.inner.ttl))
+            .then(|| e.bytes.clone())
     }
 
     fn local_put(&self, key: &str, generation: u64, bytes: Bytes) {
@@ -240,7 +255,14 @@ impl Cache {
                 map.clear();
             }
         }
-        map.insert(key.to_string(), LocalEntry { bytes, generation, stored: Instant::now() });
+        map.insert(
+            key.to_string(),
+            LocalEntry {
+                bytes,
+                generation,
+                stored: Instant::now(),
+            },
+        );
     }
 
     fn redis_is_down(&self) -> bool {

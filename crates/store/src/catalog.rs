@@ -10,8 +10,8 @@ use chrono::{DateTime, Utc};
 use pique_core::{
     availability,
     model::{
-        ActiveCity, FeaturedShow, PageDesign, Performer, PerformerSummary, ProducerPublic, ProducerSummary,
-        ShowDetail, ShowSummary, TicketTier, Venue,
+        ActiveCity, FeaturedShow, PageDesign, Performer, PerformerSummary, ProducerPublic,
+        ProducerSummary, ShowDetail, ShowSummary, TicketTier, Venue,
     },
     query::{PageRequest, ShowFilters},
 };
@@ -31,7 +31,8 @@ const SHOW_COLUMNS: &str = "s.id, s.title, s.slug, s.description, s.door_time, s
     v.state AS venue_state, v.postal_code AS venue_postal_code, v.country AS venue_country, \
     v.capacity AS venue_capacity, p.id AS producer_id, p.name AS producer_name, p.slug AS producer_slug";
 
-const SHOW_FROM: &str = " FROM shows s JOIN venues v ON v.id = s.venue_id JOIN producers p ON p.id = s.producer_id";
+const SHOW_FROM: &str =
+    " FROM shows s JOIN venues v ON v.id = s.venue_id JOIN producers p ON p.id = s.producer_id";
 
 /// Ticket tiers with their *active* holds: the counter `held` minus holds whose order has
 /// expired but which the sweeper has not released yet. This is the single definition of
@@ -104,7 +105,11 @@ impl ShowRow {
                 country: self.venue_country,
                 capacity: self.venue_capacity,
             },
-            producer: ProducerSummary { id: self.producer_id, name: self.producer_name, slug: self.producer_slug },
+            producer: ProducerSummary {
+                id: self.producer_id,
+                name: self.producer_name,
+                slug: self.producer_slug,
+            },
             performers,
         }
     }
@@ -169,7 +174,10 @@ pub struct Listing<T> {
 }
 
 /// `GET /api/v1/shows/`: public shows matching `filters`, by start time.
-pub async fn list_shows(pool: &PgPool, filters: &ShowFilters) -> Result<Listing<ShowSummary>, StoreError> {
+pub async fn list_shows(
+    pool: &PgPool,
+    filters: &ShowFilters,
+) -> Result<Listing<ShowSummary>, StoreError> {
     let mut count = None;
     if filters.page.is_some() {
         let mut q = QueryBuilder::<Postgres>::new("SELECT count(*)");
@@ -183,7 +191,10 @@ pub async fn list_shows(pool: &PgPool, filters: &ShowFilters) -> Result<Listing<
     q.push(" ORDER BY s.start_time, s.id");
     push_page(&mut q, filters.page);
     let rows: Vec<ShowRow> = q.build_query_as().fetch_all(pool).await?;
-    Ok(Listing { rows: with_performers(pool, rows).await?, count })
+    Ok(Listing {
+        rows: with_performers(pool, rows).await?,
+        count,
+    })
 }
 
 fn push_show_filters(q: &mut QueryBuilder<'_, Postgres>, f: &ShowFilters) {
@@ -198,7 +209,9 @@ fn push_show_filters(q: &mut QueryBuilder<'_, Postgres>, f: &ShowFilters) {
         q.push(" AND s.slug = ").push_bind(slug.clone());
     }
     if let Some(city) = &f.city {
-        q.push(" AND lower(v.city) = lower(").push_bind(city.clone()).push(")");
+        q.push(" AND lower(v.city) = lower(")
+            .push_bind(city.clone())
+            .push(")");
     }
     if let Some(p) = f.producer {
         q.push(" AND s.producer_id = ").push_bind(p);
@@ -210,12 +223,18 @@ fn push_show_filters(q: &mut QueryBuilder<'_, Postgres>, f: &ShowFilters) {
 
 fn push_page(q: &mut QueryBuilder<'_, Postgres>, page: Option<PageRequest>) {
     if let Some(p) = page {
-        q.push(" LIMIT ").push_bind(i64::from(p.size)).push(" OFFSET ").push_bind(p.offset());
+        q.push(" LIMIT ")
+            .push_bind(i64::from(p.size))
+            .push(" OFFSET ")
+            .push_bind(p.offset());
     }
 }
 
 /// Attaches performers to show rows with one query for all of them.
-async fn with_performers(pool: &PgPool, rows: Vec<ShowRow>) -> Result<Vec<ShowSummary>, StoreError> {
+async fn with_performers(
+    pool: &PgPool,
+    rows: Vec<ShowRow>,
+) -> Result<Vec<ShowSummary>, StoreError> {
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     let links: Vec<(i64, i64, String)> = sqlx::query_as(
         "SELECT sp.show_id, p.id, p.name FROM show_performers sp JOIN performers p ON p.id = sp.performer_id \
@@ -226,7 +245,10 @@ async fn with_performers(pool: &PgPool, rows: Vec<ShowRow>) -> Result<Vec<ShowSu
     .await?;
     let mut by_show: HashMap<i64, Vec<PerformerSummary>> = HashMap::new();
     for (show_id, id, name) in links {
-        by_show.entry(show_id).or_default().push(PerformerSummary { id, name });
+        by_show
+            .entry(show_id)
+            .or_default()
+            .push(PerformerSummary { id, name });
     }
     Ok(rows
         .into_iter()
@@ -241,17 +263,28 @@ async fn with_performers(pool: &PgPool, rows: Vec<ShowRow>) -> Result<Vec<ShowSu
 /// [`show_tiers`] because availability must never come from a cache).
 pub async fn show_without_tiers(pool: &PgPool, id: i64) -> Result<Option<ShowDetail>, StoreError> {
     let sql = format!("SELECT {SHOW_COLUMNS}{SHOW_FROM} WHERE s.id = $1 AND {PUBLIC_SHOW}");
-    let Some(row) = sqlx::query_as::<_, ShowRow>(&sql).bind(id).fetch_optional(pool).await? else {
+    let Some(row) = sqlx::query_as::<_, ShowRow>(&sql)
+        .bind(id)
+        .fetch_optional(pool)
+        .await?
+    else {
         return Ok(None);
     };
-    let show = with_performers(pool, vec![row]).await?.pop().ok_or(StoreError::NotFound)?;
+    let show = with_performers(pool, vec![row])
+        .await?
+        .pop()
+        .ok_or(StoreError::NotFound)?;
     let page_design: Option<PageDesign> = sqlx::query_as(
         "SELECT primary_color, secondary_color, background_image FROM page_designs WHERE show_id = $1",
     )
     .bind(id)
     .fetch_optional(pool)
     .await?;
-    Ok(Some(ShowDetail { show, tickets: Vec::new(), page_design }))
+    Ok(Some(ShowDetail {
+        show,
+        tickets: Vec::new(),
+        page_design,
+    }))
 }
 
 /// Tiers of a show with live availability, in display order.
@@ -268,7 +301,9 @@ pub async fn list_tiers(
     page: Option<PageRequest>,
 ) -> Result<Listing<TicketTier>, StoreError> {
     let filter = |q: &mut QueryBuilder<'_, Postgres>| {
-        q.push(" WHERE EXISTS (SELECT 1 FROM shows s WHERE s.id = t.show_id AND ").push(PUBLIC_SHOW).push(")");
+        q.push(" WHERE EXISTS (SELECT 1 FROM shows s WHERE s.id = t.show_id AND ")
+            .push(PUBLIC_SHOW)
+            .push(")");
         if let Some(s) = show {
             q.push(" AND t.show_id = ").push_bind(s);
         }
@@ -284,7 +319,10 @@ pub async fn list_tiers(
     q.push(" ORDER BY t.show_id, t.position, t.id");
     push_page(&mut q, page);
     let rows: Vec<TierRow> = q.build_query_as().fetch_all(pool).await?;
-    Ok(Listing { rows: rows.into_iter().map(TierRow::into_tier).collect(), count })
+    Ok(Listing {
+        rows: rows.into_iter().map(TierRow::into_tier).collect(),
+        count,
+    })
 }
 
 /// `GET /api/v1/featured-shows/`: currently featured public shows, by position.
@@ -303,13 +341,23 @@ pub async fn featured_shows(pool: &PgPool) -> Result<Vec<FeaturedShow>, StoreErr
         show: ShowRow,
     }
     let rows: Vec<Row> = sqlx::query_as(&sql).fetch_all(pool).await?;
-    let meta: Vec<(i64, i32)> = rows.iter().map(|r| (r.featured_id, r.featured_position)).collect();
+    let meta: Vec<(i64, i32)> = rows
+        .iter()
+        .map(|r| (r.featured_id, r.featured_position))
+        .collect();
     let shows = with_performers(pool, rows.into_iter().map(|r| r.show).collect()).await?;
-    Ok(meta.into_iter().zip(shows).map(|((id, position), show)| FeaturedShow { id, position, show }).collect())
+    Ok(meta
+        .into_iter()
+        .zip(shows)
+        .map(|((id, position), show)| FeaturedShow { id, position, show })
+        .collect())
 }
 
 /// `GET /api/v1/venues/`.
-pub async fn list_venues(pool: &PgPool, page: Option<PageRequest>) -> Result<Listing<Venue>, StoreError> {
+pub async fn list_venues(
+    pool: &PgPool,
+    page: Option<PageRequest>,
+) -> Result<Listing<Venue>, StoreError> {
     simple_list(
         pool,
         "SELECT id, name, address, city, state, postal_code, country, capacity FROM venues ORDER BY name, id",
@@ -320,7 +368,10 @@ pub async fn list_venues(pool: &PgPool, page: Option<PageRequest>) -> Result<Lis
 }
 
 /// `GET /api/v1/performers/`.
-pub async fn list_performers(pool: &PgPool, page: Option<PageRequest>) -> Result<Listing<Performer>, StoreError> {
+pub async fn list_performers(
+    pool: &PgPool,
+    page: Option<PageRequest>,
+) -> Result<Listing<Performer>, StoreError> {
     simple_list(
         pool,
         "SELECT id, name, bio, image, website FROM performers ORDER BY name, id",
@@ -331,7 +382,10 @@ pub async fn list_performers(pool: &PgPool, page: Option<PageRequest>) -> Result
 }
 
 /// `GET /api/v1/producers/`: public fields only.
-pub async fn list_producers(pool: &PgPool, page: Option<PageRequest>) -> Result<Listing<ProducerPublic>, StoreError> {
+pub async fn list_producers(
+    pool: &PgPool,
+    page: Option<PageRequest>,
+) -> Result<Listing<ProducerPublic>, StoreError> {
     simple_list(
         pool,
         "SELECT id, name, slug, description, image, website FROM producers ORDER BY name, id",
@@ -352,7 +406,11 @@ where
 {
     let mut count = None;
     if page.is_some() {
-        count = Some(sqlx::query_scalar::<_, i64>(count_sql).fetch_one(pool).await?);
+        count = Some(
+            sqlx::query_scalar::<_, i64>(count_sql)
+                .fetch_one(pool)
+                .await?,
+        );
     }
     let mut q = QueryBuilder::<Postgres>::new(select);
     push_page(&mut q, page);
@@ -363,7 +421,11 @@ where
 /// `GET /api/v1/search/?q=`: public shows whose title or description, venue (name, city) or
 /// a performer matches every word of `tsquery` (built by `pique_core::search`), by start time.
 /// Each branch uses its own GIN index; no table scan.
-pub async fn search_shows(pool: &PgPool, tsquery: &str, limit: i64) -> Result<Vec<ShowSummary>, StoreError> {
+pub async fn search_shows(
+    pool: &PgPool,
+    tsquery: &str,
+    limit: i64,
+) -> Result<Vec<ShowSummary>, StoreError> {
     let sql = format!(
         "WITH q AS (SELECT to_tsquery('simple', $1) AS q), ids AS ( \
            SELECT s.id FROM shows s, q WHERE s.search @@ q.q \
@@ -373,7 +435,11 @@ pub async fn search_shows(pool: &PgPool, tsquery: &str, limit: i64) -> Result<Ve
          SELECT {SHOW_COLUMNS}{SHOW_FROM} JOIN ids ON ids.id = s.id WHERE {PUBLIC_SHOW} \
          ORDER BY s.start_time, s.id LIMIT $2"
     );
-    let rows: Vec<ShowRow> = sqlx::query_as(&sql).bind(tsquery).bind(limit).fetch_all(pool).await?;
+    let rows: Vec<ShowRow> = sqlx::query_as(&sql)
+        .bind(tsquery)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?;
     with_performers(pool, rows).await
 }
 

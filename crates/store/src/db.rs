@@ -51,16 +51,21 @@ pub async fn create_database_if_missing(url: &str) -> Result<(), StoreError> {
         return Ok(());
     };
     let admin = options.clone().database("postgres");
-    let pool = PgPoolOptions::new().max_connections(1).connect_with(admin).await?;
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-        .bind(&name)
-        .fetch_one(&pool)
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(admin)
         .await?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&name)
+            .fetch_one(&pool)
+            .await?;
     if !exists {
         let sql = format!("CREATE DATABASE {}", quote_ident(&name));
         if let Err(e) = sqlx::query(&sql).execute(&pool).await {
             // Another process may have created it in between.
-            let raced = matches!(&e, sqlx::Error::Database(d) if d.code().as_deref() == Some("42P04"));
+            let raced =
+                matches!(&e, sqlx::Error::Database(d) if d.code().as_deref() == Some("42P04"));
             if !raced {
                 return Err(e.into());
             }

@@ -54,9 +54,27 @@ pub struct Preset {
 
 /// The presets, from a quick demo to the size of a busy platform.
 pub const PRESETS: [Preset; 3] = [
-    Preset { name: "small", shows: 40, venues: 10, performers: 30, producers: 3 },
-    Preset { name: "medium", shows: 1_000, venues: 100, performers: 400, producers: 20 },
-    Preset { name: "large", shows: 100_000, venues: 2_000, performers: 20_000, producers: 200 },
+    Preset {
+        name: "small",
+        shows: 40,
+        venues: 10,
+        performers: 30,
+        producers: 3,
+    },
+    Preset {
+        name: "medium",
+        shows: 1_000,
+        venues: 100,
+        performers: 400,
+        producers: 20,
+    },
+    Preset {
+        name: "large",
+        shows: 100_000,
+        venues: 2_000,
+        performers: 20_000,
+        producers: 200,
+    },
 ];
 
 impl Preset {
@@ -87,14 +105,41 @@ pub struct SeedReport {
 
 /// Real cities, so `active-cities` looks like a real platform.
 const CITIES: [(&str, &str); 20] = [
-    ("Austin", "TX"), ("Chicago", "IL"), ("Nashville", "TN"), ("New Orleans", "LA"), ("Denver", "CO"),
-    ("Seattle", "WA"), ("Portland", "OR"), ("Atlanta", "GA"), ("Brooklyn", "NY"), ("Los Angeles", "CA"),
-    ("San Francisco", "CA"), ("Minneapolis", "MN"), ("Detroit", "MI"), ("Philadelphia", "PA"),
-    ("Boston", "MA"), ("Houston", "TX"), ("Dallas", "TX"), ("Kansas City", "MO"), ("Memphis", "TN"),
+    ("Austin", "TX"),
+    ("Chicago", "IL"),
+    ("Nashville", "TN"),
+    ("New Orleans", "LA"),
+    ("Denver", "CO"),
+    ("Seattle", "WA"),
+    ("Portland", "OR"),
+    ("Atlanta", "GA"),
+    ("Brooklyn", "NY"),
+    ("Los Angeles", "CA"),
+    ("San Francisco", "CA"),
+    ("Minneapolis", "MN"),
+    ("Detroit", "MI"),
+    ("Philadelphia", "PA"),
+    ("Boston", "MA"),
+    ("Houston", "TX"),
+    ("Dallas", "TX"),
+    ("Kansas City", "MO"),
+    ("Memphis", "TN"),
     ("Phoenix", "AZ"),
 ];
-const TIME_ZONES: [&str; 4] = ["America/Chicago", "America/New_York", "America/Denver", "America/Los_Angeles"];
-const VENUE_KINDS: [&str; 6] = ["Hall", "Theater", "Club", "Lounge", "Ballroom", "Comedy Cellar"];
+const TIME_ZONES: [&str; 4] = [
+    "America/Chicago",
+    "America/New_York",
+    "America/Denver",
+    "America/Los_Angeles",
+];
+const VENUE_KINDS: [&str; 6] = [
+    "Hall",
+    "Theater",
+    "Club",
+    "Lounge",
+    "Ballroom",
+    "Comedy Cellar",
+];
 
 /// Writes `preset` into an empty database (`reset` truncates it first).
 pub async fn seed(pool: &PgPool, preset: Preset, reset: bool) -> Result<SeedReport, StoreError> {
@@ -110,7 +155,9 @@ pub async fn seed(pool: &PgPool, preset: Preset, reset: bool) -> Result<SeedRepo
         .execute(&mut *tx)
         .await?;
     } else {
-        let existing: i64 = sqlx::query_scalar("SELECT count(*) FROM shows").fetch_one(&mut *tx).await?;
+        let existing: i64 = sqlx::query_scalar("SELECT count(*) FROM shows")
+            .fetch_one(&mut *tx)
+            .await?;
         if existing > 0 {
             return Err(StoreError::Conflict(format!(
                 "the database already has {existing} shows; use --reset to replace them"
@@ -118,7 +165,9 @@ pub async fn seed(pool: &PgPool, preset: Preset, reset: bool) -> Result<SeedRepo
         }
     }
     let mut rng = ChaCha8Rng::seed_from_u64(0x5049_5155_45);
-    let today: DateTime<Utc> = Utc::now().duration_trunc(Duration::days(1)).unwrap_or_else(|_| Utc::now());
+    let today: DateTime<Utc> = Utc::now()
+        .duration_trunc(Duration::days(1))
+        .unwrap_or_else(|_| Utc::now());
     let password_hash = hash_password(DEMO_PASSWORD)?;
 
     // Users and producers: user 1 is staff, users 2.. are producer logins.
@@ -170,7 +219,10 @@ pub async fn seed(pool: &PgPool, preset: Preset, reset: bool) -> Result<SeedRepo
         let street: String = StreetName().fake_with_rng(&mut rng);
         let kind = VENUE_KINDS[rng.random_range(0..VENUE_KINDS.len())];
         v_name.push(format!("The {street} {kind}"));
-        v_addr.push(format!("{} {street}", BuildingNumber().fake_with_rng::<String, _>(&mut rng)));
+        v_addr.push(format!(
+            "{} {street}",
+            BuildingNumber().fake_with_rng::<String, _>(&mut rng)
+        ));
         v_city.push(city.to_string());
         v_state.push(state.to_string());
         v_zip.push(ZipCode().fake_with_rng::<String, _>(&mut rng));
@@ -195,7 +247,11 @@ pub async fn seed(pool: &PgPool, preset: Preset, reset: bool) -> Result<SeedRepo
     for i in 0..preset.performers {
         let name: String = if i % 3 == 0 {
             let word: String = Buzzword().fake_with_rng(&mut rng);
-            format!("The {} {}", capitalise(&word), ["Collective", "Trio", "Kids", "Orchestra"][i % 4])
+            format!(
+                "The {} {}",
+                capitalise(&word),
+                ["Collective", "Trio", "Kids", "Orchestra"][i % 4]
+            )
         } else {
             Name().fake_with_rng(&mut rng)
         };
@@ -255,7 +311,9 @@ pub fn hash_password(password: &str) -> Result<String, StoreError> {
 
 fn capitalise(word: &str) -> String {
     let mut c = word.chars();
-    c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
 }
 
 /// Column vectors for one `UNNEST` insert per table.
@@ -292,7 +350,11 @@ impl ShowBatch {
         let id64 = id as i64;
         let title: String = CatchPhrase().fake_with_rng(rng);
         // Mostly upcoming (1-90 days, as the seed's generator), one in ten in the past.
-        let day = if id != 1 && id % 10 == 0 { -rng.random_range(1..60_i64) } else { rng.random_range(1..90_i64) };
+        let day = if id != 1 && id % 10 == 0 {
+            -rng.random_range(1..60_i64)
+        } else {
+            rng.random_range(1..90_i64)
+        };
         let start = today + Duration::days(day) + Duration::hours(rng.random_range(18..23_i64));
         self.id.push(id64);
         self.slug.push(format!("{}-{id}", slugify(&title)));
@@ -300,22 +362,47 @@ impl ShowBatch {
         self.description.push(Paragraph(2..4).fake_with_rng(rng));
         self.door.push(start - Duration::minutes(30));
         self.start.push(start);
-        self.end.push(start + Duration::hours(rng.random_range(1..4_i64)));
+        self.end
+            .push(start + Duration::hours(rng.random_range(1..4_i64)));
         self.tz.push(TIME_ZONES[id % TIME_ZONES.len()].to_string());
-        self.age.push(["", "18+", "21+", "All ages"][id % 4].to_string());
+        self.age
+            .push(["", "18+", "21+", "All ages"][id % 4].to_string());
         // Show 1 is always public; otherwise ~4 % drafts and ~2 % soft-deleted.
         self.published.push(id == 1 || id % 25 != 7);
         self.deleted.push(id != 1 && id % 50 == 13);
         self.venue.push(rng.random_range(1..=preset.venues as i64));
         self.producer.push(((id - 1) % preset.producers) as i64 + 1);
-        let tiers = if id == 1 { 3 } else { rng.random_range(1..=3_usize) };
+        let tiers = if id == 1 {
+            3
+        } else {
+            rng.random_range(1..=3_usize)
+        };
         for pos in 0..tiers {
             let (name, price, donation, qty) = match pos {
-                0 => ("General Admission", rng.random_range(10..45_i64), false, rng.random_range(50..400_i32)),
-                1 => ("VIP", rng.random_range(50..150_i64), false, rng.random_range(10..60_i32)),
-                _ => ("Pay What You Can", rng.random_range(1..10_i64), true, rng.random_range(20..100_i32)),
+                0 => (
+                    "General Admission",
+                    rng.random_range(10..45_i64),
+                    false,
+                    rng.random_range(50..400_i32),
+                ),
+                1 => (
+                    "VIP",
+                    rng.random_range(50..150_i64),
+                    false,
+                    rng.random_range(10..60_i32),
+                ),
+                _ => (
+                    "Pay What You Can",
+                    rng.random_range(1..10_i64),
+                    true,
+                    rng.random_range(20..100_i32),
+                ),
             };
-            let qty = if id == 1 && pos == 0 { LOAD_TEST_TIER_QUANTITY } else { qty };
+            let qty = if id == 1 && pos == 0 {
+                LOAD_TEST_TIER_QUANTITY
+            } else {
+                qty
+            };
             self.t_show.push(id64);
             self.t_name.push(name.to_string());
             self.t_qty.push(qty);
@@ -336,7 +423,8 @@ impl ShowBatch {
         }
         if id % 2 == 1 {
             self.design_show.push(id64);
-            self.design_primary.push(format!("#{:06x}", rng.random_range(0..0xff_ffff_u32)));
+            self.design_primary
+                .push(format!("#{:06x}", rng.random_range(0..0xff_ffff_u32)));
         }
     }
 
@@ -365,7 +453,9 @@ impl ShowBatch {
         .bind(&self.producer)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("SELECT setval('shows_id_seq', (SELECT max(id) FROM shows))").execute(&mut *tx).await?;
+        sqlx::query("SELECT setval('shows_id_seq', (SELECT max(id) FROM shows))")
+            .execute(&mut *tx)
+            .await?;
         sqlx::query(
             "INSERT INTO tickets (show_id, name, quantity, price, is_donation_based, position, description) \
              SELECT s, n, q, p, d, pos, CASE WHEN d THEN 'Pay what you can; the price is the minimum.' ELSE '' END \

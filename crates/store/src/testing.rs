@@ -52,18 +52,29 @@ impl TestDb {
         .await?;
         conn.close().await?;
         let options = admin.clone().database(&name);
-        let pool = PgPoolOptions::new().max_connections(20).connect_with(options).await?;
+        let pool = PgPoolOptions::new()
+            .max_connections(20)
+            .connect_with(options)
+            .await?;
         let url = db_url(&server_url(), &name);
-        Ok(TestDb { pool, url, name, admin })
+        Ok(TestDb {
+            pool,
+            url,
+            name,
+            admin,
+        })
     }
 
     /// Closes the pool and drops the database.
     pub async fn cleanup(self) {
         self.pool.close().await;
         if let Ok(mut conn) = PgConnection::connect_with(&self.admin).await {
-            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(&self.name)))
-                .execute(&mut conn)
-                .await;
+            let _ = sqlx::query(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                quote_ident(&self.name)
+            ))
+            .execute(&mut conn)
+            .await;
         }
     }
 }
@@ -94,9 +105,13 @@ fn template_name() -> String {
 async fn ensure_template(admin: &PgConnectOptions, template: &str) -> Result<(), StoreError> {
     let mut conn = PgConnection::connect_with(admin).await?;
     // One process builds the template; the others wait on the advisory lock.
-    sqlx::query("SELECT pg_advisory_lock(727274)").execute(&mut conn).await?;
+    sqlx::query("SELECT pg_advisory_lock(727274)")
+        .execute(&mut conn)
+        .await?;
     let result = build_template_locked(&mut conn, admin, template).await;
-    sqlx::query("SELECT pg_advisory_unlock(727274)").execute(&mut conn).await?;
+    sqlx::query("SELECT pg_advisory_unlock(727274)")
+        .execute(&mut conn)
+        .await?;
     conn.close().await?;
     result
 }
@@ -106,10 +121,11 @@ async fn build_template_locked(
     admin: &PgConnectOptions,
     template: &str,
 ) -> Result<(), StoreError> {
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-        .bind(template)
-        .fetch_one(&mut *conn)
-        .await?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(template)
+            .fetch_one(&mut *conn)
+            .await?;
     if exists {
         return Ok(());
     }
@@ -122,20 +138,35 @@ async fn build_template_locked(
     .await
     .unwrap_or_default();
     for name in stale {
-        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(&name)))
-            .execute(&mut *conn)
-            .await;
-    }
-    let building = format!("{template}_building");
-    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {}", quote_ident(&building)))
+        let _ = sqlx::query(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            quote_ident(&name)
+        ))
         .execute(&mut *conn)
         .await;
-    sqlx::query(&format!("CREATE DATABASE {}", quote_ident(&building))).execute(&mut *conn).await?;
-    let pool = PgPoolOptions::new().max_connections(1).connect_with(admin.clone().database(&building)).await?;
-    MIGRATOR.run(&pool).await?;
-    pool.close().await;
-    sqlx::query(&format!("ALTER DATABASE {} RENAME TO {}", quote_ident(&building), quote_ident(template)))
+    }
+    let building = format!("{template}_building");
+    let _ = sqlx::query(&format!(
+        "DROP DATABASE IF EXISTS {}",
+        quote_ident(&building)
+    ))
+    .execute(&mut *conn)
+    .await;
+    sqlx::query(&format!("CREATE DATABASE {}", quote_ident(&building)))
         .execute(&mut *conn)
         .await?;
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(admin.clone().database(&building))
+        .await?;
+    MIGRATOR.run(&pool).await?;
+    pool.close().await;
+    sqlx::query(&format!(
+        "ALTER DATABASE {} RENAME TO {}",
+        quote_ident(&building),
+        quote_ident(template)
+    ))
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }

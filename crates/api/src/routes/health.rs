@@ -34,8 +34,16 @@ pub fn router() -> Router<AppState> {
 pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
     let (db, redis) = tokio::join!(pique_store::db::ping(&state.pool), state.cache.ping());
     let up = |b: bool| if b { "ok" } else { "down" };
-    let status = if db && redis { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    let body = Health { status: if db && redis { "ok" } else { "degraded" }, database: up(db), redis: up(redis) };
+    let status = if db && redis {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = Health {
+        status: if db && redis { "ok" } else { "degraded" },
+        database: up(db),
+        redis: up(redis),
+    };
     (status, Json(body))
 }
 

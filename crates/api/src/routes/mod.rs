@@ -12,7 +12,11 @@ use crate::AppState;
 
 /// Registers `path` both with and without its trailing slash, as Django with
 /// `APPEND_SLASH` effectively accepts both (clients of the original use the slash).
-pub fn both(router: Router<AppState>, path: &str, method: MethodRouter<AppState>) -> Router<AppState> {
+pub fn both(
+    router: Router<AppState>,
+    path: &str,
+    method: MethodRouter<AppState>,
+) -> Router<AppState> {
     let trimmed = path.trim_end_matches('/');
     if trimmed.is_empty() || trimmed == path {
         return router.route(path, method);

@@ -16,7 +16,10 @@ use axum::{
 };
 use bytes::Bytes;
 use pique_core::{
-    model::{ActiveCity, FeaturedShow, Paginated, Performer, ProducerPublic, ShowDetail, ShowSummary, TicketTier, Venue},
+    model::{
+        ActiveCity, FeaturedShow, Paginated, Performer, ProducerPublic, ShowDetail, ShowSummary,
+        TicketTier, Venue,
+    },
     query::{self, FieldErrors, PageRequest},
     search,
 };
@@ -56,18 +59,27 @@ pub fn router() -> Router<AppState> {
         ("page_size" = Option<u32>, Query, description = "rows per page, at most 100"),
     ),
     responses((status = 200, body = [ShowSummary]), (status = 400, description = "invalid filter")))]
-pub async fn list_shows(State(state): State<AppState>, headers: HeaderMap, q: QueryPairs) -> Result<Response, ApiError> {
+pub async fn list_shows(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    q: QueryPairs,
+) -> Result<Response, ApiError> {
     let filters = query::parse_show_filters(q.as_refs())?;
     let key = format!("shows:{}", filters.cache_key());
     let pool = state.pool.clone();
     match filters.page {
-        None => cached(&state, &key, async move { Ok(catalog::list_shows(&pool, &filters).await?.rows) }).await,
+        None => {
+            cached(&state, &key, async move {
+                Ok(catalog::list_shows(&pool, &filters).await?.rows)
+            })
+            .await
+        }
         Some(page) => {
             let base = self_url(&headers, "/api/v1/shows/", &q);
             let key = format!("{key}|{}", base.0);
             cached(&state, &key, async move {
                 let listing = catalog::list_shows(&pool, &filters).await?;
-                Ok(paginate(listing, page, &base))
+                paginate(listing, page, &base)
             })
             .await
         }
@@ -79,19 +91,24 @@ pub async fn list_shows(State(state): State<AppState>, headers: HeaderMap, q: Qu
     params(("id" = i64, Path, description = "show id")),
     responses((status = 200, body = ShowDetail), (status = 400, description = "id is not a positive integer"),
                (status = 404, description = "no such public show")))]
-pub async fn show_detail(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Response, ApiError> {
+pub async fn show_detail(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+) -> Result<Response, ApiError> {
     let id = parse_id(&raw)?;
     let pool = state.pool.clone();
     let key = format!("show:{id}");
     let (bytes, source) = state
         .cache
         .get_or_load(&key, || async move {
-            let detail = catalog::show_without_tiers(&pool, id).await?.ok_or(ApiError::NotFound)?;
+            let detail = catalog::show_without_tiers(&pool, id)
+                .await?
+                .ok_or(ApiError::NotFound)?;
             to_bytes(&detail)
         })
         .await?;
-    let mut detail: ShowDetail =
-        serde_json::from_slice(&bytes).map_err(|e| ApiError::Internal(format!("cached show {id}: {e}")))?;
+    let mut detail: ShowDetail = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::Internal(format!("cached show {id}: {e}")))?;
     detail.tickets = catalog::show_tiers(&state.pool, id).await?;
     Ok(json_response(to_bytes(&detail)?, Some(source)))
 }
@@ -101,17 +118,29 @@ pub async fn show_detail(State(state): State<AppState>, Path(raw): Path<String>)
     responses((status = 200, body = [FeaturedShow])))]
 pub async fn featured_shows(State(state): State<AppState>) -> Result<Response, ApiError> {
     let pool = state.pool.clone();
-    cached(&state, "featured", async move { Ok(catalog::featured_shows(&pool).await?) }).await
+    cached(&state, "featured", async move {
+        Ok(catalog::featured_shows(&pool).await?)
+    })
+    .await
 }
 
 /// Every venue by name (paginated with `page`).
 #[utoipa::path(get, path = "/api/v1/venues/", tag = "catalog",
     params(("page" = Option<u32>, Query), ("page_size" = Option<u32>, Query)),
     responses((status = 200, body = [Venue])))]
-pub async fn list_venues(State(state): State<AppState>, headers: HeaderMap, q: QueryPairs) -> Result<Response, ApiError> {
-    listing(&state, &headers, &q, "venues", "/api/v1/venues/", |pool, page| async move {
-        catalog::list_venues(&pool, page).await
-    })
+pub async fn list_venues(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    q: QueryPairs,
+) -> Result<Response, ApiError> {
+    listing(
+        &state,
+        &headers,
+        &q,
+        "venues",
+        "/api/v1/venues/",
+        |pool, page| async move { catalog::list_venues(&pool, page).await },
+    )
     .await
 }
 
@@ -124,9 +153,14 @@ pub async fn list_performers(
     headers: HeaderMap,
     q: QueryPairs,
 ) -> Result<Response, ApiError> {
-    listing(&state, &headers, &q, "performers", "/api/v1/performers/", |pool, page| async move {
-        catalog::list_performers(&pool, page).await
-    })
+    listing(
+        &state,
+        &headers,
+        &q,
+        "performers",
+        "/api/v1/performers/",
+        |pool, page| async move { catalog::list_performers(&pool, page).await },
+    )
     .await
 }
 
@@ -139,9 +173,14 @@ pub async fn list_producers(
     headers: HeaderMap,
     q: QueryPairs,
 ) -> Result<Response, ApiError> {
-    listing(&state, &headers, &q, "producers", "/api/v1/producers/", |pool, page| async move {
-        catalog::list_producers(&pool, page).await
-    })
+    listing(
+        &state,
+        &headers,
+        &q,
+        "producers",
+        "/api/v1/producers/",
+        |pool, page| async move { catalog::list_producers(&pool, page).await },
+    )
     .await
 }
 
@@ -150,13 +189,20 @@ pub async fn list_producers(
 #[utoipa::path(get, path = "/api/v1/tickets/", tag = "shows",
     params(("show" = Option<i64>, Query, description = "show id"), ("page" = Option<u32>, Query), ("page_size" = Option<u32>, Query)),
     responses((status = 200, body = [TicketTier]), (status = 400, description = "invalid show id")))]
-pub async fn list_tickets(State(state): State<AppState>, headers: HeaderMap, q: QueryPairs) -> Result<Response, ApiError> {
+pub async fn list_tickets(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    q: QueryPairs,
+) -> Result<Response, ApiError> {
     let mut errors = FieldErrors::default();
     let show = match q.get("show").filter(|s| !s.is_empty()) {
         Some(raw) => match query::path_id(raw) {
             Some(id) => Some(id),
             None => {
-                errors.add("show", "Select a valid choice. That choice is not one of the available choices.");
+                errors.add(
+                    "show",
+                    "Select a valid choice. That choice is not one of the available choices.",
+                );
                 None
             }
         },
@@ -167,7 +213,11 @@ pub async fn list_tickets(State(state): State<AppState>, headers: HeaderMap, q: 
     let listing = catalog::list_tiers(&state.pool, show, page).await?;
     let bytes = match page {
         None => to_bytes(&listing.rows)?,
-        Some(p) => to_bytes(&paginate(listing, p, &self_url(&headers, "/api/v1/tickets/", &q)))?,
+        Some(p) => to_bytes(&paginate(
+            listing,
+            p,
+            &self_url(&headers, "/api/v1/tickets/", &q),
+        )?)?,
     };
     Ok(json_response(bytes, None))
 }
@@ -177,7 +227,10 @@ pub async fn list_tickets(State(state): State<AppState>, headers: HeaderMap, q: 
 #[utoipa::path(get, path = "/api/v1/search/", tag = "shows",
     params(("q" = String, Query, description = "search words")),
     responses((status = 200, body = [ShowSummary]), (status = 400, description = "q missing or too long")))]
-pub async fn search_shows(State(state): State<AppState>, q: QueryPairs) -> Result<Response, ApiError> {
+pub async fn search_shows(
+    State(state): State<AppState>,
+    q: QueryPairs,
+) -> Result<Response, ApiError> {
     let text = q.get("q").or_else(|| q.get("search")).unwrap_or("").trim();
     if text.is_empty() {
         return Err(FieldErrors::single("q", "This field is required.").into());
@@ -185,7 +238,10 @@ pub async fn search_shows(State(state): State<AppState>, q: QueryPairs) -> Resul
     if text.chars().count() > query::MAX_SEARCH_LEN {
         return Err(FieldErrors::single(
             "q",
-            format!("Ensure this field has no more than {} characters.", query::MAX_SEARCH_LEN),
+            format!(
+                "Ensure this field has no more than {} characters.",
+                query::MAX_SEARCH_LEN
+            ),
         )
         .into());
     }
@@ -194,7 +250,10 @@ pub async fn search_shows(State(state): State<AppState>, q: QueryPairs) -> Resul
     };
     let pool = state.pool.clone();
     let key = format!("search:{tsquery}");
-    cached(&state, &key, async move { Ok(catalog::search_shows(&pool, &tsquery, SEARCH_LIMIT).await?) }).await
+    cached(&state, &key, async move {
+        Ok(catalog::search_shows(&pool, &tsquery, SEARCH_LIMIT).await?)
+    })
+    .await
 }
 
 /// Cities with upcoming public shows, busiest first.
@@ -202,7 +261,10 @@ pub async fn search_shows(State(state): State<AppState>, q: QueryPairs) -> Resul
     responses((status = 200, body = [ActiveCity])))]
 pub async fn active_cities(State(state): State<AppState>) -> Result<Response, ApiError> {
     let pool = state.pool.clone();
-    cached(&state, "cities", async move { Ok(catalog::active_cities(&pool).await?) }).await
+    cached(&state, "cities", async move {
+        Ok(catalog::active_cities(&pool).await?)
+    })
+    .await
 }
 
 /// A list endpoint with optional pagination, cached.
@@ -228,7 +290,10 @@ where
         Some(p) => {
             let base = self_url(headers, path, q);
             let key = format!("{name}:{}x{}|{}", p.number, p.size, base.0);
-            cached(state, &key, async move { Ok(paginate(load(pool, Some(p)).await?, p, &base)) }).await
+            cached(state, &key, async move {
+                paginate(load(pool, Some(p)).await?, p, &base)
+            })
+            .await
         }
     }
 }
@@ -239,19 +304,27 @@ where
     T: Serialize,
     Fut: Future<Output = Result<T, ApiError>>,
 {
-    let (bytes, source) = state.cache.get_or_load(key, || async move { to_bytes(&load.await?) }).await?;
+    let (bytes, source) = state
+        .cache
+        .get_or_load(key, || async move { to_bytes(&load.await?) })
+        .await?;
     Ok(json_response(bytes, Some(source)))
 }
 
 fn to_bytes<T: Serialize>(value: &T) -> Result<Bytes, ApiError> {
-    serde_json::to_vec(value).map(Bytes::from).map_err(|e| ApiError::Internal(e.to_string()))
+    serde_json::to_vec(value)
+        .map(Bytes::from)
+        .map_err(|e| ApiError::Internal(e.to_string()))
 }
 
 /// A JSON response; `x-cache` tells where it came from (useful to people and to tests).
 fn json_response(bytes: Bytes, source: Option<CacheSource>) -> Response {
     let mut response = bytes.into_response();
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     if let Some(source) = source {
         let v = match source {
             CacheSource::Local => "hit-local",
@@ -264,14 +337,19 @@ fn json_response(bytes: Bytes, source: Option<CacheSource>) -> Response {
 }
 
 fn parse_id(raw: &str) -> Result<i64, ApiError> {
-    query::path_id(raw).ok_or_else(|| ApiError::BadRequest(format!("Invalid id {raw:?}: expected a positive integer.")))
+    query::path_id(raw).ok_or_else(|| {
+        ApiError::BadRequest(format!("Invalid id {raw:?}: expected a positive integer."))
+    })
 }
 
 /// The absolute URL of this list and its query without `page`, to build `next`/`previous`.
 struct SelfUrl(String);
 
 fn self_url(headers: &HeaderMap, path: &str, q: &QueryPairs) -> SelfUrl {
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
     let mut ser = form_urlencoded::Serializer::new(String::new());
     for (k, v) in q.0.iter().filter(|(k, _)| k != "page") {
         ser.append_pair(k, v);
@@ -279,15 +357,23 @@ fn self_url(headers: &HeaderMap, path: &str, q: &QueryPairs) -> SelfUrl {
     SelfUrl(format!("http://{host}{path}?{}", ser.finish()))
 }
 
-fn paginate<T>(listing: catalog::Listing<T>, page: PageRequest, base: &SelfUrl) -> Paginated<T> {
+/// DRF's envelope; a page past the last one (other than an empty first page) is a 404.
+fn paginate<T>(
+    listing: catalog::Listing<T>,
+    page: PageRequest,
+    base: &SelfUrl,
+) -> Result<Paginated<T>, ApiError> {
     let count = listing.count.unwrap_or(listing.rows.len() as i64);
+    if page.number > 1 && listing.rows.is_empty() {
+        return Err(ApiError::InvalidPage);
+    }
     let sep = if base.0.ends_with('?') { "" } else { "&" };
     let link = |n: u32| format!("{}{sep}page={n}", base.0);
     let last = (count + i64::from(page.size) - 1) / i64::from(page.size);
-    Paginated {
+    Ok(Paginated {
         count,
         next: (i64::from(page.number) < last).then(|| link(page.number + 1)),
         previous: (page.number > 1).then(|| link(page.number - 1)),
         results: listing.rows,
-    }
+    })
 }
