@@ -10,6 +10,7 @@ pub mod availability;
 pub mod config;
 pub mod model;
 pub mod money;
+pub mod pricing;
 pub mod query;
 pub mod search;
 pub mod slug;
