@@ -30,6 +30,9 @@ enum Command {
     Seed(cmd::seed::SeedArgs),
     /// Print the effective configuration (secrets masked).
     Config,
+    /// The newcomer's first command: database, fixtures, API, workers, stripe-sim and a short
+    /// graded load run, all in one process.
+    Demo(cmd::demo::DemoArgs),
     /// Run the job workers (PDF, email, checkout queue, maintenance).
     Worker(cmd::worker::WorkerArgs),
     /// Inspect and retry dead-lettered jobs.
@@ -73,6 +76,7 @@ fn main() -> ExitCode {
                 .map(|()| 0)
                 .map_err(Into::into),
             Command::Load(command) => cmd::load::run(command).await,
+            Command::Demo(args) => cmd::demo::run(config, args).await,
             Command::Config => {
                 cmd::print_config(&config);
                 Ok(0)

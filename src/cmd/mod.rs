@@ -1,10 +1,12 @@
 //! One module per subcommand, plus the flags every subcommand shares.
 
+pub mod demo;
 pub mod jobs;
 pub mod load;
 pub mod migrate;
 pub mod seed;
 pub mod serve;
+pub mod services;
 pub mod worker;
 
 use clap::Args;

@@ -59,6 +59,6 @@ pub async fn run(config: Config, args: WorkerArgs) -> anyhow::Result<()> {
 /// The handlers other crates plug into the workers: the `checkout` queue's handler and the
 /// hold sweeper (both from the checkout code). Without them, checkout jobs are retried and
 /// then dead-lettered, and the sweep is skipped.
-fn hooks(_config: &Config) -> Hooks {
+pub(crate) fn hooks(_config: &Config) -> Hooks {
     Hooks::default()
 }
