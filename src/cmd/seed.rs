@@ -14,6 +14,9 @@ pub struct SeedArgs {
     /// Empty every table first.
     #[arg(long)]
     pub reset: bool,
+    /// Do nothing if the database already has shows (for `docker compose up`, run on every start).
+    #[arg(long, conflicts_with = "reset")]
+    pub if_empty: bool,
 }
 
 /// Migrates, then seeds.
@@ -26,9 +29,13 @@ pub async fn run(config: &Config, args: SeedArgs) -> anyhow::Result<()> {
     })?;
     super::migrate::run(config).await?;
     let pool = pique_store::db::pool(&config.database_url, &config.pg)?;
-    let report = seed::seed(&pool, preset, args.reset)
-        .await
-        .context("seeding failed")?;
+    let report = match seed::seed(&pool, preset, args.reset).await {
+        Err(pique_store::StoreError::Conflict(why)) if args.if_empty => {
+            println!("not seeding: {why}");
+            return Ok(());
+        }
+        other => other.context("seeding failed")?,
+    };
     println!(
         "seeded preset {}: {} shows, {} ticket tiers, {} venues, {} performers, {} producers in {} ms",
         report.preset,

@@ -1,0 +1,121 @@
+//! `docker-compose.yml` and the `Dockerfile` checked against the code, since no Docker engine
+//! runs in CI: services, health checks, dependency order, environment names the code reads,
+//! and commands the `pique` binary accepts.
+
+use std::{collections::BTreeSet, process::Command};
+
+use clap::Args;
+use serde_yaml::Value;
+
+fn compose() -> Value {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docker-compose.yml")).expect("read compose");
+    let mut value: Value = serde_yaml::from_str(&text).expect("compose parses as YAML");
+    value.apply_merge().expect("merge keys resolve");
+    value
+}
+
+fn service<'a>(doc: &'a Value, name: &str) -> &'a Value {
+    doc["services"].get(name).unwrap_or_else(|| panic!("service {name} missing"))
+}
+
+fn env_keys(service: &Value) -> BTreeSet<String> {
+    service["environment"]
+        .as_mapping()
+        .map(|m| m.keys().filter_map(|k| k.as_str().map(String::from)).collect())
+        .unwrap_or_default()
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_sequence().map(|s| s.iter().filter_map(|x| x.as_str().map(String::from)).collect()).unwrap_or_default()
+}
+
+#[test]
+fn every_service_is_present_with_health_checks_and_order() {
+    let doc = compose();
+    let names: BTreeSet<&str> =
+        doc["services"].as_mapping().expect("services").keys().filter_map(|k| k.as_str()).collect();
+    for expected in ["postgres", "redis", "mailpit", "seed", "stripe-sim", "api", "worker-pdf", "worker-email", "load"] {
+        assert!(names.contains(expected), "{expected}");
+    }
+    for long_running in ["postgres", "redis", "mailpit", "stripe-sim", "api", "worker-pdf", "worker-email"] {
+        assert!(service(&doc, long_running)["healthcheck"]["test"].is_sequence(), "{long_running} has a health check");
+    }
+    let api = service(&doc, "api");
+    assert_eq!(api["depends_on"]["seed"]["condition"], "service_completed_successfully");
+    assert_eq!(api["depends_on"]["redis"]["condition"], "service_healthy");
+    assert_eq!(service(&doc, "seed")["depends_on"]["postgres"]["condition"], "service_healthy");
+    assert_eq!(strings(&api["ports"]), vec!["8080:8080"], "the port the seed's clients use");
+    // Workers must share the API's media volume: the API serves the PDFs they write.
+    for s in ["api", "worker-pdf", "worker-email"] {
+        assert!(strings(&service(&doc, s)["volumes"]).contains(&"media:/data/media".to_string()), "{s}");
+    }
+    // At least one worker runs maintenance (outbox relay, sweeper, reconciler).
+    let queues: Vec<String> = ["worker-pdf", "worker-email"]
+        .iter()
+        .flat_map(|w| strings(&service(&doc, w)["command"]))
+        .collect();
+    assert!(queues.iter().any(|q| q.contains("maintenance")));
+    assert!(queues.iter().any(|q| q.contains("email")) && queues.iter().any(|q| q.contains("pdf")));
+}
+
+#[test]
+fn environment_names_are_the_ones_the_code_reads() {
+    let doc = compose();
+    let known: BTreeSet<String> =
+        pique_core::config::env::ALL.iter().map(|s| s.to_string()).chain(["RUST_LOG".to_string()]).collect();
+    for s in ["api", "seed", "worker-pdf", "worker-email"] {
+        let keys = env_keys(service(&doc, s));
+        assert!(keys.contains("DATABASE_URL") && keys.contains("REDIS_URL"), "{s}");
+        let unknown: Vec<_> = keys.difference(&known).collect();
+        assert!(unknown.is_empty(), "{s} sets variables nothing reads: {unknown:?}");
+    }
+    // stripe-sim's variables are its clap arguments' env names.
+    let sim_env: BTreeSet<String> = stripe_sim::SimArgs::augment_args(clap::Command::new("sim"))
+        .get_arguments()
+        .filter_map(|a| a.get_env().and_then(|e| e.to_str()).map(String::from))
+        .collect();
+    let keys = env_keys(service(&doc, "stripe-sim"));
+    let unknown: Vec<_> = keys.difference(&sim_env).collect();
+    assert!(unknown.is_empty(), "stripe-sim sets variables it does not read: {unknown:?}");
+    // The API reaches the sim where the sim listens, and the sim posts webhooks to the API's route.
+    let api_env = &service(&doc, "api")["environment"];
+    assert_eq!(api_env["STRIPE_API_BASE"], "http://stripe-sim:12111");
+    assert!(service(&doc, "stripe-sim")["environment"]["STRIPE_SIM_BIND"].as_str().is_some_and(|b| b.ends_with(":12111")));
+    assert_eq!(service(&doc, "stripe-sim")["environment"]["STRIPE_WEBHOOK_URL"], "http://api:8080/stripe/webhook/");
+    assert_eq!(
+        service(&doc, "stripe-sim")["environment"]["STRIPE_WEBHOOK_SECRET"],
+        api_env["STRIPE_WEBHOOK_SECRET"],
+        "signatures must verify"
+    );
+    // The compose values agree with the code's defaults where they should.
+    assert!(pique_core::config::defaults::STRIPE_API_BASE.ends_with(":12111"));
+    assert_eq!(api_env["STRIPE_SECRET_KEY"], pique_core::config::defaults::STRIPE_SECRET_KEY);
+}
+
+#[test]
+fn every_command_is_accepted_by_the_binary() {
+    let doc = compose();
+    for s in ["seed", "stripe-sim", "api", "worker-pdf", "worker-email"] {
+        let mut args = strings(&service(&doc, s)["command"]);
+        args.push("--help".into());
+        let out = Command::new(env!("CARGO_BIN_EXE_pique")).args(&args).output().expect("run pique");
+        assert!(out.status.success(), "{s}: pique {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+#[test]
+fn dockerfile_builds_the_binary_and_serves_on_8080() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Dockerfile")).expect("read Dockerfile");
+    for needle in [
+        "cargo build --release --locked --bin pique",
+        "COPY migrations migrations", // embedded by sqlx::migrate! at compile time
+        "COPY loadtests",
+        "EXPOSE 8080",
+        "ENTRYPOINT [\"pique\"]",
+        "/health/",
+    ] {
+        assert!(text.contains(needle), "Dockerfile lacks {needle:?}");
+    }
+    let compose = compose();
+    assert_eq!(compose["x-pique"]["build"], ".");
+}
