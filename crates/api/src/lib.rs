@@ -9,11 +9,13 @@
 //! - [`error`] turns every failure into DRF's JSON shape;
 //! - [`middleware`] has request metrics and the `django-*` profile limiter.
 
+pub mod checkout;
 pub mod error;
 pub mod extract;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;
+pub mod payments;
 pub mod routes;
 pub mod state;
 

@@ -24,14 +24,22 @@ use crate::{AppState, routes};
         routes::public::list_tickets,
         routes::public::search_shows,
         routes::public::active_cities,
+        routes::checkout::create_checkout,
+        routes::checkout::checkout_status,
+        routes::checkout::success,
+        routes::checkout::cancel,
+        routes::checkout::validate_promo,
+        routes::checkout::stripe_webhook,
     ),
-    tags((name = "shows"), (name = "catalog"), (name = "health"))
+    tags((name = "shows"), (name = "catalog"), (name = "health"), (name = "checkout"))
 )]
 pub struct ApiDoc;
 
 /// The full document, with every area's paths merged in.
 pub fn document() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+    let mut doc = ApiDoc::openapi();
+    doc.merge(routes::portal::PortalDoc::openapi());
+    doc
 }
 
 /// `/api/openapi.json` and `/api/docs/`.

@@ -1,1 +1,561 @@
-//! Checkout storage: the three strategies' transactions; filled in by the checkout work.
+//! Checkout storage: reading what pricing needs, and taking seats under each strategy.
+//!
+//! Every strategy ends in the same transaction shape (DESIGN section 7):
+//! 1. release the expired holds of the tiers involved ([`release_expired_for`]), so a lapsed
+//!    hold never blocks a buyer even before the sweeper runs;
+//! 2. take the seats: `reservation` with one conditional `UPDATE ... WHERE quantity - sold -
+//!    held >= n` per tier, `redis-lock` with `SELECT ... FOR UPDATE` and the shared
+//!    availability function (the Redis locks themselves are [`RedisLocks`]);
+//! 3. count a promo use (conditional on `max_uses`);
+//! 4. insert the pending order and its lines (the order *is* the hold, until `expires_at`);
+//! 5. a free order is paid in the same transaction ([`crate::orders::pay_in_tx`]).
+//!
+//! Tiers are always touched in tier-id order, so two multi-tier checkouts cannot deadlock.
+//! The `tickets_no_oversell` CHECK constraint backs all of this up in the database itself.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use pique_core::{
+    availability,
+    pricing::{DiscountType, PricedOrder, PromoInfo, TierInfo},
+};
+use redis::aio::ConnectionManager;
+use rust_decimal::Decimal;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::{StoreError, orders};
+
+/// A tier row with what checkout needs.
+#[derive(Debug, Clone, sqlx::FromRow)]
+struct TierPricingRow {
+    id: i64,
+    show_id: i64,
+    name: String,
+    price: Decimal,
+    is_donation_based: bool,
+    max_per_order: i32,
+}
+
+/// The title of show `show_id` if tickets can be bought for it (published, not deleted).
+pub async fn open_show_title(pool: &PgPool, show_id: i64) -> Result<Option<String>, StoreError> {
+    Ok(sqlx::query_scalar("SELECT title FROM shows WHERE id = $1 AND published AND NOT is_deleted")
+        .bind(show_id)
+        .fetch_optional(pool)
+        .await?)
+}
+
+/// The tiers with ids in `ids` (whatever show they belong to; pricing checks that).
+pub async fn tiers_for_pricing(pool: &PgPool, ids: &[i64]) -> Result<Vec<TierInfo>, StoreError> {
+    let rows: Vec<TierPricingRow> = sqlx::query_as(
+        "SELECT id, show_id, name, price, is_donation_based, max_per_order FROM tickets WHERE id = ANY($1)",
+    )
+    .bind(ids)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| TierInfo {
+            id: r.id,
+            show_id: r.show_id,
+            name: r.name,
+            price: r.price,
+            is_donation_based: r.is_donation_based,
+            max_per_order: r.max_per_order,
+        })
+        .collect())
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+struct PromoRow {
+    id: i64,
+    show_id: i64,
+    code: String,
+    discount: Decimal,
+    discount_type: String,
+    max_uses: Option<i32>,
+    uses: i32,
+    valid_from: Option<DateTime<Utc>>,
+    valid_until: Option<DateTime<Utc>>,
+    is_active: bool,
+}
+
+impl From<PromoRow> for PromoInfo {
+    fn from(r: PromoRow) -> Self {
+        PromoInfo {
+            id: r.id,
+            show_id: r.show_id,
+            code: r.code,
+            discount: r.discount,
+            discount_type: DiscountType::parse(&r.discount_type),
+            max_uses: r.max_uses,
+            uses: r.uses,
+            valid_from: r.valid_from,
+            valid_until: r.valid_until,
+            is_active: r.is_active,
+        }
+    }
+}
+
+const PROMO_COLUMNS: &str =
+    "p.id, p.show_id, p.code, p.discount, p.discount_type, p.max_uses, p.uses, p.valid_from, p.valid_until, p.is_active";
+
+/// The promo code `code` (case-insensitive) of show `show_id`.
+pub async fn find_promo(pool: &PgPool, show_id: i64, code: &str) -> Result<Option<PromoInfo>, StoreError> {
+    let sql = format!("SELECT {PROMO_COLUMNS} FROM promo_codes p WHERE p.show_id = $1 AND upper(p.code) = upper($2)");
+    let row: Option<PromoRow> = sqlx::query_as(&sql).bind(show_id).bind(code).fetch_optional(pool).await?;
+    Ok(row.map(Into::into))
+}
+
+/// Promo codes named `code` on upcoming public shows, soonest show first, at most `limit`
+/// (for `POST /validate-promo/` without a `show_id`).
+pub async fn promos_on_upcoming_shows(pool: &PgPool, code: &str, limit: i64) -> Result<Vec<PromoInfo>, StoreError> {
+    let sql = format!(
+        "SELECT {PROMO_COLUMNS} FROM shows s JOIN promo_codes p ON p.show_id = s.id AND upper(p.code) = upper($1) \
+         WHERE s.published AND NOT s.is_deleted AND s.start_time > now() \
+         ORDER BY s.start_time, s.id LIMIT $2"
+    );
+    let rows: Vec<PromoRow> = sqlx::query_as(&sql).bind(code).bind(limit).fetch_all(pool).await?;
+    Ok(rows.into_iter().map(Into::into).collect())
+}
+
+/// Everything needed to write a pending order.
+#[derive(Debug, Clone)]
+pub struct NewOrder<'a> {
+    /// Public id of the order (the `queue` strategy passes its request id, so a redelivered
+    /// job finds the order it already made).
+    pub uuid: Uuid,
+    /// The show.
+    pub show_id: i64,
+    /// Buyer email.
+    pub email: &'a str,
+    /// Buyer name.
+    pub name: &'a str,
+    /// Priced lines and totals.
+    pub priced: &'a PricedOrder,
+    /// Strategy name stored on the order.
+    pub strategy: &'a str,
+    /// How long the hold lasts.
+    pub hold_ttl: Duration,
+}
+
+/// A hold that was taken.
+#[derive(Debug, Clone)]
+pub struct Reserved {
+    /// The new order.
+    pub order: orders::OrderRow,
+    /// Stripe sessions of expired holds released on the way (their sessions should be
+    /// expired at Stripe too, after commit).
+    pub released_sessions: Vec<String>,
+}
+
+/// Why seats could not be taken.
+#[derive(Debug, thiserror::Error)]
+pub enum ReserveError {
+    /// Not enough seats left in a tier.
+    #[error("Not enough tickets available for \"{name}\": {available} left.")]
+    SoldOut {
+        /// The tier.
+        ticket_id: i64,
+        /// Its name.
+        name: String,
+        /// Seats still available.
+        available: i32,
+    },
+    /// The promo code reached `max_uses` meanwhile.
+    #[error("This promo code has reached its usage limit.")]
+    PromoUsedUp,
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for ReserveError {
+    fn from(e: sqlx::Error) -> Self {
+        ReserveError::Store(e.into())
+    }
+}
+
+/// How seats are taken inside the transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeatMode {
+    /// Conditional `UPDATE` per tier (`reservation`, `queue`).
+    ConditionalUpdate,
+    /// `SELECT ... FOR UPDATE`, check with [`availability::can_take`], then `UPDATE`
+    /// (`redis-lock`, as the original does inside its locks).
+    RowLock,
+}
+
+/// Takes the seats of `new` and writes its pending order, in one transaction.
+///
+/// If an order with `new.uuid` already exists (a redelivered queue job), it is returned as is.
+pub async fn reserve(pool: &PgPool, new: &NewOrder<'_>, mode: SeatMode) -> Result<Reserved, ReserveError> {
+    let mut tx = pool.begin().await?;
+    if let Some(existing) = orders::by_uuid_conn(&mut tx, new.uuid).await? {
+        return Ok(Reserved { order: existing, released_sessions: Vec::new() });
+    }
+    let seats = new.priced.seats();
+    let tier_ids: Vec<i64> = seats.iter().map(|(id, _)| *id).collect();
+    let released_sessions = release_expired_for(&mut tx, &tier_ids).await?;
+    take_seats(&mut tx, new.show_id, &seats, mode).await?;
+    if let Some(promo_id) = new.priced.promo_id {
+        let used: Option<i64> = sqlx::query_scalar(
+            "UPDATE promo_codes SET uses = uses + 1 WHERE id = $1 AND (max_uses IS NULL OR uses < max_uses) RETURNING id",
+        )
+        .bind(promo_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if used.is_none() {
+            return Err(ReserveError::PromoUsedUp);
+        }
+    }
+    let order_id = insert_order(&mut tx, new).await?;
+    if new.priced.is_free() {
+        orders::pay_in_tx(&mut tx, order_id, None).await?;
+    }
+    let order = orders::by_id_conn(&mut tx, order_id).await?.ok_or(StoreError::NotFound)?;
+    tx.commit().await?;
+    Ok(Reserved { order, released_sessions })
+}
+
+async fn take_seats(
+    conn: &mut PgConnection,
+    show_id: i64,
+    seats: &[(i64, i32)],
+    mode: SeatMode,
+) -> Result<(), ReserveError> {
+    // `seats` is sorted by tier id (pricing merges lines into a BTreeMap).
+    for &(ticket_id, n) in seats {
+        match mode {
+            SeatMode::ConditionalUpdate => {
+                let taken: Option<i64> = sqlx::query_scalar(
+                    "UPDATE tickets SET held = held + $3 WHERE id = $1 AND show_id = $2 AND quantity - sold - held >= $3 \
+                     RETURNING id",
+                )
+                .bind(ticket_id)
+                .bind(show_id)
+                .bind(n)
+                .fetch_optional(&mut *conn)
+                .await?;
+                if taken.is_none() {
+                    return Err(sold_out(conn, ticket_id).await);
+                }
+            }
+            SeatMode::RowLock => {
+                let row: Option<(String, i32, i32, i32)> = sqlx::query_as(
+                    "SELECT name, quantity, sold, held FROM tickets WHERE id = $1 AND show_id = $2 FOR UPDATE",
+                )
+                .bind(ticket_id)
+                .bind(show_id)
+                .fetch_optional(&mut *conn)
+                .await?;
+                let Some((name, quantity, sold, held)) = row else {
+                    return Err(ReserveError::SoldOut { ticket_id, name: String::new(), available: 0 });
+                };
+                // Expired holds of this tier were released just before, so `held` is active.
+                if !availability::can_take(quantity, sold, held, n) {
+                    return Err(ReserveError::SoldOut {
+                        ticket_id,
+                        name,
+                        available: availability::available(quantity, sold, held),
+                    });
+                }
+                sqlx::query("UPDATE tickets SET held = held + $2 WHERE id = $1")
+                    .bind(ticket_id)
+                    .bind(n)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The sold-out error of a tier, with what is left (read in the failing transaction).
+async fn sold_out(conn: &mut PgConnection, ticket_id: i64) -> ReserveError {
+    let row: Result<Option<(String, i32, i32, i32)>, _> =
+        sqlx::query_as("SELECT name, quantity, sold, held FROM tickets WHERE id = $1")
+            .bind(ticket_id)
+            .fetch_optional(&mut *conn)
+            .await;
+    match row {
+        Ok(Some((name, quantity, sold, held))) => {
+            ReserveError::SoldOut { ticket_id, name, available: availability::available(quantity, sold, held) }
+        }
+        Ok(None) => ReserveError::SoldOut { ticket_id, name: String::new(), available: 0 },
+        Err(e) => e.into(),
+    }
+}
+
+async fn insert_order(conn: &mut PgConnection, new: &NewOrder<'_>) -> Result<i64, StoreError> {
+    let p = new.priced;
+    let ttl_secs = new.hold_ttl.as_secs_f64();
+    let order_id: i64 = sqlx::query_scalar(
+        "INSERT INTO orders (uuid, show_id, order_email, order_name, status, promo_code_id, subtotal, discount, total, \
+                             checkout_strategy, expires_at) \
+         VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $8, $9, now() + make_interval(secs => $10)) RETURNING id",
+    )
+    .bind(new.uuid)
+    .bind(new.show_id)
+    .bind(new.email)
+    .bind(new.name)
+    .bind(p.promo_id)
+    .bind(p.subtotal)
+    .bind(p.discount)
+    .bind(p.total)
+    .bind(new.strategy)
+    .bind(ttl_secs)
+    .fetch_one(&mut *conn)
+    .await?;
+    let uuids: Vec<Uuid> = p.lines.iter().map(|_| Uuid::new_v4()).collect();
+    let tickets: Vec<i64> = p.lines.iter().map(|l| l.ticket_id).collect();
+    let quantities: Vec<i32> = p.lines.iter().map(|l| l.quantity).collect();
+    let prices: Vec<Decimal> = p.lines.iter().map(|l| l.price_per_ticket).collect();
+    let donations: Vec<Option<Decimal>> = p.lines.iter().map(|l| l.donation_amount).collect();
+    let discounts: Vec<Decimal> = p.lines.iter().map(|l| l.discount).collect();
+    let totals: Vec<Decimal> = p.lines.iter().map(|l| l.line_total).collect();
+    sqlx::query(
+        "INSERT INTO order_lines (uuid, order_id, ticket_id, quantity, price_per_ticket, donation_amount, discount, line_total) \
+         SELECT u, $2, t, q, p, d, disc, lt \
+           FROM UNNEST($1::uuid[], $3::int8[], $4::int4[], $5::numeric[], $6::numeric[], $7::numeric[], $8::numeric[]) \
+                AS x(u, t, q, p, d, disc, lt)",
+    )
+    .bind(&uuids)
+    .bind(order_id)
+    .bind(&tickets)
+    .bind(&quantities)
+    .bind(&prices)
+    .bind(&donations)
+    .bind(&discounts)
+    .bind(&totals)
+    .execute(&mut *conn)
+    .await?;
+    Ok(order_id)
+}
+
+/// Expires the lapsed pending orders that hold seats of `tier_ids` and gives their seats
+/// back, inside the caller's transaction. Returns their Stripe session ids.
+///
+/// Orders another transaction is working on are skipped (`SKIP LOCKED`): that transaction
+/// either pays them or releases them itself.
+pub async fn release_expired_for(conn: &mut PgConnection, tier_ids: &[i64]) -> Result<Vec<String>, StoreError> {
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "SELECT o.id FROM orders o WHERE o.status = 'pending' AND o.expires_at <= now() \
+           AND EXISTS (SELECT 1 FROM order_lines ol WHERE ol.order_id = o.id AND ol.ticket_id = ANY($1)) \
+         ORDER BY o.id LIMIT 200 FOR UPDATE OF o SKIP LOCKED",
+    )
+    .bind(tier_ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    orders::release_locked(conn, &ids, orders::Status::Expired).await
+}
+
+/// Expires up to `limit` lapsed pending orders of any tier and releases their seats (the
+/// sweeper). Returns `(order id, Stripe session id)` of each.
+pub async fn sweep_expired(pool: &PgPool, limit: i64) -> Result<Vec<(i64, Option<String>)>, StoreError> {
+    let mut tx = pool.begin().await?;
+    let rows: Vec<(i64, Option<String>)> = sqlx::query_as(
+        "SELECT id, session_id FROM orders WHERE status = 'pending' AND expires_at <= now() \
+         ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+    )
+    .bind(limit)
+    .fetch_all(&mut *tx)
+    .await?;
+    if rows.is_empty() {
+        return Ok(rows);
+    }
+    let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+    orders::release_locked(&mut tx, &ids, orders::Status::Expired).await?;
+    tx.commit().await?;
+    Ok(rows)
+}
+
+/// Seats held by pending orders, all tiers (the `pique_holds_active` gauge).
+pub async fn seats_held(pool: &PgPool) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar("SELECT COALESCE(sum(held), 0)::int8 FROM tickets").fetch_one(pool).await?)
+}
+
+// ---------------------------------------------------------------- queue strategy
+
+/// Job kind of the `checkout` queue.
+pub const PROCESS_CHECKOUT: &str = "process_checkout";
+
+/// A queued checkout request (`checkout_requests`).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CheckoutRequestRow {
+    /// The id returned to the client as `checkout_id`.
+    pub id: Uuid,
+    /// `processing`, `completed` or `failed`.
+    pub status: String,
+    /// The request body.
+    pub request: serde_json::Value,
+    /// The `POST /checkout/` answer once completed.
+    pub result: Option<serde_json::Value>,
+    /// The error body once failed.
+    pub error: Option<serde_json::Value>,
+    /// The HTTP status the synchronous strategies would have answered.
+    pub http_status: Option<i32>,
+    /// When accepted.
+    pub created_at: DateTime<Utc>,
+}
+
+/// Records a request and its `checkout` job in one transaction (the relay pushes the job).
+pub async fn enqueue_request(pool: &PgPool, id: Uuid, request: &serde_json::Value) -> Result<(), StoreError> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("INSERT INTO checkout_requests (id, request) VALUES ($1, $2)")
+        .bind(id)
+        .bind(request)
+        .execute(&mut *tx)
+        .await?;
+    crate::outbox::enqueue(
+        &mut tx,
+        &crate::outbox::OutboxJob {
+            queue: crate::outbox::queues::CHECKOUT,
+            kind: PROCESS_CHECKOUT,
+            payload: serde_json::json!({ "checkout_id": id }),
+            dedup_key: format!("checkout:{id}"),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// A queued request by id.
+pub async fn request(pool: &PgPool, id: Uuid) -> Result<Option<CheckoutRequestRow>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT id, status, request, result, error, http_status, created_at FROM checkout_requests WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await?)
+}
+
+/// Stores the outcome of a queued request, once (a finished request is never rewritten).
+pub async fn finish_request(
+    pool: &PgPool,
+    id: Uuid,
+    completed: bool,
+    body: &serde_json::Value,
+    http_status: u16,
+) -> Result<bool, StoreError> {
+    let (status, result, error) = if completed { ("completed", Some(body), None) } else { ("failed", None, Some(body)) };
+    let done = sqlx::query(
+        "UPDATE checkout_requests SET status = $2, result = $3, error = $4, http_status = $5, updated_at = now() \
+         WHERE id = $1 AND status = 'processing'",
+    )
+    .bind(id)
+    .bind(status)
+    .bind(result)
+    .bind(error)
+    .bind(i32::from(http_status))
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+// ---------------------------------------------------------------- redis-lock strategy
+
+/// Per-tier Redis locks as the original takes them (PIQUE-573): `SET key value NX PX ttl`
+/// with a value unique to the request, in tier-id order, each waited on up to a deadline;
+/// released by compare-and-delete so a lock that expired and was retaken by someone else is
+/// never deleted by its first owner.
+pub struct RedisLocks {
+    conn: ConnectionManager,
+    prefix: String,
+    ttl: Duration,
+}
+
+/// The locks one request holds; call [`HeldLocks::release`] when done (an unreleased lock
+/// simply expires after its TTL, as in the original).
+#[derive(Debug)]
+pub struct HeldLocks {
+    keys: Vec<String>,
+    value: String,
+    /// Total time spent waiting for the locks.
+    pub waited: Duration,
+}
+
+/// Why locks could not be taken.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    /// Another request held a lock for longer than the wait deadline.
+    #[error("Tickets are being purchased by other buyers right now; please try again.")]
+    Timeout {
+        /// Time waited.
+        waited: Duration,
+    },
+    /// Redis failed.
+    #[error("redis error: {0}")]
+    Redis(#[from] redis::RedisError),
+}
+
+const RELEASE_SCRIPT: &str = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
+
+impl RedisLocks {
+    /// Locks under `{prefix}:lock:ticket:{id}` with `ttl` (120 s in the original).
+    pub fn new(conn: ConnectionManager, prefix: &str, ttl: Duration) -> Self {
+        RedisLocks { conn, prefix: prefix.to_string(), ttl }
+    }
+
+    /// Takes one lock per tier in `tier_ids` (sorted, deduplicated here), waiting up to
+    /// `wait` in total. On failure, the locks already taken are released.
+    pub async fn acquire(&self, tier_ids: &[i64], wait: Duration) -> Result<HeldLocks, LockError> {
+        let mut ids = tier_ids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        let value = Uuid::new_v4().to_string();
+        let started = std::time::Instant::now();
+        let deadline = started + wait;
+        let mut held = HeldLocks { keys: Vec::with_capacity(ids.len()), value, waited: Duration::ZERO };
+        let mut conn = self.conn.clone();
+        let ttl_ms = u64::try_from(self.ttl.as_millis()).unwrap_or(u64::MAX);
+        let mut backoff = Duration::from_millis(2);
+        for id in ids {
+            let key = format!("{}:lock:ticket:{id}", self.prefix);
+            loop {
+                let ok: Option<String> = redis::cmd("SET")
+                    .arg(&key)
+                    .arg(&held.value)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(ttl_ms)
+                    .query_async(&mut conn)
+                    .await?;
+                if ok.is_some() {
+                    held.keys.push(key);
+                    break;
+                }
+                if std::time::Instant::now() >= deadline {
+                    let waited = started.elapsed();
+                    let _ = self.release_keys(&held).await;
+                    return Err(LockError::Timeout { waited });
+                }
+                // Short, growing, jittered sleeps: waiters poll like Django's cache.add loop.
+                let jitter = Duration::from_micros(u64::from(Uuid::new_v4().as_bytes()[0]) * 8);
+                tokio::time::sleep(backoff + jitter).await;
+                backoff = (backoff * 2).min(Duration::from_millis(25));
+            }
+        }
+        held.waited = started.elapsed();
+        Ok(held)
+    }
+
+    /// Releases `held` by compare-and-delete.
+    pub async fn release(&self, held: HeldLocks) -> Result<(), LockError> {
+        self.release_keys(&held).await
+    }
+
+    async fn release_keys(&self, held: &HeldLocks) -> Result<(), LockError> {
+        let mut conn = self.conn.clone();
+        let script = redis::Script::new(RELEASE_SCRIPT);
+        for key in held.keys.iter().rev() {
+            let _: i64 = script.key(key).arg(&held.value).invoke_async(&mut conn).await?;
+        }
+        Ok(())
+    }
+}
