@@ -164,7 +164,7 @@ pub async fn seed(pool: &PgPool, preset: Preset, reset: bool) -> Result<SeedRepo
             )));
         }
     }
-    let mut rng = ChaCha8Rng::seed_from_u64(0x5049_5155_45);
+    let mut rng = ChaCha8Rng::seed_from_u64(0x0050_4951_5545);
     let today: DateTime<Utc> = Utc::now()
         .duration_trunc(Duration::days(1))
         .unwrap_or_else(|_| Utc::now());
@@ -350,7 +350,7 @@ impl ShowBatch {
         let id64 = id as i64;
         let title: String = CatchPhrase().fake_with_rng(rng);
         // Mostly upcoming (1-90 days, as the seed's generator), one in ten in the past.
-        let day = if id != 1 && id % 10 == 0 {
+        let day = if id != 1 && id.is_multiple_of(10) {
             -rng.random_range(1..60_i64)
         } else {
             rng.random_range(1..90_i64)
