@@ -9,6 +9,7 @@
 //! - [`error`] turns every failure into DRF's JSON shape;
 //! - [`middleware`] has request metrics and the `django-*` profile limiter.
 
+pub mod auth;
 pub mod checkout;
 pub mod error;
 pub mod extract;
@@ -58,6 +59,8 @@ pub fn app(state: AppState) -> Router {
             Duration::from_secs(65),
         ));
     let router = middleware::profile::apply(router, profile);
+    // Outside the profile limiter: a throttled request never takes one of its slots.
+    let router = middleware::rate_limit::apply(router, &state.config);
     router
         .layer(axum::middleware::from_fn(middleware::metrics::record))
         .layer(PropagateRequestIdLayer::x_request_id())

@@ -1,1 +1,256 @@
-//! Producer-side storage (checkin); filled in by the producer portal work.
+//! Door check-in: per-show links with a secret token (door staff need no producer login),
+//! and admitting attendees by the UUID printed in their ticket's QR code.
+//!
+//! Admission is one conditional `UPDATE ... WHERE checked_in_at IS NULL`: two phones scanning
+//! the same ticket at the same instant both run it, PostgreSQL serialises them on the row
+//! lock, the second re-evaluates the condition and updates nothing. Exactly one is admitted.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::{StoreError, auth::new_token_key};
+
+/// A check-in link.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct CheckinLink {
+    /// Primary key.
+    pub id: i64,
+    /// Show id.
+    pub show: i64,
+    /// The secret the check-in app sends.
+    pub token: String,
+    /// After this the link no longer admits anyone.
+    pub expires_at: DateTime<Utc>,
+    /// Set when revoked.
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+}
+
+const LINK_COLUMNS: &str =
+    "l.id, l.show_id AS show, l.token, l.expires_at, l.revoked_at, l.created_at";
+
+/// Creates a link for one of the producer's live shows; `None` if the show is not theirs.
+pub async fn create_link(
+    pool: &PgPool,
+    producer_id: i64,
+    show_id: i64,
+    created_by: i64,
+    expires_at: DateTime<Utc>,
+) -> Result<Option<CheckinLink>, StoreError> {
+    // 40 hex characters of OS randomness, like an auth token: unguessable, so the link itself
+    // is the credential.
+    let token = new_token_key();
+    Ok(sqlx::query_as(&format!(
+        "WITH ins AS ( \
+            INSERT INTO checkin_links (show_id, token, created_by, expires_at) \
+            SELECT s.id, $3, $4, $5 FROM shows s WHERE s.id = $2 AND s.producer_id = $1 AND NOT s.is_deleted \
+            RETURNING *) \
+         SELECT {LINK_COLUMNS} FROM ins l"
+    ))
+    .bind(producer_id)
+    .bind(show_id)
+    .bind(&token)
+    .bind(created_by)
+    .bind(expires_at)
+    .fetch_optional(pool)
+    .await?)
+}
+
+/// Links of one of the producer's shows, newest first; `None` if the show is not theirs.
+pub async fn list_links(
+    pool: &PgPool,
+    producer_id: i64,
+    show_id: i64,
+) -> Result<Option<Vec<CheckinLink>>, StoreError> {
+    if !crate::portal::owns_show(pool, producer_id, show_id).await? {
+        return Ok(None);
+    }
+    Ok(Some(
+        sqlx::query_as(&format!(
+            "SELECT {LINK_COLUMNS} FROM checkin_links l WHERE l.show_id = $1 ORDER BY l.id DESC"
+        ))
+        .bind(show_id)
+        .fetch_all(pool)
+        .await?,
+    ))
+}
+
+/// Revokes one link (`link_id`) or every active link of the show (`None`). Returns how many
+/// were revoked, or `None` if the show (or that link) is not the producer's.
+pub async fn revoke(
+    pool: &PgPool,
+    producer_id: i64,
+    show_id: i64,
+    link_id: Option<i64>,
+) -> Result<Option<u64>, StoreError> {
+    if !crate::portal::owns_show(pool, producer_id, show_id).await? {
+        return Ok(None);
+    }
+    if let Some(id) = link_id {
+        let exists: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM checkin_links WHERE id = $1 AND show_id = $2)",
+        )
+        .bind(id)
+        .bind(show_id)
+        .fetch_one(pool)
+        .await?;
+        if !exists {
+            return Ok(None);
+        }
+    }
+    let done = sqlx::query(
+        "UPDATE checkin_links SET revoked_at = now() WHERE show_id = $1 AND revoked_at IS NULL \
+         AND ($2::int8 IS NULL OR id = $2)",
+    )
+    .bind(show_id)
+    .bind(link_id)
+    .execute(pool)
+    .await?;
+    Ok(Some(done.rows_affected()))
+}
+
+/// The show a token admits to, if the link is neither expired nor revoked and the show is
+/// not deleted.
+pub async fn show_for_token(pool: &PgPool, token: &str) -> Result<Option<i64>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT l.show_id FROM checkin_links l JOIN shows s ON s.id = l.show_id \
+         WHERE l.token = $1 AND l.revoked_at IS NULL AND l.expires_at > now() AND NOT s.is_deleted",
+    )
+    .bind(token)
+    .fetch_optional(pool)
+    .await?)
+}
+
+/// An attendee as the door sees them.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct DoorAttendee {
+    /// Primary key.
+    pub id: i64,
+    /// QR payload.
+    pub uuid: Uuid,
+    /// Name.
+    pub name: String,
+    /// Email.
+    pub email: String,
+    /// Tier id.
+    pub ticket: i64,
+    /// Tier name.
+    pub ticket_name: String,
+    /// Order id.
+    pub order: i64,
+    /// When admitted.
+    pub checked_in_at: Option<DateTime<Utc>>,
+}
+
+/// What a scan did.
+#[derive(Debug)]
+pub enum Admission {
+    /// Admitted now.
+    Admitted(DoorAttendee),
+    /// Admitted before, at `checked_in_at`.
+    AlreadyCheckedIn(DoorAttendee),
+    /// No attendee has this UUID.
+    Unknown,
+    /// The ticket is for another show.
+    OtherShow,
+    /// The order is no longer paid (refunded).
+    NotValid,
+}
+
+const DOOR_SELECT: &str = "SELECT a.id, a.uuid, a.name, a.email, a.ticket_id AS ticket, t.name AS ticket_name, \
+    a.order_id AS \"order\", a.checked_in_at FROM attendees a JOIN tickets t ON t.id = a.ticket_id";
+
+/// Admits attendee `code` to `show_id` once.
+pub async fn admit(pool: &PgPool, show_id: i64, code: Uuid) -> Result<Admission, StoreError> {
+    let admitted: Option<DoorAttendee> = sqlx::query_as(
+        "WITH upd AS ( \
+            UPDATE attendees a SET checked_in_at = now() FROM orders o \
+            WHERE a.uuid = $1 AND a.show_id = $2 AND a.checked_in_at IS NULL \
+            AND o.id = a.order_id AND o.status = 'paid' RETURNING a.*) \
+         SELECT a.id, a.uuid, a.name, a.email, a.ticket_id AS ticket, t.name AS ticket_name, \
+         a.order_id AS \"order\", a.checked_in_at FROM upd a JOIN tickets t ON t.id = a.ticket_id",
+    )
+    .bind(code)
+    .bind(show_id)
+    .fetch_optional(pool)
+    .await?;
+    if let Some(a) = admitted {
+        return Ok(Admission::Admitted(a));
+    }
+    // Not admitted: find out why, so the door gets a useful answer.
+    let row: Option<(i64, String)> = sqlx::query_as(
+        "SELECT a.show_id, o.status FROM attendees a JOIN orders o ON o.id = a.order_id WHERE a.uuid = $1",
+    )
+    .bind(code)
+    .fetch_optional(pool)
+    .await?;
+    Ok(match row {
+        None => Admission::Unknown,
+        Some((other, _)) if other != show_id => Admission::OtherShow,
+        Some((_, status)) if status != "paid" => Admission::NotValid,
+        Some(_) => {
+            let a: DoorAttendee = sqlx::query_as(&format!("{DOOR_SELECT} WHERE a.uuid = $1"))
+                .bind(code)
+                .fetch_one(pool)
+                .await?;
+            Admission::AlreadyCheckedIn(a)
+        }
+    })
+}
+
+/// The show as the check-in app shows it.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct DoorShow {
+    /// Show id.
+    pub id: i64,
+    /// Title.
+    pub title: String,
+    /// Start.
+    pub start_time: DateTime<Utc>,
+}
+
+/// A show's attendance: counts and every valid attendee.
+#[derive(Debug, Clone, Serialize)]
+pub struct Attendance {
+    /// The show.
+    pub show: DoorShow,
+    /// Valid tickets (paid orders).
+    pub total: i64,
+    /// Admitted so far.
+    pub checked_in: i64,
+    /// Not yet admitted.
+    pub remaining: i64,
+    /// Attendees by name.
+    pub attendees: Vec<DoorAttendee>,
+}
+
+/// Attendance of `show_id` (paid orders only).
+pub async fn attendance(pool: &PgPool, show_id: i64) -> Result<Option<Attendance>, StoreError> {
+    let show: Option<DoorShow> =
+        sqlx::query_as("SELECT id, title, start_time FROM shows WHERE id = $1")
+            .bind(show_id)
+            .fetch_optional(pool)
+            .await?;
+    let Some(show) = show else { return Ok(None) };
+    let attendees: Vec<DoorAttendee> = sqlx::query_as(&format!(
+        "{DOOR_SELECT} JOIN orders o ON o.id = a.order_id WHERE a.show_id = $1 AND o.status = 'paid' ORDER BY a.name, a.id"
+    ))
+    .bind(show_id)
+    .fetch_all(pool)
+    .await?;
+    let total = attendees.len() as i64;
+    let checked_in = attendees
+        .iter()
+        .filter(|a| a.checked_in_at.is_some())
+        .count() as i64;
+    Ok(Some(Attendance {
+        show,
+        total,
+        checked_in,
+        remaining: total - checked_in,
+        attendees,
+    }))
+}

@@ -1,0 +1,243 @@
+//! The producer side of the URL map: `/auth/`, `/api/v1/portal/`, the producer actions under
+//! `/api/v1/producers/` (Stripe Connect, check-in links), the door's `/api/v1/checkin/` and
+//! `/api/v1/subscriber/create/`.
+//!
+//! Authorization is structural: portal handlers take the [`crate::auth::Producer`] extractor
+//! (401 anonymous, 403 without a producer) and pass its id to store functions that scope every
+//! query by it, so another producer's object is a 404 everywhere.
+
+pub mod account;
+pub mod checkin;
+pub mod input;
+pub mod orders;
+pub mod shows;
+pub mod stripe;
+pub mod subscribers;
+
+use axum::{
+    Router,
+    http::HeaderMap,
+    routing::{delete, get, post},
+};
+use pique_core::query::{FieldErrors, PageRequest, parse_page};
+use pique_store::portal::Page;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::both;
+use crate::{ApiError, AppState, extract::QueryPairs};
+
+/// Routes of the producer side.
+pub fn router() -> Router<AppState> {
+    let r = Router::new();
+    // Account.
+    let r = both(r, "/auth/login/", post(account::login));
+    let r = both(r, "/auth/logout/", post(account::logout));
+    let r = both(r, "/auth/me/", get(account::me));
+    // Shows and what hangs off them.
+    let r = both(r, "/api/v1/portal/shows/", get(shows::list).post(shows::create));
+    let r = both(
+        r,
+        "/api/v1/portal/shows/{id}/",
+        get(shows::detail).put(shows::replace).patch(shows::update).delete(shows::remove),
+    );
+    let r = both(r, "/api/v1/portal/shows/{id}/publish/", post(shows::publish));
+    let r = both(r, "/api/v1/portal/shows/{id}/unpublish/", post(shows::unpublish));
+    let r = both(r, "/api/v1/portal/shows/{id}/tickets/", get(shows::list_tiers).post(shows::create_tier));
+    let r = both(
+        r,
+        "/api/v1/portal/shows/{id}/tickets/{tier}/",
+        get(shows::tier_detail).put(shows::replace_tier).patch(shows::update_tier).delete(shows::delete_tier),
+    );
+    let r = both(r, "/api/v1/portal/shows/{id}/promo-codes/", get(shows::list_promos).post(shows::create_promo));
+    let r = both(
+        r,
+        "/api/v1/portal/shows/{id}/promo-codes/{promo}/",
+        get(shows::promo_detail).put(shows::replace_promo).patch(shows::update_promo).delete(shows::delete_promo),
+    );
+    let r = both(r, "/api/v1/portal/shows/{id}/page-design/", get(shows::get_design).put(shows::put_design));
+    // Orders and attendees.
+    let r = both(r, "/api/v1/portal/orders/", get(orders::list));
+    let r = both(r, "/api/v1/portal/orders/export/", get(orders::export_csv));
+    let r = both(r, "/api/v1/portal/orders/{id}/", get(orders::detail));
+    let r = both(r, "/api/v1/portal/attendees/", get(orders::attendees));
+    // Stripe Connect.
+    let r = both(r, "/api/v1/producers/stripe-connect-link/", post(stripe::connect_link));
+    let r = both(r, "/api/v1/producers/stripe-balance/", get(stripe::balance));
+    let r = both(r, "/api/v1/producers/stripe-status/", get(stripe::status));
+    // Check-in.
+    let r = both(
+        r,
+        "/api/v1/producers/shows/{id}/checkin-link/",
+        post(checkin::create_link).get(checkin::list_links).delete(checkin::revoke_all),
+    );
+    let r = both(r, "/api/v1/producers/shows/{id}/checkin-link/{link}/", delete(checkin::revoke_one));
+    let r = both(r, "/api/v1/checkin/", post(checkin::scan).get(checkin::attendance));
+    // Marketing.
+    both(r, "/api/v1/subscriber/create/", post(subscribers::create))
+}
+
+/// A path id: a positive integer, else the object cannot exist (404, as Django's `<int:pk>`).
+pub fn path_id(raw: &str) -> Result<i64, ApiError> {
+    pique_core::query::path_id(raw).ok_or(ApiError::NotFound)
+}
+
+/// The page asked for; portal lists are always paginated (default 20 rows, at most 100).
+pub fn page_of(q: &QueryPairs, errors: &mut FieldErrors) -> PageRequest {
+    parse_page(q.get("page").or(Some("1")), q.get("page_size"), errors).unwrap_or(PageRequest {
+        number: 1,
+        size: pique_core::query::DEFAULT_PAGE_SIZE,
+    })
+}
+
+/// DRF's `{count, next, previous, results}` with absolute links built from the request's
+/// `Host`; a page past the last (other than an empty first page) is 404 "Invalid page.".
+pub fn envelope<T: Serialize>(
+    headers: &HeaderMap,
+    path: &str,
+    q: &QueryPairs,
+    page: PageRequest,
+    listing: Page<T>,
+) -> Result<Value, ApiError> {
+    if page.number > 1 && listing.rows.is_empty() {
+        return Err(ApiError::InvalidPage);
+    }
+    let host = headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+    let link = |n: u32| {
+        let mut ser = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in &q.0 {
+            if k != "page" {
+                ser.append_pair(k, v);
+            }
+        }
+        ser.append_pair("page", &n.to_string());
+        format!("http://{host}{path}?{}", ser.finish())
+    };
+    let last = (listing.count + i64::from(page.size) - 1) / i64::from(page.size);
+    Ok(json!({
+        "count": listing.count,
+        "next": (i64::from(page.number) < last).then(|| link(page.number + 1)),
+        "previous": (page.number > 1).then(|| link(page.number - 1)),
+        "results": listing.rows,
+    }))
+}
+
+/// Parses an optional integer filter (`show=3`).
+pub fn id_filter(q: &QueryPairs, key: &str, errors: &mut FieldErrors) -> Option<i64> {
+    let raw = q.get(key)?.trim();
+    if raw.is_empty() {
+        return None;
+    }
+    match pique_core::query::path_id(raw) {
+        Some(id) => Some(id),
+        None => {
+            errors.add(key, "Select a valid choice. That choice is not one of the available choices.");
+            None
+        }
+    }
+}
+
+/// Parses an optional date-time filter.
+pub fn datetime_filter(
+    q: &QueryPairs,
+    key: &str,
+    errors: &mut FieldErrors,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    let raw = q.get(key)?.trim();
+    if raw.is_empty() {
+        return None;
+    }
+    let parsed = pique_core::query::parse_datetime(raw);
+    if parsed.is_none() {
+        errors.add(key, "Enter a valid date/time.");
+    }
+    parsed
+}
+
+/// Parses an optional choice filter.
+pub fn choice_filter(q: &QueryPairs, key: &str, choices: &[&str], errors: &mut FieldErrors) -> Option<String> {
+    let raw = q.get(key)?.trim();
+    if raw.is_empty() {
+        return None;
+    }
+    if choices.contains(&raw) {
+        Some(raw.to_string())
+    } else {
+        errors.add(key, format!("Select a valid choice. {raw} is not one of the available choices."));
+        None
+    }
+}
+
+/// Parses an optional text filter (trimmed, at most 200 characters).
+pub fn text_filter(q: &QueryPairs, key: &str, errors: &mut FieldErrors) -> Option<String> {
+    let raw = q.get(key)?.trim();
+    if raw.is_empty() {
+        return None;
+    }
+    if raw.chars().count() > 200 {
+        errors.add(key, "Ensure this field has no more than 200 characters.");
+        return None;
+    }
+    Some(raw.to_string())
+}
+
+/// Parses an optional boolean filter (`true`/`false`, `1`/`0`).
+pub fn bool_filter(q: &QueryPairs, key: &str, errors: &mut FieldErrors) -> Option<bool> {
+    match q.get(key)?.trim().to_ascii_lowercase().as_str() {
+        "" => None,
+        "true" | "1" | "yes" => Some(true),
+        "false" | "0" | "no" => Some(false),
+        _ => {
+            errors.add(key, "Must be a valid boolean.");
+            None
+        }
+    }
+}
+
+/// The OpenAPI paths of the producer side, merged into [`crate::openapi::document`].
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(
+        account::login,
+        account::logout,
+        account::me,
+        shows::list,
+        shows::create,
+        shows::detail,
+        shows::replace,
+        shows::update,
+        shows::remove,
+        shows::publish,
+        shows::unpublish,
+        shows::list_tiers,
+        shows::create_tier,
+        shows::tier_detail,
+        shows::replace_tier,
+        shows::update_tier,
+        shows::delete_tier,
+        shows::list_promos,
+        shows::create_promo,
+        shows::promo_detail,
+        shows::replace_promo,
+        shows::update_promo,
+        shows::delete_promo,
+        shows::get_design,
+        shows::put_design,
+        orders::list,
+        orders::export_csv,
+        orders::detail,
+        orders::attendees,
+        stripe::connect_link,
+        stripe::balance,
+        stripe::status,
+        checkin::create_link,
+        checkin::list_links,
+        checkin::revoke_all,
+        checkin::revoke_one,
+        checkin::scan,
+        checkin::attendance,
+        subscribers::create,
+    ),
+    tags((name = "auth"), (name = "portal"), (name = "producers"), (name = "checkin"))
+)]
+pub struct PortalDoc;
