@@ -12,13 +12,14 @@ export DATABASE_URL=${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/piq
 export PIQUE_BIND=127.0.0.1:8097 RUST_LOG=warn PIQUE_RATE_LIMIT=off
 command -v wrk >/dev/null || { echo "install wrk (apt-get install wrk)"; exit 1; }
 cargo build --release --bin pique --example static_file
-bin=target/release/pique
+tdir=${CARGO_TARGET_DIR:-target}
+bin=$tdir/release/pique
 $bin seed --preset medium --reset >/dev/null
 $bin serve & api=$!
 tmp=$(mktemp -d); trap 'kill $api $static 2>/dev/null || true; rm -rf "$tmp"' EXIT
 until curl -fs http://127.0.0.1:8097/health/ >/dev/null; do sleep 0.2; done
 curl -fs http://127.0.0.1:8097/api/v1/shows/ > "$tmp/shows.json"
-target/release/examples/static_file "$tmp/shows.json" 127.0.0.1:8098 & static=$!
+"$tdir"/release/examples/static_file "$tmp/shows.json" 127.0.0.1:8098 & static=$!
 until curl -fs http://127.0.0.1:8098/ >/dev/null; do sleep 0.2; done
 cat > "$tmp/uncached.lua" <<'LUA'
 counter = 0

@@ -35,6 +35,9 @@ pub const L1_MAX_AGE: Duration = Duration::from_secs(1);
 pub const REDIS_RETRY_AFTER: Duration = Duration::from_secs(1);
 /// Largest number of first-level entries (the public reads have few distinct keys).
 const L1_CAPACITY: usize = 2_048;
+/// Largest total size of first-level entries: a full show list is about a megabyte per
+/// thousand shows, and clients can make many distinct filtered lists.
+const L1_MAX_BYTES: usize = 64 * 1024 * 1024;
 
 /// Where a cached value came from, for metrics and tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +48,38 @@ pub enum CacheSource {
     Redis,
     /// Neither: the loader ran.
     Miss,
+}
+
+/// The in-process level: entries plus their total size, kept under [`L1_MAX_BYTES`].
+#[derive(Default)]
+struct LocalLevel {
+    entries: HashMap<String, LocalEntry>,
+    bytes: usize,
+}
+
+impl LocalLevel {
+    fn clear(&mut self) {
+        self.entries.clear();
+        self.bytes = 0;
+    }
+
+    fn insert(&mut self, key: String, entry: LocalEntry) {
+        let size = entry.bytes.len();
+        if size > L1_MAX_BYTES / 4 {
+            return; // too big to be worth a quarter of the budget; Redis still has it
+        }
+        if self.entries.len() >= L1_CAPACITY || self.bytes + size > L1_MAX_BYTES {
+            self.entries.retain(|_, e| e.stored.elapsed() < L1_MAX_AGE);
+            self.bytes = self.entries.values().map(|e| e.bytes.len()).sum();
+            if self.entries.len() >= L1_CAPACITY || self.bytes + size > L1_MAX_BYTES {
+                self.clear();
+            }
+        }
+        self.bytes += size;
+        if let Some(old) = self.entries.insert(key, entry) {
+            self.bytes -= old.bytes.len();
+        }
+    }
 }
 
 struct LocalEntry {
@@ -59,7 +94,7 @@ struct Inner {
     prefix: String,
     ttl: Duration,
     socket_timeout: Duration,
-    local: RwLock<HashMap<String, LocalEntry>>,
+    local: RwLock<LocalLevel>,
     generation: AtomicU64,
     generation_checked: RwLock<Option<Instant>>,
     redis_down_until: RwLock<Option<Instant>>,
@@ -88,7 +123,7 @@ impl Cache {
                 prefix: prefix.to_string(),
                 ttl,
                 socket_timeout,
-                local: RwLock::new(HashMap::new()),
+                local: RwLock::new(LocalLevel::default()),
                 generation: AtomicU64::new(0),
                 generation_checked: RwLock::new(None),
                 redis_down_until: RwLock::new(None),
@@ -241,21 +276,14 @@ impl Cache {
     }
 
     fn local_get(&self, key: &str, generation: u64) -> Option<Bytes> {
-        let map = read(&self.inner.local);
-        let e = map.get(key)?;
+        let level = read(&self.inner.local);
+        let e = level.entries.get(key)?;
         (e.generation == generation && e.stored.elapsed() < L1_MAX_AGE.min(self.inner.ttl))
             .then(|| e.bytes.clone())
     }
 
     fn local_put(&self, key: &str, generation: u64, bytes: Bytes) {
-        let mut map = write(&self.inner.local);
-        if map.len() >= L1_CAPACITY {
-            map.retain(|_, e| e.stored.elapsed() < L1_MAX_AGE);
-            if map.len() >= L1_CAPACITY {
-                map.clear();
-            }
-        }
-        map.insert(
+        write(&self.inner.local).insert(
             key.to_string(),
             LocalEntry {
                 bytes,
@@ -287,4 +315,42 @@ fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
 
 fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     l.write().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(size: usize) -> LocalEntry {
+        LocalEntry {
+            bytes: Bytes::from(vec![0u8; size]),
+            generation: 0,
+            stored: Instant::now(),
+        }
+    }
+
+    #[test]
+    fn first_level_stays_within_its_byte_budget() {
+        let mut level = LocalLevel::default();
+        let size = L1_MAX_BYTES / 10;
+        for i in 0..25 {
+            level.insert(format!("k{i}"), entry(size));
+            assert!(level.bytes <= L1_MAX_BYTES, "after {i}: {}", level.bytes);
+            assert_eq!(
+                level.bytes,
+                level.entries.values().map(|e| e.bytes.len()).sum::<usize>()
+            );
+        }
+        level.insert("k1".into(), entry(10));
+        assert_eq!(
+            level.bytes,
+            level.entries.values().map(|e| e.bytes.len()).sum::<usize>(),
+            "replacing keeps the count"
+        );
+        level.insert("huge".into(), entry(L1_MAX_BYTES / 2));
+        assert!(
+            !level.entries.contains_key("huge"),
+            "oversized values stay in Redis only"
+        );
+    }
 }
