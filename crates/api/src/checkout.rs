@@ -671,14 +671,23 @@ pub async fn process_queued(state: &AppState, id: Uuid) -> Result<(), QueueJobEr
 }
 
 /// `GET /checkout/status/{id}/`: `{"status": "processing"|"completed"|"failed",
-/// "checkout_id", ...}` with the checkout answer merged in when completed, or `error` and
-/// `http_status` when failed.
+/// "checkout_id", ...}` with the checkout answer merged in when completed (the order's own
+/// status as `order_status`), or `error` and `http_status` when failed.
 pub async fn queued_status(state: &AppState, id: Uuid) -> Result<serde_json::Value, CheckoutError> {
     let row = store::request(&state.pool, id).await?.ok_or(CheckoutError::NotFound)?;
-    let mut body = json!({ "status": row.status, "checkout_id": row.id });
-    if let (Some(obj), Some(serde_json::Value::Object(result))) = (body.as_object_mut(), row.result) {
-        obj.extend(result);
-    }
+    // The checkout answer's own `status` (the order's) moves to `order_status`, so `status`
+    // stays the request's.
+    let mut body = match row.result {
+        Some(serde_json::Value::Object(mut result)) => {
+            if let Some(order_status) = result.remove("status") {
+                result.insert("order_status".into(), order_status);
+            }
+            serde_json::Value::Object(result)
+        }
+        _ => json!({}),
+    };
+    body["status"] = json!(row.status);
+    body["checkout_id"] = json!(row.id);
     if let Some(error) = row.error {
         body["error"] = error;
         body["http_status"] = json!(row.http_status);
