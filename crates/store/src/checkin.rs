@@ -103,7 +103,7 @@ pub async fn revoke(
     }
     let done = sqlx::query(
         "UPDATE checkin_links SET revoked_at = now() WHERE show_id = $1 AND revoked_at IS NULL \
-         AND ($2::int8 IS NULL OR id = $2)",
+         AND (id = $2 OR ($2::int8 IS NULL AND expires_at > now()))",
     )
     .bind(show_id)
     .bind(link_id)

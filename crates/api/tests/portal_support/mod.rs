@@ -73,7 +73,7 @@ pub async fn show_of(pool: &PgPool, producer: i64, venue: i64, slug: &str, publi
 }
 
 /// A tier; returns its id.
-pub async fn tier(pool: &PgPool, show: i64, quantity: i32, price: &str) -> Result<i64, TestError> {
+pub async fn tier_of(pool: &PgPool, show: i64, quantity: i32, price: &str) -> Result<i64, TestError> {
     Ok(sqlx::query_scalar(
         "INSERT INTO tickets (show_id, name, quantity, price) VALUES ($1, 'General', $2, $3::numeric) RETURNING id",
     )
