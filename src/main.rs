@@ -37,6 +37,9 @@ enum Command {
     Worker(cmd::worker::WorkerArgs),
     /// Inspect and retry dead-lettered jobs.
     Jobs(cmd::jobs::JobsArgs),
+    /// Verify the checkout invariants (no oversell, no stuck hold, paid orders fulfilled);
+    /// exits 1 when one fails.
+    Check(cmd::check::CheckArgs),
     /// Run the local Stripe stand-in.
     StripeSim(stripe_sim::SimArgs),
     /// The load generator: run the original team's plans and grade them.
@@ -71,6 +74,7 @@ fn main() -> ExitCode {
             Command::Seed(args) => cmd::seed::run(&config, args).await.map(|()| 0),
             Command::Worker(args) => cmd::worker::run(config, args).await.map(|()| 0),
             Command::Jobs(args) => cmd::jobs::run(config, args).await.map(|()| 0),
+            Command::Check(args) => cmd::check::run(config, args).await,
             Command::StripeSim(args) => stripe_sim::serve(args.into())
                 .await
                 .map(|()| 0)

@@ -1,5 +1,6 @@
 //! One module per subcommand, plus the flags every subcommand shares.
 
+pub mod check;
 pub mod demo;
 pub mod jobs;
 pub mod load;

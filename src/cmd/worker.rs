@@ -1,6 +1,6 @@
 //! `pique worker`: the job workers (Celery's equivalent).
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, pin::Pin, sync::Arc};
 
 use anyhow::Context;
 use clap::Args;
@@ -56,9 +56,31 @@ pub async fn run(config: Config, args: WorkerArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The handlers other crates plug into the workers: the `checkout` queue's handler and the
-/// hold sweeper (both from the checkout code). Without them, checkout jobs are retried and
-/// then dead-lettered, and the sweep is skipped.
-pub(crate) fn hooks(_config: &Config) -> Hooks {
-    Hooks::default()
+/// The handlers other crates plug into the workers: the `checkout` queue's handler (the
+/// `queue` strategy's requests, run through the reservation path) and the hold sweeper
+/// (releases lapsed holds and expires their Stripe sessions), both from `pique_api::checkout`.
+/// If the API state cannot be built, the hooks are left out: checkout jobs are then retried
+/// and dead-lettered, and the sweep is skipped, as logged.
+pub fn hooks(config: &Config) -> Hooks {
+    let state = match pique_api::AppState::from_config(config.clone()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "checkout hooks unavailable");
+            return Hooks::default();
+        }
+    };
+    let sweep_state = state.clone();
+    let checkout: pique_jobs::CheckoutHandler = Arc::new(move |job: pique_jobs::Job| {
+        let state = state.clone();
+        let fut: BoxedJob<()> = Box::pin(async move { Ok(pique_api::checkout::process_job(&state, &job.payload).await?) });
+        fut
+    });
+    let hold_sweeper: pique_jobs::HoldSweeper = Arc::new(move || {
+        let state = sweep_state.clone();
+        let fut: BoxedJob<u64> = Box::pin(async move { Ok(pique_api::checkout::sweep(&state).await?) });
+        fut
+    });
+    Hooks { checkout: Some(checkout), hold_sweeper: Some(hold_sweeper) }
 }
+
+type BoxedJob<T> = Pin<Box<dyn Future<Output = Result<T, pique_jobs::HandlerError>> + Send>>;

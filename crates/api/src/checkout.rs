@@ -628,15 +628,33 @@ pub async fn enqueue(state: &AppState, prepared: &Prepared) -> Result<Uuid, Chec
     Ok(id)
 }
 
-/// A queued request failed in a way worth retrying (the job is delivered again).
+/// A queued request failed in a way worth retrying (the job is delivered again), or the
+/// job itself is malformed.
 #[derive(Debug, thiserror::Error)]
-#[error("queued checkout {id}: {source}")]
-pub struct QueueJobError {
-    /// The request.
-    pub id: Uuid,
-    /// What failed.
-    #[source]
-    pub source: StoreError,
+pub enum QueueJobError {
+    /// Storage failed while processing the request.
+    #[error("queued checkout {id}: {source}")]
+    Store {
+        /// The request.
+        id: Uuid,
+        /// What failed.
+        #[source]
+        source: StoreError,
+    },
+    /// The job payload has no valid `checkout_id`.
+    #[error("checkout job without a valid checkout_id: {0}")]
+    InvalidPayload(String),
+}
+
+/// The `checkout` queue job's entry point: reads `checkout_id` from the payload and runs
+/// [`process_queued`].
+pub async fn process_job(state: &AppState, payload: &serde_json::Value) -> Result<(), QueueJobError> {
+    let id = payload
+        .get("checkout_id")
+        .and_then(|v| v.as_str())
+        .and_then(|s| Uuid::parse_str(s).ok())
+        .ok_or_else(|| QueueJobError::InvalidPayload(payload.to_string()))?;
+    process_queued(state, id).await
 }
 
 /// The `checkout` queue's job: runs the reservation path for a queued request and stores
@@ -644,7 +662,7 @@ pub struct QueueJobError {
 /// order it already made (its uuid is the request id) and the same Stripe session (same
 /// idempotency key).
 pub async fn process_queued(state: &AppState, id: Uuid) -> Result<(), QueueJobError> {
-    let err = |source| QueueJobError { id, source };
+    let err = |source| QueueJobError::Store { id, source };
     let Some(row) = store::request(&state.pool, id).await.map_err(err)? else {
         return Ok(());
     };
