@@ -23,12 +23,13 @@ pub struct DemoArgs {
     /// Fixture preset to seed (small, medium, large).
     #[arg(long, default_value = "small")]
     pub preset: String,
-    /// Override the demo plan's user count.
-    #[arg(long)]
-    pub users: Option<u32>,
-    /// Override the demo plan's duration (e.g. 30s, 2m).
-    #[arg(long, value_parser = pique_load::duration::parse_duration)]
-    pub run_time: Option<Duration>,
+    /// Simulated users: enough that every user class of the mixed plan (down to the 5 %
+    /// that pay and trigger PDFs and emails) gets at least one.
+    #[arg(long, default_value_t = 20)]
+    pub users: u32,
+    /// How long the load runs (e.g. 30s, 2m).
+    #[arg(long, default_value = "20s", value_parser = pique_load::duration::parse_duration)]
+    pub run_time: Duration,
     /// Where run reports go.
     #[arg(long, default_value = "runs")]
     pub out: PathBuf,
@@ -97,6 +98,9 @@ pub async fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<u8> {
     // One IP sends all the load: per-IP limits would only measure themselves.
     config.rate_limit = false;
     let state = pique_api::AppState::new(config.clone(), pool.clone(), cache(&config)?)?;
+    // API and workers share this process and so one metrics recorder: install the API's
+    // first, so `/metrics` (which the load run scrapes and grades) shows both.
+    pique_api::metrics::handle();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let api_task = tokio::spawn(pique_api::serve(state, listener, wait(stop_rx.clone())));
     let jobs = pique_jobs::JobsConfig {
@@ -138,8 +142,9 @@ pub async fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<u8> {
     let options = pique_load::RunOptions {
         host: Some(api.clone()),
         out_dir: args.out.clone(),
-        users: args.users,
-        run_time: args.run_time,
+        users: Some(args.users),
+        spawn_rate: Some(f64::from(args.users)),
+        run_time: Some(args.run_time),
         metrics_url: Some(format!("{api}/metrics")),
         database_url: Some(config.database_url.clone()),
         redis_url: Some(config.redis_url.clone()),
