@@ -50,6 +50,7 @@ pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
 /// Prometheus text exposition.
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     pique_store::db::record_pool_metrics(&state.pool);
+    crate::metrics::record_process_metrics();
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         crate::metrics::handle().render(),
