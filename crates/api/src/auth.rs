@@ -56,9 +56,11 @@ fn token_from(parts: &Parts) -> Result<Option<String>, ApiError> {
     let Some(value) = parts.headers.get(axum::http::header::AUTHORIZATION) else {
         return Ok(None);
     };
-    let value = value
-        .to_str()
-        .map_err(|_| ApiError::Unauthorized("Invalid token header. Token string should not contain invalid characters.".into()))?;
+    let value = value.to_str().map_err(|_| {
+        ApiError::Unauthorized(
+            "Invalid token header. Token string should not contain invalid characters.".into(),
+        )
+    })?;
     let mut words = value.split_whitespace();
     match words.next() {
         Some(scheme) if scheme.eq_ignore_ascii_case("token") => {}
@@ -75,7 +77,10 @@ fn token_from(parts: &Parts) -> Result<Option<String>, ApiError> {
 impl FromRequestParts<AppState> for Authenticated {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let key = token_from(parts)?.ok_or_else(|| ApiError::Unauthorized(NOT_PROVIDED.into()))?;
         // Keys are 40 hex characters; anything else cannot exist, so skip the query.
         if key.len() != 40 || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -84,16 +89,29 @@ impl FromRequestParts<AppState> for Authenticated {
         let Principal { user, producer } = auth::principal_for_token(&state.pool, &key)
             .await?
             .ok_or_else(|| ApiError::Unauthorized(INVALID_TOKEN.into()))?;
-        Ok(Authenticated { token: key, user, producer })
+        Ok(Authenticated {
+            token: key,
+            user,
+            producer,
+        })
     }
 }
 
 impl FromRequestParts<AppState> for Producer {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let a = Authenticated::from_request_parts(parts, state).await?;
-        let producer = a.producer.ok_or_else(|| ApiError::Forbidden(NO_PERMISSION.into()))?;
-        Ok(Producer { token: a.token, user: a.user, producer })
+        let producer = a
+            .producer
+            .ok_or_else(|| ApiError::Forbidden(NO_PERMISSION.into()))?;
+        Ok(Producer {
+            token: a.token,
+            user: a.user,
+            producer,
+        })
     }
 }

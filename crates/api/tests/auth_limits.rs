@@ -17,15 +17,29 @@ async fn limits_are_configurable_per_class() -> TestResult {
     let statuses: Vec<u16> = {
         let mut v = Vec::new();
         for i in 0..4 {
-            v.push(app.post("/api/v1/subscriber/create/", &json!({"email": format!("s{i}@example.com")})).await?.0);
+            v.push(
+                app.post(
+                    "/api/v1/subscriber/create/",
+                    &json!({"email": format!("s{i}@example.com")}),
+                )
+                .await?
+                .0,
+            );
         }
         v
     };
     assert_eq!(statuses, vec![201, 201, 429, 429]);
-    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM subscribers").fetch_one(&app.pool).await?;
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM subscribers")
+        .fetch_one(&app.pool)
+        .await?;
     assert_eq!(n, 2);
     for _ in 0..8 {
-        assert_eq!(app.post("/auth/login/", &json!({"username": "x", "password": "y"})).await?.0, 400);
+        assert_eq!(
+            app.post("/auth/login/", &json!({"username": "x", "password": "y"}))
+                .await?
+                .0,
+            400
+        );
     }
     app.cleanup().await;
     Ok(())

@@ -53,7 +53,10 @@ async fn export_of_100k_orders_streams_in_flat_memory() -> TestResult {
     .execute(&app.pool)
     .await?;
     sqlx::query("ANALYZE").execute(&app.pool).await?;
-    println!("inserted {ORDERS} orders with lines in {:?}", started.elapsed());
+    println!(
+        "inserted {ORDERS} orders with lines in {:?}",
+        started.elapsed()
+    );
     let token = login(&app, "bigshow").await?;
 
     let rss_before = proc_status_kib("VmRSS:").unwrap_or(0);
@@ -66,7 +69,10 @@ async fn export_of_100k_orders_streams_in_flat_memory() -> TestResult {
         .send()
         .await?;
     assert_eq!(resp.status(), 200);
-    assert!(resp.headers().get("content-length").is_none(), "streamed, not a sized buffer");
+    assert!(
+        resp.headers().get("content-length").is_none(),
+        "streamed, not a sized buffer"
+    );
     // Read the body chunk by chunk, keeping only counters (the client must not be what holds
     // the export in memory either).
     let (mut bytes, mut lines, mut chunks) = (0usize, 0usize, 0usize);
@@ -100,13 +106,22 @@ async fn export_of_100k_orders_streams_in_flat_memory() -> TestResult {
     assert_eq!(lines as i64, ORDERS + 1, "header + one line per order");
     assert_eq!(last_byte, b'\n', "complete last line");
     assert!(sample.starts_with("order_id,reference,"), "{sample}");
-    assert!(sample.contains("\"Buyer, \"\"No.\"\" "), "quoted names: {sample}");
+    assert!(
+        sample.contains("\"Buyer, \"\"No.\"\" "),
+        "quoted names: {sample}"
+    );
     assert!(chunks > 100, "many chunks, not one buffer: {chunks}");
-    assert!(first_chunk * 5 < elapsed, "first bytes long before the end: {first_chunk:?} of {elapsed:?}");
+    assert!(
+        first_chunk * 5 < elapsed,
+        "first bytes long before the end: {first_chunk:?} of {elapsed:?}"
+    );
     if peak_reset && rss_before > 0 {
         // The export is ~17 MiB of CSV and ~60 MiB as Rust structs; a buffering server would
         // blow well past this bound.
-        assert!(delta_kib < 12 * 1024, "peak RSS grew by {delta_kib} KiB while streaming {bytes} bytes");
+        assert!(
+            delta_kib < 12 * 1024,
+            "peak RSS grew by {delta_kib} KiB while streaming {bytes} bytes"
+        );
     }
 
     // Filters apply to the stream too.

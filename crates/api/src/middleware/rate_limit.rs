@@ -85,9 +85,15 @@ pub fn classify(method: &Method, path: &str) -> RouteClass {
     let post = method == Method::POST;
     match p {
         "/auth/login" if post => return RouteClass::Login,
-        "/checkout" | "/success" | "/cancel" | "/validate-promo" if post => return RouteClass::Checkout,
+        "/checkout" | "/success" | "/cancel" | "/validate-promo" if post => {
+            return RouteClass::Checkout;
+        }
         "/api/v1/subscriber/create" if post => return RouteClass::Subscribe,
-        "/health" | "/metrics" | "/api/openapi.json" | "/stripe/webhook" | "/api/v1/stripe/webhook" => {
+        "/health"
+        | "/metrics"
+        | "/api/openapi.json"
+        | "/stripe/webhook"
+        | "/api/v1/stripe/webhook" => {
             return RouteClass::Exempt;
         }
         _ => {}
@@ -138,7 +144,9 @@ impl Limit {
         if matches!(raw, "off" | "none" | "0") {
             return Ok(None);
         }
-        let bad = || format!("expected N/s, N/min or N/hour with an optional :burst, or off (got {raw:?})");
+        let bad = || {
+            format!("expected N/s, N/min or N/hour with an optional :burst, or off (got {raw:?})")
+        };
         let (rate, burst) = match raw.split_once(':') {
             Some((r, b)) => (r, Some(b.trim().parse::<u32>().map_err(|_| bad())?)),
             None => (raw, None),
@@ -270,9 +278,20 @@ impl Limiters {
 
     /// `Ok` if `ip` may make a request of `class` now, else the seconds to wait (at least 1).
     pub fn check(&self, class: RouteClass, ip: IpAddr) -> Result<(), u64> {
-        let Some(limiter) = self.for_class(class) else { return Ok(()) };
+        let Some(limiter) = self.for_class(class) else {
+            return Ok(());
+        };
         if self.requests.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
-            for l in [&self.login, &self.checkout, &self.subscribe, &self.portal, &self.read].into_iter().flatten() {
+            for l in [
+                &self.login,
+                &self.checkout,
+                &self.subscribe,
+                &self.portal,
+                &self.read,
+            ]
+            .into_iter()
+            .flatten()
+            {
                 l.retain_recent();
             }
         }
@@ -310,17 +329,22 @@ pub fn apply(router: Router, config: &Config) -> Router {
 /// Wraps `router` in a limiter with explicit settings.
 pub fn apply_with(router: Router, settings: &RateLimitSettings) -> Router {
     let limiters = Arc::new(Limiters::new(settings));
-    router.layer(axum::middleware::from_fn(move |req: Request, next: Next| {
-        let limiters = limiters.clone();
-        async move { limit(&limiters, req, next).await }
-    }))
+    router.layer(axum::middleware::from_fn(
+        move |req: Request, next: Next| {
+            let limiters = limiters.clone();
+            async move { limit(&limiters, req, next).await }
+        },
+    ))
 }
 
 async fn limit(limiters: &Limiters, request: Request, next: Next) -> Response {
     let class = classify(request.method(), request.uri().path());
     // Without the peer address (a router driven in-process, not through `serve`) there is no
     // client to key on; such callers are trusted code.
-    let ip = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let ip = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
     if let Some(ip) = ip
         && let Err(retry_after) = limiters.check(class, ip)
     {
@@ -339,30 +363,65 @@ mod tests {
         assert_eq!(classify(&Method::POST, "/auth/login/"), RouteClass::Login);
         assert_eq!(classify(&Method::GET, "/auth/login/"), RouteClass::Portal);
         assert_eq!(classify(&Method::POST, "/checkout/"), RouteClass::Checkout);
-        assert_eq!(classify(&Method::POST, "/validate-promo"), RouteClass::Checkout);
-        assert_eq!(classify(&Method::POST, "/api/v1/subscriber/create/"), RouteClass::Subscribe);
-        assert_eq!(classify(&Method::GET, "/api/v1/portal/shows/"), RouteClass::Portal);
-        assert_eq!(classify(&Method::GET, "/api/v1/producers/stripe-balance/"), RouteClass::Portal);
-        assert_eq!(classify(&Method::GET, "/api/v1/producers/"), RouteClass::Read);
-        assert_eq!(classify(&Method::POST, "/api/v1/checkin/"), RouteClass::Portal);
+        assert_eq!(
+            classify(&Method::POST, "/validate-promo"),
+            RouteClass::Checkout
+        );
+        assert_eq!(
+            classify(&Method::POST, "/api/v1/subscriber/create/"),
+            RouteClass::Subscribe
+        );
+        assert_eq!(
+            classify(&Method::GET, "/api/v1/portal/shows/"),
+            RouteClass::Portal
+        );
+        assert_eq!(
+            classify(&Method::GET, "/api/v1/producers/stripe-balance/"),
+            RouteClass::Portal
+        );
+        assert_eq!(
+            classify(&Method::GET, "/api/v1/producers/"),
+            RouteClass::Read
+        );
+        assert_eq!(
+            classify(&Method::POST, "/api/v1/checkin/"),
+            RouteClass::Portal
+        );
         assert_eq!(classify(&Method::GET, "/api/v1/shows/"), RouteClass::Read);
         assert_eq!(classify(&Method::GET, "/health/"), RouteClass::Exempt);
-        assert_eq!(classify(&Method::POST, "/stripe/webhook/"), RouteClass::Exempt);
-        assert_eq!(classify(&Method::GET, "/email-tracking/open/x.gif"), RouteClass::Exempt);
+        assert_eq!(
+            classify(&Method::POST, "/stripe/webhook/"),
+            RouteClass::Exempt
+        );
+        assert_eq!(
+            classify(&Method::GET, "/email-tracking/open/x.gif"),
+            RouteClass::Exempt
+        );
     }
 
     #[test]
     fn parses_limits() {
-        assert_eq!(Limit::parse("5/min").unwrap(), Some(Limit::new(5, Duration::from_secs(60), 5)));
-        assert_eq!(Limit::parse("10/s:50").unwrap(), Some(Limit::new(10, Duration::from_secs(1), 50)));
+        assert_eq!(
+            Limit::parse("5/min").unwrap(),
+            Some(Limit::new(5, Duration::from_secs(60), 5))
+        );
+        assert_eq!(
+            Limit::parse("10/s:50").unwrap(),
+            Some(Limit::new(10, Duration::from_secs(1), 50))
+        );
         assert_eq!(Limit::parse("off").unwrap(), None);
         assert!(Limit::parse("5").is_err());
         assert!(Limit::parse("5/week").is_err());
         assert!(Limit::parse("0/min").is_err());
-        let s = RateLimitSettings::from_lookup(|k| (k == env::LOGIN).then(|| "2/min:1".to_string())).unwrap();
+        let s =
+            RateLimitSettings::from_lookup(|k| (k == env::LOGIN).then(|| "2/min:1".to_string()))
+                .unwrap();
         assert_eq!(s.login, Some(Limit::new(2, Duration::from_secs(60), 1)));
         assert_eq!(s.read, RateLimitSettings::default().read);
-        assert!(RateLimitSettings::from_lookup(|k| (k == env::READ).then(|| "fast".to_string())).is_err());
+        assert!(
+            RateLimitSettings::from_lookup(|k| (k == env::READ).then(|| "fast".to_string()))
+                .is_err()
+        );
     }
 
     #[test]
@@ -375,7 +434,10 @@ mod tests {
         let wait = l.check(RouteClass::Login, ip).unwrap_err();
         assert!((1..=12).contains(&wait), "{wait}");
         // Another client and another class are unaffected.
-        assert!(l.check(RouteClass::Login, "10.0.0.2".parse().unwrap()).is_ok());
+        assert!(
+            l.check(RouteClass::Login, "10.0.0.2".parse().unwrap())
+                .is_ok()
+        );
         assert!(l.check(RouteClass::Read, ip).is_ok());
         assert!(l.check(RouteClass::Exempt, ip).is_ok());
     }

@@ -38,11 +38,12 @@ pub async fn user(pool: &PgPool, username: &str, staff: bool) -> Result<i64, Tes
 /// A producer with one member user `username`; returns the producer id.
 pub async fn producer(pool: &PgPool, username: &str) -> Result<i64, TestError> {
     let user_id = user(pool, username, false).await?;
-    let producer_id: i64 =
-        sqlx::query_scalar("INSERT INTO producers (name, slug) VALUES ($1 || ' Presents', $1) RETURNING id")
-            .bind(username)
-            .fetch_one(pool)
-            .await?;
+    let producer_id: i64 = sqlx::query_scalar(
+        "INSERT INTO producers (name, slug) VALUES ($1 || ' Presents', $1) RETURNING id",
+    )
+    .bind(username)
+    .fetch_one(pool)
+    .await?;
     sqlx::query("INSERT INTO producer_members (producer_id, user_id) VALUES ($1, $2)")
         .bind(producer_id)
         .bind(user_id)
@@ -53,13 +54,21 @@ pub async fn producer(pool: &PgPool, username: &str) -> Result<i64, TestError> {
 
 /// A venue; returns its id.
 pub async fn venue(pool: &PgPool) -> Result<i64, TestError> {
-    Ok(sqlx::query_scalar("INSERT INTO venues (name, city) VALUES ('The Hall', 'Austin') RETURNING id")
-        .fetch_one(pool)
-        .await?)
+    Ok(sqlx::query_scalar(
+        "INSERT INTO venues (name, city) VALUES ('The Hall', 'Austin') RETURNING id",
+    )
+    .fetch_one(pool)
+    .await?)
 }
 
 /// A show of `producer` (published or draft) at `venue`, 10 days ahead; returns its id.
-pub async fn show_of(pool: &PgPool, producer: i64, venue: i64, slug: &str, published: bool) -> Result<i64, TestError> {
+pub async fn show_of(
+    pool: &PgPool,
+    producer: i64,
+    venue: i64,
+    slug: &str,
+    published: bool,
+) -> Result<i64, TestError> {
     Ok(sqlx::query_scalar(
         "INSERT INTO shows (title, slug, start_time, venue_id, producer_id, published, draft_created_at) \
          VALUES (initcap(replace($1, '-', ' ')), $1, now() + interval '10 days', $2, $3, $4, now()) RETURNING id",
@@ -73,7 +82,12 @@ pub async fn show_of(pool: &PgPool, producer: i64, venue: i64, slug: &str, publi
 }
 
 /// A tier; returns its id.
-pub async fn tier_of(pool: &PgPool, show: i64, quantity: i32, price: &str) -> Result<i64, TestError> {
+pub async fn tier_of(
+    pool: &PgPool,
+    show: i64,
+    quantity: i32,
+    price: &str,
+) -> Result<i64, TestError> {
     Ok(sqlx::query_scalar(
         "INSERT INTO tickets (show_id, name, quantity, price) VALUES ($1, 'General', $2, $3::numeric) RETURNING id",
     )
@@ -112,7 +126,11 @@ pub async fn paid_order(
     .bind(seats)
     .fetch_one(&mut *tx)
     .await?;
-    sqlx::query("UPDATE tickets SET sold = sold + $2 WHERE id = $1").bind(ticket).bind(seats).execute(&mut *tx).await?;
+    sqlx::query("UPDATE tickets SET sold = sold + $2 WHERE id = $1")
+        .bind(ticket)
+        .bind(seats)
+        .execute(&mut *tx)
+        .await?;
     let uuids: Vec<uuid::Uuid> = sqlx::query_scalar(
         "INSERT INTO attendees (uuid, order_id, order_line_id, show_id, ticket_id, seq, name, email) \
          SELECT gen_random_uuid(), $1, $2, $3, $4, g, 'Guest ' || g, $5 FROM generate_series(1, $6) g RETURNING uuid",
@@ -131,8 +149,12 @@ pub async fn paid_order(
 
 /// Logs `username` in; returns the token.
 pub async fn login(app: &TestApp, username: &str) -> Result<String, TestError> {
-    let (status, body) =
-        app.post("/auth/login/", &serde_json::json!({"username": username, "password": PASSWORD})).await?;
+    let (status, body) = app
+        .post(
+            "/auth/login/",
+            &serde_json::json!({"username": username, "password": PASSWORD}),
+        )
+        .await?;
     if status != 200 {
         return Err(format!("login {username}: {status} {body}").into());
     }
@@ -157,18 +179,31 @@ pub async fn call(
     let resp = req.send().await?;
     let status = resp.status().as_u16();
     let bytes = resp.bytes().await?;
-    Ok((status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
+    Ok((
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    ))
 }
 
 /// `count(*)` of a table.
 pub async fn count(pool: &PgPool, table: &str) -> Result<i64, TestError> {
-    Ok(sqlx::query_scalar(&format!("SELECT count(*) FROM {table}")).fetch_one(pool).await?)
+    Ok(sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
+        .fetch_one(pool)
+        .await?)
 }
 
 /// Row counts of every table the portal writes, to prove a refused request wrote nothing.
 pub async fn portal_counts(pool: &PgPool) -> Result<Vec<(String, i64)>, TestError> {
     let mut out = Vec::new();
-    for t in ["shows", "tickets", "promo_codes", "page_designs", "checkin_links", "subscribers", "auth_tokens"] {
+    for t in [
+        "shows",
+        "tickets",
+        "promo_codes",
+        "page_designs",
+        "checkin_links",
+        "subscribers",
+        "auth_tokens",
+    ] {
         out.push((t.to_string(), count(pool, t).await?));
     }
     // Content too: an UPDATE that should have been refused changes no count.

@@ -24,7 +24,10 @@ const MAX_PASSWORD_LEN: usize = 1024;
         (status = 400, description = "`{\"non_field_errors\": [\"Unable to log in with provided credentials.\"]}` or missing fields"),
         (status = 429, description = "Too many login attempts from this address (`Retry-After`)"),
     ))]
-pub async fn login(State(state): State<AppState>, ApiJson(body): ApiJson<Value>) -> Result<Json<Value>, ApiError> {
+pub async fn login(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<Json<Value>, ApiError> {
     let obj = input::object(body)?;
     let mut f = Fields::new(&obj);
     let read = f.string("username", 150, false);
@@ -38,7 +41,10 @@ pub async fn login(State(state): State<AppState>, ApiJson(body): ApiJson<Value>)
             None
         }
         Some(Value::String(p)) if p.len() > MAX_PASSWORD_LEN => {
-            f.errors.add("password", format!("Ensure this field has no more than {MAX_PASSWORD_LEN} characters."));
+            f.errors.add(
+                "password",
+                format!("Ensure this field has no more than {MAX_PASSWORD_LEN} characters."),
+            );
             None
         }
         Some(Value::String(p)) => Some(p.clone()),
@@ -68,13 +74,18 @@ pub async fn login(State(state): State<AppState>, ApiJson(body): ApiJson<Value>)
         return Err(FieldErrors::single("non_field_errors", BAD_CREDENTIALS).into());
     };
     let (token, principal) = auth::create_token(&state.pool, user_id).await?;
-    Ok(Json(json!({ "token": token, "user": principal.user, "producer": principal.producer })))
+    Ok(Json(
+        json!({ "token": token, "user": principal.user, "producer": principal.producer }),
+    ))
 }
 
 /// `POST /auth/logout/`: deletes the token used for this request.
 #[utoipa::path(post, path = "/auth/logout/", tag = "auth",
     responses((status = 204, description = "Logged out"), (status = 401, description = "No or invalid token")))]
-pub async fn logout(State(state): State<AppState>, who: Authenticated) -> Result<StatusCode, ApiError> {
+pub async fn logout(
+    State(state): State<AppState>,
+    who: Authenticated,
+) -> Result<StatusCode, ApiError> {
     auth::delete_token(&state.pool, &who.token).await?;
     Ok(StatusCode::NO_CONTENT)
 }

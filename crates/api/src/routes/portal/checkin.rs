@@ -52,8 +52,8 @@ pub async fn create_link(
     let obj = if body.iter().all(u8::is_ascii_whitespace) {
         serde_json::Map::new()
     } else {
-        let v: Value =
-            serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("JSON parse error - {e}")))?;
+        let v: Value = serde_json::from_slice(&body)
+            .map_err(|e| ApiError::BadRequest(format!("JSON parse error - {e}")))?;
         input::object(v)?
     };
     let mut f = input::Fields::new(&obj);
@@ -62,7 +62,10 @@ pub async fn create_link(
     let now = Utc::now();
     let expires_at = match (hours, at) {
         (Some(Some(_)), Some(Some(Some(_)))) => {
-            f.errors.add("non_field_errors", "Give expires_in_hours or expires_at, not both.");
+            f.errors.add(
+                "non_field_errors",
+                "Give expires_in_hours or expires_at, not both.",
+            );
             None
         }
         (_, Some(Some(Some(t)))) if t <= now => {
@@ -70,7 +73,10 @@ pub async fn create_link(
             None
         }
         (_, Some(Some(Some(t)))) if t > now + Duration::hours(MAX_LINK_HOURS) => {
-            f.errors.add("expires_at", format!("Must be within {MAX_LINK_HOURS} hours."));
+            f.errors.add(
+                "expires_at",
+                format!("Must be within {MAX_LINK_HOURS} hours."),
+            );
             None
         }
         (_, Some(Some(Some(t)))) => Some(t),
@@ -89,19 +95,33 @@ pub async fn create_link(
 #[utoipa::path(get, path = "/api/v1/producers/shows/{id}/checkin-link/", tag = "checkin",
     params(("id" = i64, Path, description = "show id")),
     responses((status = 200, description = "Array of links"), (status = 404, description = "Not this producer's show")))]
-pub async fn list_links(State(state): State<AppState>, who: Producer, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn list_links(
+    State(state): State<AppState>,
+    who: Producer,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let id = path_id(&id)?;
-    let links = checkin::list_links(&state.pool, who.id(), id).await?.ok_or(ApiError::NotFound)?;
-    Ok(Json(Value::Array(links.iter().map(|l| link_json(&state, l)).collect())))
+    let links = checkin::list_links(&state.pool, who.id(), id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(Json(Value::Array(
+        links.iter().map(|l| link_json(&state, l)).collect(),
+    )))
 }
 
 /// `DELETE /api/v1/producers/shows/{id}/checkin-link/`: revokes every active link of the show.
 #[utoipa::path(delete, path = "/api/v1/producers/shows/{id}/checkin-link/", tag = "checkin",
     params(("id" = i64, Path, description = "show id")),
     responses((status = 200, description = "`{\"revoked\": n}`"), (status = 404, description = "Not this producer's show")))]
-pub async fn revoke_all(State(state): State<AppState>, who: Producer, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn revoke_all(
+    State(state): State<AppState>,
+    who: Producer,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let id = path_id(&id)?;
-    let n = checkin::revoke(&state.pool, who.id(), id, None).await?.ok_or(ApiError::NotFound)?;
+    let n = checkin::revoke(&state.pool, who.id(), id, None)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     Ok(Json(json!({ "revoked": n })))
 }
 
@@ -115,7 +135,9 @@ pub async fn revoke_one(
     Path((id, link)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let (id, link) = (path_id(&id)?, path_id(&link)?);
-    checkin::revoke(&state.pool, who.id(), id, Some(link)).await?.ok_or(ApiError::NotFound)?;
+    checkin::revoke(&state.pool, who.id(), id, Some(link))
+        .await?
+        .ok_or(ApiError::NotFound)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -129,7 +151,9 @@ async fn show_for(state: &AppState, token: Option<&str>) -> Result<i64, ApiError
     if token.len() != 40 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(ApiError::Forbidden(BAD_LINK.into()));
     }
-    checkin::show_for_token(&state.pool, token).await?.ok_or_else(|| ApiError::Forbidden(BAD_LINK.into()))
+    checkin::show_for_token(&state.pool, token)
+        .await?
+        .ok_or_else(|| ApiError::Forbidden(BAD_LINK.into()))
 }
 
 /// `POST /api/v1/checkin/ {token, code}`: admits the attendee whose QR code is `code`, once.
@@ -142,21 +166,25 @@ async fn show_for(state: &AppState, token: Option<&str>) -> Result<i64, ApiError
         (status = 404, description = "No ticket with this code"),
         (status = 409, description = "`{\"detail\": \"Already checked in.\", \"checked_in_at\"}`"),
     ))]
-pub async fn scan(State(state): State<AppState>, ApiJson(body): ApiJson<Value>) -> Result<Json<Value>, ApiError> {
+pub async fn scan(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<Json<Value>, ApiError> {
     let obj = input::object(body)?;
     let token = obj.get("token").and_then(Value::as_str);
     let show_id = show_for(&state, token).await?;
     let code = match obj.get("code") {
         None | Some(Value::Null) => return Err(FieldErrors::single("code", input::REQUIRED).into()),
-        Some(Value::String(s)) => {
-            Uuid::parse_str(s.trim()).map_err(|_| FieldErrors::single("code", "Must be a valid UUID."))?
-        }
+        Some(Value::String(s)) => Uuid::parse_str(s.trim())
+            .map_err(|_| FieldErrors::single("code", "Must be a valid UUID."))?,
         Some(_) => return Err(FieldErrors::single("code", "Must be a valid UUID.").into()),
     };
     match checkin::admit(&state.pool, show_id, code).await? {
         Admission::Admitted(a) => {
             metrics::counter!("pique_checkins_total", "result" => "admitted").increment(1);
-            Ok(Json(json!({ "detail": "Checked in.", "checked_in_at": a.checked_in_at, "attendee": a })))
+            Ok(Json(
+                json!({ "detail": "Checked in.", "checked_in_at": a.checked_in_at, "attendee": a }),
+            ))
         }
         Admission::AlreadyCheckedIn(a) => {
             metrics::counter!("pique_checkins_total", "result" => "repeat").increment(1);
@@ -166,8 +194,12 @@ pub async fn scan(State(state): State<AppState>, ApiJson(body): ApiJson<Value>) 
             ))
         }
         Admission::Unknown => Err(ApiError::NotFound),
-        Admission::OtherShow => Err(ApiError::Forbidden("This ticket is for another show.".into())),
-        Admission::NotValid => Err(ApiError::Forbidden("This ticket is no longer valid (its order is not paid).".into())),
+        Admission::OtherShow => Err(ApiError::Forbidden(
+            "This ticket is for another show.".into(),
+        )),
+        Admission::NotValid => Err(ApiError::Forbidden(
+            "This ticket is no longer valid (its order is not paid).".into(),
+        )),
     }
 }
 
@@ -175,7 +207,13 @@ pub async fn scan(State(state): State<AppState>, ApiJson(body): ApiJson<Value>) 
 #[utoipa::path(get, path = "/api/v1/checkin/", tag = "checkin",
     params(("token" = String, Query, description = "the check-in link's token")),
     responses((status = 200, description = "`{\"show\", \"total\", \"checked_in\", \"remaining\", \"attendees\"}`"), (status = 403, description = "Link invalid, expired or revoked")))]
-pub async fn attendance(State(state): State<AppState>, q: QueryPairs) -> Result<Json<checkin::Attendance>, ApiError> {
+pub async fn attendance(
+    State(state): State<AppState>,
+    q: QueryPairs,
+) -> Result<Json<checkin::Attendance>, ApiError> {
     let show_id = show_for(&state, q.get("token")).await?;
-    checkin::attendance(&state.pool, show_id).await?.map(Json).ok_or(ApiError::NotFound)
+    checkin::attendance(&state.pool, show_id)
+        .await?
+        .map(Json)
+        .ok_or(ApiError::NotFound)
 }

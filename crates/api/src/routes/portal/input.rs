@@ -47,7 +47,10 @@ pub struct Fields<'a> {
 impl<'a> Fields<'a> {
     /// Starts reading `obj`.
     pub fn new(obj: &'a Map<String, Value>) -> Self {
-        Fields { obj, errors: FieldErrors::default() }
+        Fields {
+            obj,
+            errors: FieldErrors::default(),
+        }
     }
 
     fn get(&self, key: &str) -> Option<&'a Value> {
@@ -65,7 +68,10 @@ impl<'a> Fields<'a> {
                     self.errors.add(key, "This field may not be blank.");
                     None
                 } else if s.chars().count() > max {
-                    self.errors.add(key, format!("Ensure this field has no more than {max} characters."));
+                    self.errors.add(
+                        key,
+                        format!("Ensure this field has no more than {max} characters."),
+                    );
                     None
                 } else {
                     Some(Some(s.to_string()))
@@ -86,7 +92,9 @@ impl<'a> Fields<'a> {
     pub fn nullable_string(&mut self, key: &str, max: usize) -> Option<Option<Option<String>>> {
         match self.get(key) {
             Some(Value::Null) => Some(Some(None)),
-            _ => self.string(key, max, true).map(|o| o.map(|s| (!s.is_empty()).then_some(s))),
+            _ => self
+                .string(key, max, true)
+                .map(|o| o.map(|s| (!s.is_empty()).then_some(s))),
         }
     }
 
@@ -106,7 +114,9 @@ impl<'a> Fields<'a> {
     pub fn int(&mut self, key: &str, min: i64, max: i64) -> Option<Option<i64>> {
         let n = match self.get(key) {
             None => return Some(None),
-            Some(Value::Number(n)) => n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)),
+            Some(Value::Number(n)) => n
+                .as_i64()
+                .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)),
             Some(Value::String(s)) => s.trim().parse::<i64>().ok(),
             Some(_) => None,
         };
@@ -116,11 +126,17 @@ impl<'a> Fields<'a> {
                 None
             }
             Some(n) if n < min => {
-                self.errors.add(key, format!("Ensure this value is greater than or equal to {min}."));
+                self.errors.add(
+                    key,
+                    format!("Ensure this value is greater than or equal to {min}."),
+                );
                 None
             }
             Some(n) if n > max => {
-                self.errors.add(key, format!("Ensure this value is less than or equal to {max}."));
+                self.errors.add(
+                    key,
+                    format!("Ensure this value is less than or equal to {max}."),
+                );
                 None
             }
             Some(n) => Some(Some(n)),
@@ -150,15 +166,22 @@ impl<'a> Fields<'a> {
                 None
             }
             Some(d) if d.normalize().scale() > 2 => {
-                self.errors.add(key, "Ensure that there are no more than 2 decimal places.");
+                self.errors
+                    .add(key, "Ensure that there are no more than 2 decimal places.");
                 None
             }
             Some(d) if d < min => {
-                self.errors.add(key, format!("Ensure this value is greater than or equal to {min}."));
+                self.errors.add(
+                    key,
+                    format!("Ensure this value is greater than or equal to {min}."),
+                );
                 None
             }
             Some(d) if d > max => {
-                self.errors.add(key, format!("Ensure this value is less than or equal to {max}."));
+                self.errors.add(
+                    key,
+                    format!("Ensure this value is less than or equal to {max}."),
+                );
                 None
             }
             Some(d) => Some(Some(d)),
@@ -240,13 +263,19 @@ fn merge<T: Clone>(read: Option<Option<T>>, current: Option<T>) -> (Option<T>, b
 
 /// Whether a slug is Django's `SlugField` shape.
 fn valid_slug(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
 /// Validates a show body. `current` is the show being edited: its values fill absent
 /// fields (PATCH); with `None` (create) or `full` (PUT) required fields must be present.
 /// Returns the data and the venue id to check for existence.
-pub fn show(obj: &Map<String, Value>, current: Option<&ShowData>, full: bool) -> Result<ShowData, ApiError> {
+pub fn show(
+    obj: &Map<String, Value>,
+    current: Option<&ShowData>,
+    full: bool,
+) -> Result<ShowData, ApiError> {
     let base = if full { None } else { current };
     let mut f = Fields::new(obj);
     let (title, e) = merge(f.string("title", 200, false), base.map(|c| c.title.clone()));
@@ -259,7 +288,10 @@ pub fn show(obj: &Map<String, Value>, current: Option<&ShowData>, full: bool) ->
         Some(s) => s.or_else(|| current.and_then(|c| c.slug.clone())),
         None => None,
     };
-    let (description, _) = merge(f.string("description", 20_000, true), base.map(|c| c.description.clone()));
+    let (description, _) = merge(
+        f.string("description", 20_000, true),
+        base.map(|c| c.description.clone()),
+    );
     let (door_time, _) = merge(f.datetime("door_time"), base.map(|c| c.door_time));
     let (start_time, e) = merge(f.datetime("start_time"), base.map(|c| Some(c.start_time)));
     let start_time = match start_time {
@@ -271,30 +303,58 @@ pub fn show(obj: &Map<String, Value>, current: Option<&ShowData>, full: bool) ->
         None => f.require("start_time", None, e),
     };
     let (end_time, _) = merge(f.datetime("end_time"), base.map(|c| c.end_time));
-    let (time_zone, _) = merge(f.string("time_zone", 64, false), base.map(|c| c.time_zone.clone()));
-    let (age_restriction, _) = merge(f.string("age_restriction", 50, true), base.map(|c| c.age_restriction.clone()));
+    let (time_zone, _) = merge(
+        f.string("time_zone", 64, false),
+        base.map(|c| c.time_zone.clone()),
+    );
+    let (age_restriction, _) = merge(
+        f.string("age_restriction", 50, true),
+        base.map(|c| c.age_restriction.clone()),
+    );
     let (image, _) = merge(f.nullable_url("image"), base.map(|c| c.image.clone()));
-    let (banner_image, _) = merge(f.nullable_url("banner_image"), base.map(|c| c.banner_image.clone()));
-    let (square_image, _) = merge(f.nullable_url("square_image"), base.map(|c| c.square_image.clone()));
-    let (featured_video, _) = merge(f.nullable_url("featured_video"), base.map(|c| c.featured_video.clone()));
-    let (facebook_campaign_id, _) =
-        merge(f.nullable_string("facebook_campaign_id", 100), base.map(|c| c.facebook_campaign_id.clone()));
-    let (refund_policy, _) = merge(f.string("refund_policy", 5_000, true), base.map(|c| c.refund_policy.clone()));
+    let (banner_image, _) = merge(
+        f.nullable_url("banner_image"),
+        base.map(|c| c.banner_image.clone()),
+    );
+    let (square_image, _) = merge(
+        f.nullable_url("square_image"),
+        base.map(|c| c.square_image.clone()),
+    );
+    let (featured_video, _) = merge(
+        f.nullable_url("featured_video"),
+        base.map(|c| c.featured_video.clone()),
+    );
+    let (facebook_campaign_id, _) = merge(
+        f.nullable_string("facebook_campaign_id", 100),
+        base.map(|c| c.facebook_campaign_id.clone()),
+    );
+    let (refund_policy, _) = merge(
+        f.string("refund_policy", 5_000, true),
+        base.map(|c| c.refund_policy.clone()),
+    );
     let (venue, e) = merge(f.int("venue", 1, i64::MAX), base.map(|c| c.venue));
     let venue = f.require("venue", venue, e);
     if let (Some(start), Some(Some(end))) = (start_time, end_time)
         && end < start
     {
-        f.errors.add("end_time", "End time must not be before the start time.");
+        f.errors
+            .add("end_time", "End time must not be before the start time.");
     }
     if let (Some(start), Some(Some(door))) = (start_time, door_time)
         && door > start
     {
-        f.errors.add("door_time", "Doors must open before the start time.");
+        f.errors
+            .add("door_time", "Doors must open before the start time.");
     }
     let time_zone = time_zone.unwrap_or_else(|| "America/Chicago".to_string());
-    if !time_zone.bytes().all(|b| b.is_ascii_alphanumeric() || b"/_+-".contains(&b)) {
-        f.errors.add("time_zone", format!("\"{time_zone}\" is not a valid time zone."));
+    if !time_zone
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"/_+-".contains(&b))
+    {
+        f.errors.add(
+            "time_zone",
+            format!("\"{time_zone}\" is not a valid time zone."),
+        );
     }
     let errors = f.errors;
     match (title, start_time, venue) {
@@ -323,19 +383,41 @@ pub fn show(obj: &Map<String, Value>, current: Option<&ShowData>, full: bool) ->
 pub const MAX_TIER_QUANTITY: i64 = 1_000_000;
 
 /// Validates a tier body (see [`show`] for `current` and `full`).
-pub fn tier(obj: &Map<String, Value>, current: Option<&TierData>, full: bool) -> Result<TierData, ApiError> {
+pub fn tier(
+    obj: &Map<String, Value>,
+    current: Option<&TierData>,
+    full: bool,
+) -> Result<TierData, ApiError> {
     let base = if full { None } else { current };
     let mut f = Fields::new(obj);
     let (name, e) = merge(f.string("name", 100, false), base.map(|c| c.name.clone()));
     let name = f.require("name", name, e);
-    let (description, _) = merge(f.string("description", 5_000, true), base.map(|c| c.description.clone()));
-    let (quantity, e) = merge(f.int("quantity", 0, MAX_TIER_QUANTITY), base.map(|c| i64::from(c.quantity)));
+    let (description, _) = merge(
+        f.string("description", 5_000, true),
+        base.map(|c| c.description.clone()),
+    );
+    let (quantity, e) = merge(
+        f.int("quantity", 0, MAX_TIER_QUANTITY),
+        base.map(|c| i64::from(c.quantity)),
+    );
     let quantity = f.require("quantity", quantity, e);
-    let (price, e) = merge(f.decimal("price", Decimal::ZERO, Decimal::new(9_999_999_999, 2)), base.map(|c| c.price));
+    let (price, e) = merge(
+        f.decimal("price", Decimal::ZERO, Decimal::new(9_999_999_999, 2)),
+        base.map(|c| c.price),
+    );
     let price = f.require("price", price, e);
-    let (is_donation_based, _) = merge(f.boolean("is_donation_based"), base.map(|c| c.is_donation_based));
-    let (max_per_order, _) = merge(f.int("max_per_order", 1, 100), base.map(|c| i64::from(c.max_per_order)));
-    let (position, _) = merge(f.int("position", 0, 10_000), base.map(|c| i64::from(c.position)));
+    let (is_donation_based, _) = merge(
+        f.boolean("is_donation_based"),
+        base.map(|c| c.is_donation_based),
+    );
+    let (max_per_order, _) = merge(
+        f.int("max_per_order", 1, 100),
+        base.map(|c| i64::from(c.max_per_order)),
+    );
+    let (position, _) = merge(
+        f.int("position", 0, 10_000),
+        base.map(|c| i64::from(c.position)),
+    );
     let errors = f.errors;
     match (name, quantity, price) {
         (Some(name), Some(quantity), Some(price)) if errors.is_empty() => Ok(TierData {
@@ -345,7 +427,9 @@ pub fn tier(obj: &Map<String, Value>, current: Option<&TierData>, full: bool) ->
             quantity: i32::try_from(quantity).unwrap_or(i32::MAX),
             price,
             is_donation_based: is_donation_based.unwrap_or(false),
-            max_per_order: max_per_order.and_then(|n| i32::try_from(n).ok()).unwrap_or(20),
+            max_per_order: max_per_order
+                .and_then(|n| i32::try_from(n).ok())
+                .unwrap_or(20),
             position: position.and_then(|n| i32::try_from(n).ok()).unwrap_or(0),
         }),
         _ => Err(ApiError::Validation(errors)),
@@ -353,12 +437,23 @@ pub fn tier(obj: &Map<String, Value>, current: Option<&TierData>, full: bool) ->
 }
 
 /// Validates a promo code body (see [`show`] for `current` and `full`).
-pub fn promo(obj: &Map<String, Value>, current: Option<&PromoData>, full: bool) -> Result<PromoData, ApiError> {
+pub fn promo(
+    obj: &Map<String, Value>,
+    current: Option<&PromoData>,
+    full: bool,
+) -> Result<PromoData, ApiError> {
     let base = if full { None } else { current };
     let mut f = Fields::new(obj);
     let code = match f.string("code", 50, false) {
-        Some(Some(c)) if !c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') => {
-            f.errors.add("code", "Use only letters, numbers, hyphens and underscores.");
+        Some(Some(c))
+            if !c
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+        {
+            f.errors.add(
+                "code",
+                "Use only letters, numbers, hyphens and underscores.",
+            );
             None
         }
         read => {
@@ -366,21 +461,37 @@ pub fn promo(obj: &Map<String, Value>, current: Option<&PromoData>, full: bool) 
             f.require("code", v, e)
         }
     };
-    let (discount_type, _) = merge(f.string("discount_type", 20, false), base.map(|c| c.discount_type.clone()));
+    let (discount_type, _) = merge(
+        f.string("discount_type", 20, false),
+        base.map(|c| c.discount_type.clone()),
+    );
     let discount_type = discount_type.unwrap_or_else(|| "percent".into());
     if !matches!(discount_type.as_str(), "percent" | "amount") {
-        f.errors.add("discount_type", format!("\"{discount_type}\" is not a valid choice."));
+        f.errors.add(
+            "discount_type",
+            format!("\"{discount_type}\" is not a valid choice."),
+        );
     }
-    let (discount, e) =
-        merge(f.decimal("discount", Decimal::new(1, 2), Decimal::new(9_999_999_999, 2)), base.map(|c| c.discount));
+    let (discount, e) = merge(
+        f.decimal(
+            "discount",
+            Decimal::new(1, 2),
+            Decimal::new(9_999_999_999, 2),
+        ),
+        base.map(|c| c.discount),
+    );
     let discount = f.require("discount", discount, e);
     if discount_type == "percent"
         && let Some(d) = discount
         && d > Decimal::ONE_HUNDRED
     {
-        f.errors.add("discount", "A percentage discount cannot exceed 100.");
+        f.errors
+            .add("discount", "A percentage discount cannot exceed 100.");
     }
-    let (max_uses, _) = merge(f.nullable_int("max_uses", 0, i64::from(i32::MAX)), base.map(|c| c.max_uses.map(i64::from)));
+    let (max_uses, _) = merge(
+        f.nullable_int("max_uses", 0, i64::from(i32::MAX)),
+        base.map(|c| c.max_uses.map(i64::from)),
+    );
     let (valid_from, _) = merge(f.datetime("valid_from"), base.map(|c| c.valid_from));
     let (valid_until, _) = merge(f.datetime("valid_until"), base.map(|c| c.valid_until));
     if let (Some(Some(from)), Some(Some(until))) = (valid_from, valid_until)
@@ -428,7 +539,8 @@ pub fn design(obj: &Map<String, Value>) -> Result<DesignData, ApiError> {
             None => Some(default.to_string()),
             Some(c) if hex_colour(&c) => Some(c),
             Some(_) => {
-                f.errors.add(key, "Enter a valid hex colour such as #1a2b3c.");
+                f.errors
+                    .add(key, "Enter a valid hex colour such as #1a2b3c.");
                 None
             }
         }
@@ -439,7 +551,11 @@ pub fn design(obj: &Map<String, Value>) -> Result<DesignData, ApiError> {
     let errors = f.errors;
     match (primary, secondary, background) {
         (Some(primary_color), Some(secondary_color), Some(bg)) if errors.is_empty() => {
-            Ok(DesignData { primary_color, secondary_color, background_image: bg.flatten() })
+            Ok(DesignData {
+                primary_color,
+                secondary_color,
+                background_image: bg.flatten(),
+            })
         }
         _ => Err(ApiError::Validation(errors)),
     }
@@ -448,11 +564,16 @@ pub fn design(obj: &Map<String, Value>) -> Result<DesignData, ApiError> {
 /// A plausible email address: what Django's `EmailValidator` accepts, simplified (one `@`,
 /// a non-empty local part without spaces, a dotted domain of letters, digits and hyphens).
 pub fn valid_email(email: &str) -> bool {
-    let Some((local, domain)) = email.rsplit_once('@') else { return false };
+    let Some((local, domain)) = email.rsplit_once('@') else {
+        return false;
+    };
     if local.is_empty() || local.len() > 64 || email.len() > 254 {
         return false;
     }
-    if local.chars().any(|c| c.is_whitespace() || c.is_control() || c == '@' || c == '"') {
+    if local
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || c == '@' || c == '"')
+    {
         return false;
     }
     let labels: Vec<&str> = domain.split('.').collect();
@@ -464,7 +585,9 @@ pub fn valid_email(email: &str) -> bool {
                 && !l.ends_with('-')
                 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
         })
-        && labels.last().is_some_and(|tld| tld.len() >= 2 && tld.bytes().all(|b| b.is_ascii_alphabetic()))
+        && labels
+            .last()
+            .is_some_and(|tld| tld.len() >= 2 && tld.bytes().all(|b| b.is_ascii_alphabetic()))
 }
 
 #[cfg(test)]
@@ -485,7 +608,11 @@ mod tests {
 
     #[test]
     fn show_requires_title_start_and_venue_and_reports_all() {
-        let e = field_errors(show(&obj(json!({"start_time": "nope", "end_time": 3})), None, true));
+        let e = field_errors(show(
+            &obj(json!({"start_time": "nope", "end_time": 3})),
+            None,
+            true,
+        ));
         assert_eq!(e.0["title"], vec![REQUIRED]);
         assert_eq!(e.0["venue"], vec![REQUIRED]);
         assert!(e.0["start_time"][0].starts_with("Datetime has wrong format"));
@@ -500,22 +627,46 @@ mod tests {
             true,
         )
         .expect("valid");
-        let patched = show(&obj(json!({"description": "d"})), Some(&current), false).expect("patch");
+        let patched =
+            show(&obj(json!({"description": "d"})), Some(&current), false).expect("patch");
         assert_eq!(patched.title, "A");
         assert_eq!(patched.description, "d");
-        let e = field_errors(show(&obj(json!({"end_time": "2029-01-01T00:00:00Z"})), Some(&current), false));
+        let e = field_errors(show(
+            &obj(json!({"end_time": "2029-01-01T00:00:00Z"})),
+            Some(&current),
+            false,
+        ));
         assert!(e.0.contains_key("end_time"));
     }
 
     #[test]
     fn tier_and_promo_rules() {
-        let e = field_errors(tier(&obj(json!({"name": "", "quantity": -1, "price": "1.001"})), None, true));
+        let e = field_errors(tier(
+            &obj(json!({"name": "", "quantity": -1, "price": "1.001"})),
+            None,
+            true,
+        ));
         assert_eq!(e.0["name"], vec!["This field may not be blank."]);
-        assert_eq!(e.0["quantity"], vec!["Ensure this value is greater than or equal to 0."]);
-        assert_eq!(e.0["price"], vec!["Ensure that there are no more than 2 decimal places."]);
-        let t = tier(&obj(json!({"name": "GA", "quantity": 10, "price": "25"})), None, true).expect("tier");
+        assert_eq!(
+            e.0["quantity"],
+            vec!["Ensure this value is greater than or equal to 0."]
+        );
+        assert_eq!(
+            e.0["price"],
+            vec!["Ensure that there are no more than 2 decimal places."]
+        );
+        let t = tier(
+            &obj(json!({"name": "GA", "quantity": 10, "price": "25"})),
+            None,
+            true,
+        )
+        .expect("tier");
         assert_eq!(t.max_per_order, 20);
-        let e = field_errors(promo(&obj(json!({"code": "bad code", "discount": "150"})), None, true));
+        let e = field_errors(promo(
+            &obj(json!({"code": "bad code", "discount": "150"})),
+            None,
+            true,
+        ));
         assert!(e.0.contains_key("code"));
         assert!(e.0.contains_key("discount"));
         let p = promo(&obj(json!({"code": "SAVE10", "discount": 10})), None, true).expect("promo");

@@ -35,44 +35,91 @@ pub fn router() -> Router<AppState> {
     let r = both(r, "/auth/logout/", post(account::logout));
     let r = both(r, "/auth/me/", get(account::me));
     // Shows and what hangs off them.
-    let r = both(r, "/api/v1/portal/shows/", get(shows::list).post(shows::create));
+    let r = both(
+        r,
+        "/api/v1/portal/shows/",
+        get(shows::list).post(shows::create),
+    );
     let r = both(
         r,
         "/api/v1/portal/shows/{id}/",
-        get(shows::detail).put(shows::replace).patch(shows::update).delete(shows::remove),
+        get(shows::detail)
+            .put(shows::replace)
+            .patch(shows::update)
+            .delete(shows::remove),
     );
-    let r = both(r, "/api/v1/portal/shows/{id}/publish/", post(shows::publish));
-    let r = both(r, "/api/v1/portal/shows/{id}/unpublish/", post(shows::unpublish));
-    let r = both(r, "/api/v1/portal/shows/{id}/tickets/", get(shows::list_tiers).post(shows::create_tier));
+    let r = both(
+        r,
+        "/api/v1/portal/shows/{id}/publish/",
+        post(shows::publish),
+    );
+    let r = both(
+        r,
+        "/api/v1/portal/shows/{id}/unpublish/",
+        post(shows::unpublish),
+    );
+    let r = both(
+        r,
+        "/api/v1/portal/shows/{id}/tickets/",
+        get(shows::list_tiers).post(shows::create_tier),
+    );
     let r = both(
         r,
         "/api/v1/portal/shows/{id}/tickets/{tier}/",
-        get(shows::tier_detail).put(shows::replace_tier).patch(shows::update_tier).delete(shows::delete_tier),
+        get(shows::tier_detail)
+            .put(shows::replace_tier)
+            .patch(shows::update_tier)
+            .delete(shows::delete_tier),
     );
-    let r = both(r, "/api/v1/portal/shows/{id}/promo-codes/", get(shows::list_promos).post(shows::create_promo));
+    let r = both(
+        r,
+        "/api/v1/portal/shows/{id}/promo-codes/",
+        get(shows::list_promos).post(shows::create_promo),
+    );
     let r = both(
         r,
         "/api/v1/portal/shows/{id}/promo-codes/{promo}/",
-        get(shows::promo_detail).put(shows::replace_promo).patch(shows::update_promo).delete(shows::delete_promo),
+        get(shows::promo_detail)
+            .put(shows::replace_promo)
+            .patch(shows::update_promo)
+            .delete(shows::delete_promo),
     );
-    let r = both(r, "/api/v1/portal/shows/{id}/page-design/", get(shows::get_design).put(shows::put_design));
+    let r = both(
+        r,
+        "/api/v1/portal/shows/{id}/page-design/",
+        get(shows::get_design).put(shows::put_design),
+    );
     // Orders and attendees.
     let r = both(r, "/api/v1/portal/orders/", get(orders::list));
     let r = both(r, "/api/v1/portal/orders/export/", get(orders::export_csv));
     let r = both(r, "/api/v1/portal/orders/{id}/", get(orders::detail));
     let r = both(r, "/api/v1/portal/attendees/", get(orders::attendees));
     // Stripe Connect.
-    let r = both(r, "/api/v1/producers/stripe-connect-link/", post(stripe::connect_link));
+    let r = both(
+        r,
+        "/api/v1/producers/stripe-connect-link/",
+        post(stripe::connect_link),
+    );
     let r = both(r, "/api/v1/producers/stripe-balance/", get(stripe::balance));
     let r = both(r, "/api/v1/producers/stripe-status/", get(stripe::status));
     // Check-in.
     let r = both(
         r,
         "/api/v1/producers/shows/{id}/checkin-link/",
-        post(checkin::create_link).get(checkin::list_links).delete(checkin::revoke_all),
+        post(checkin::create_link)
+            .get(checkin::list_links)
+            .delete(checkin::revoke_all),
     );
-    let r = both(r, "/api/v1/producers/shows/{id}/checkin-link/{link}/", delete(checkin::revoke_one));
-    let r = both(r, "/api/v1/checkin/", post(checkin::scan).get(checkin::attendance));
+    let r = both(
+        r,
+        "/api/v1/producers/shows/{id}/checkin-link/{link}/",
+        delete(checkin::revoke_one),
+    );
+    let r = both(
+        r,
+        "/api/v1/checkin/",
+        post(checkin::scan).get(checkin::attendance),
+    );
     // Marketing.
     both(r, "/api/v1/subscriber/create/", post(subscribers::create))
 }
@@ -102,7 +149,10 @@ pub fn envelope<T: Serialize>(
     if page.number > 1 && listing.rows.is_empty() {
         return Err(ApiError::InvalidPage);
     }
-    let host = headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
     let link = |n: u32| {
         let mut ser = form_urlencoded::Serializer::new(String::new());
         for (k, v) in &q.0 {
@@ -131,7 +181,10 @@ pub fn id_filter(q: &QueryPairs, key: &str, errors: &mut FieldErrors) -> Option<
     match pique_core::query::path_id(raw) {
         Some(id) => Some(id),
         None => {
-            errors.add(key, "Select a valid choice. That choice is not one of the available choices.");
+            errors.add(
+                key,
+                "Select a valid choice. That choice is not one of the available choices.",
+            );
             None
         }
     }
@@ -155,7 +208,12 @@ pub fn datetime_filter(
 }
 
 /// Parses an optional choice filter.
-pub fn choice_filter(q: &QueryPairs, key: &str, choices: &[&str], errors: &mut FieldErrors) -> Option<String> {
+pub fn choice_filter(
+    q: &QueryPairs,
+    key: &str,
+    choices: &[&str],
+    errors: &mut FieldErrors,
+) -> Option<String> {
     let raw = q.get(key)?.trim();
     if raw.is_empty() {
         return None;
@@ -163,7 +221,10 @@ pub fn choice_filter(q: &QueryPairs, key: &str, choices: &[&str], errors: &mut F
     if choices.contains(&raw) {
         Some(raw.to_string())
     } else {
-        errors.add(key, format!("Select a valid choice. {raw} is not one of the available choices."));
+        errors.add(
+            key,
+            format!("Select a valid choice. {raw} is not one of the available choices."),
+        );
         None
     }
 }

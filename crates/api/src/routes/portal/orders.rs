@@ -18,7 +18,9 @@ use pique_core::query::FieldErrors;
 use pique_store::portal::{self, AttendeeFilters, OrderFilters, PortalOrder};
 use serde_json::Value;
 
-use super::{bool_filter, choice_filter, datetime_filter, envelope, id_filter, page_of, path_id, text_filter};
+use super::{
+    bool_filter, choice_filter, datetime_filter, envelope, id_filter, page_of, path_id, text_filter,
+};
 use crate::{ApiError, AppState, auth::Producer, extract::QueryPairs};
 
 /// Order states a filter may name.
@@ -50,22 +52,40 @@ fn order_filters(q: &QueryPairs, errors: &mut FieldErrors) -> OrderFilters {
         ("page_size" = Option<u32>, Query, description = "rows per page, at most 100"),
     ),
     responses((status = 200, description = "DRF page of orders"), (status = 400, description = "Bad filter")))]
-pub async fn list(State(state): State<AppState>, who: Producer, headers: HeaderMap, q: QueryPairs) -> Result<Json<Value>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    who: Producer,
+    headers: HeaderMap,
+    q: QueryPairs,
+) -> Result<Json<Value>, ApiError> {
     let mut errors = FieldErrors::default();
     let filters = order_filters(&q, &mut errors);
     let page = page_of(&q, &mut errors);
     errors.into_result(())?;
     let listing = portal::list_orders(&state.pool, who.id(), &filters, page).await?;
-    Ok(Json(envelope(&headers, "/api/v1/portal/orders/", &q, page, listing)?))
+    Ok(Json(envelope(
+        &headers,
+        "/api/v1/portal/orders/",
+        &q,
+        page,
+        listing,
+    )?))
 }
 
 /// `GET /api/v1/portal/orders/{id}/`: an order with its lines and attendees.
 #[utoipa::path(get, path = "/api/v1/portal/orders/{id}/", tag = "portal",
     params(("id" = i64, Path, description = "order id")),
     responses((status = 200, description = "The order with `lines` and `attendees`"), (status = 404, description = "Not this producer's order")))]
-pub async fn detail(State(state): State<AppState>, who: Producer, Path(id): Path<String>) -> Result<Json<portal::PortalOrderDetail>, ApiError> {
+pub async fn detail(
+    State(state): State<AppState>,
+    who: Producer,
+    Path(id): Path<String>,
+) -> Result<Json<portal::PortalOrderDetail>, ApiError> {
     let id = path_id(&id)?;
-    portal::get_order(&state.pool, who.id(), id).await?.map(Json).ok_or(ApiError::NotFound)
+    portal::get_order(&state.pool, who.id(), id)
+        .await?
+        .map(Json)
+        .ok_or(ApiError::NotFound)
 }
 
 /// `GET /api/v1/portal/attendees/`.
@@ -79,7 +99,12 @@ pub async fn detail(State(state): State<AppState>, who: Producer, Path(id): Path
         ("page_size" = Option<u32>, Query, description = "rows per page, at most 100"),
     ),
     responses((status = 200, description = "DRF page of attendees"), (status = 400, description = "Bad filter")))]
-pub async fn attendees(State(state): State<AppState>, who: Producer, headers: HeaderMap, q: QueryPairs) -> Result<Json<Value>, ApiError> {
+pub async fn attendees(
+    State(state): State<AppState>,
+    who: Producer,
+    headers: HeaderMap,
+    q: QueryPairs,
+) -> Result<Json<Value>, ApiError> {
     let mut errors = FieldErrors::default();
     let filters = AttendeeFilters {
         show: id_filter(&q, "show", &mut errors),
@@ -90,7 +115,13 @@ pub async fn attendees(State(state): State<AppState>, who: Producer, headers: He
     let page = page_of(&q, &mut errors);
     errors.into_result(())?;
     let listing = portal::list_attendees(&state.pool, who.id(), &filters, page).await?;
-    Ok(Json(envelope(&headers, "/api/v1/portal/attendees/", &q, page, listing)?))
+    Ok(Json(envelope(
+        &headers,
+        "/api/v1/portal/attendees/",
+        &q,
+        page,
+        listing,
+    )?))
 }
 
 /// The CSV header line.
@@ -106,7 +137,11 @@ pub const CSV_HEADER: &str = "order_id,reference,created_at,paid_at,status,show_
         ("created_before" = Option<String>, Query, description = "ISO 8601, exclusive"),
     ),
     responses((status = 200, description = "text/csv, one line per order, oldest first", content_type = "text/csv")))]
-pub async fn export_csv(State(state): State<AppState>, who: Producer, q: QueryPairs) -> Result<Response, ApiError> {
+pub async fn export_csv(
+    State(state): State<AppState>,
+    who: Producer,
+    q: QueryPairs,
+) -> Result<Response, ApiError> {
     let mut errors = FieldErrors::default();
     let filters = order_filters(&q, &mut errors);
     errors.into_result(())?;
@@ -114,8 +149,14 @@ pub async fn export_csv(State(state): State<AppState>, who: Producer, q: QueryPa
     let body = Body::from_stream(csv_stream(rows));
     let mut response = Response::new(body);
     let h = response.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"));
-    h.insert(header::CONTENT_DISPOSITION, HeaderValue::from_static("attachment; filename=\"orders.csv\""));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
+    h.insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_static("attachment; filename=\"orders.csv\""),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
 }
@@ -157,7 +198,15 @@ pub fn write_csv_row(buf: &mut String, o: &PortalOrder) {
     push_field(buf, &o.order_name);
     buf.push(',');
     push_field(buf, &o.order_email);
-    let _ = write!(buf, ",{},{},{},{},{},", o.tickets, money(o.subtotal), money(o.discount), money(o.total), o.currency);
+    let _ = write!(
+        buf,
+        ",{},{},{},{},{},",
+        o.tickets,
+        money(o.subtotal),
+        money(o.discount),
+        money(o.total),
+        o.currency
+    );
     if let Some(code) = &o.promo_code {
         push_field(buf, code);
     }

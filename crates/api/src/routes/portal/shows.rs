@@ -31,7 +31,11 @@ async fn check_venue(state: &AppState, id: i64) -> Result<(), ApiError> {
     if portal::venue_exists(&state.pool, id).await? {
         Ok(())
     } else {
-        Err(FieldErrors::single("venue", format!("Invalid pk \"{id}\" - object does not exist.")).into())
+        Err(FieldErrors::single(
+            "venue",
+            format!("Invalid pk \"{id}\" - object does not exist."),
+        )
+        .into())
     }
 }
 
@@ -54,7 +58,12 @@ pub async fn list(
 ) -> Result<Json<Value>, ApiError> {
     let mut errors = FieldErrors::default();
     let filters = ShowListFilters {
-        status: choice_filter(&q, "status", &["draft", "published", "deleted"], &mut errors),
+        status: choice_filter(
+            &q,
+            "status",
+            &["draft", "published", "deleted"],
+            &mut errors,
+        ),
         search: text_filter(&q, "search", &mut errors),
         start_time_gt: datetime_filter(&q, "start_time__gt", &mut errors),
         start_time_lt: datetime_filter(&q, "start_time__lt", &mut errors),
@@ -62,7 +71,13 @@ pub async fn list(
     let page = page_of(&q, &mut errors);
     errors.into_result(())?;
     let listing = portal::list_shows(&state.pool, who.id(), &filters, page).await?;
-    Ok(Json(envelope(&headers, "/api/v1/portal/shows/", &q, page, listing)?))
+    Ok(Json(envelope(
+        &headers,
+        "/api/v1/portal/shows/",
+        &q,
+        page,
+        listing,
+    )?))
 }
 
 /// `POST /api/v1/portal/shows/`: a new draft; the slug comes from the title unless given.
@@ -91,13 +106,28 @@ pub async fn detail(
     Path(id): Path<String>,
 ) -> Result<Json<portal::PortalShow>, ApiError> {
     let id = path_id(&id)?;
-    portal::get_show(&state.pool, who.id(), id).await?.map(Json).ok_or(ApiError::NotFound)
+    portal::get_show(&state.pool, who.id(), id)
+        .await?
+        .map(Json)
+        .ok_or(ApiError::NotFound)
 }
 
-async fn edit(state: AppState, who: Producer, id: String, body: Value, full: bool) -> Result<Json<portal::PortalShow>, ApiError> {
+async fn edit(
+    state: AppState,
+    who: Producer,
+    id: String,
+    body: Value,
+    full: bool,
+) -> Result<Json<portal::PortalShow>, ApiError> {
     let id = path_id(&id)?;
-    let current = portal::get_show(&state.pool, who.id(), id).await?.ok_or(ApiError::NotFound)?;
-    let data: ShowData = input::show(&input::object(body)?, Some(&ShowData::from_show(&current)), full)?;
+    let current = portal::get_show(&state.pool, who.id(), id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let data: ShowData = input::show(
+        &input::object(body)?,
+        Some(&ShowData::from_show(&current)),
+        full,
+    )?;
     if data.venue != current.venue {
         check_venue(&state, data.venue).await?;
     }
@@ -136,7 +166,11 @@ pub async fn update(
 #[utoipa::path(delete, path = "/api/v1/portal/shows/{id}/", tag = "portal",
     params(("id" = i64, Path, description = "show id")),
     responses((status = 204, description = "Deleted"), (status = 404, description = "Not this producer's show")))]
-pub async fn remove(State(state): State<AppState>, who: Producer, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+pub async fn remove(
+    State(state): State<AppState>,
+    who: Producer,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
     let id = path_id(&id)?;
     if !portal::soft_delete_show(&state.pool, who.id(), id).await? {
         return Err(ApiError::NotFound);
@@ -145,7 +179,12 @@ pub async fn remove(State(state): State<AppState>, who: Producer, Path(id): Path
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn set_published(state: AppState, who: Producer, id: String, published: bool) -> Result<Json<portal::PortalShow>, ApiError> {
+async fn set_published(
+    state: AppState,
+    who: Producer,
+    id: String,
+    published: bool,
+) -> Result<Json<portal::PortalShow>, ApiError> {
     let id = path_id(&id)?;
     let show = outcome(portal::set_published(&state.pool, who.id(), id, published).await?)?;
     state.cache.invalidate().await;
@@ -156,7 +195,11 @@ async fn set_published(state: AppState, who: Producer, id: String, published: bo
 #[utoipa::path(post, path = "/api/v1/portal/shows/{id}/publish/", tag = "portal",
     params(("id" = i64, Path, description = "show id")),
     responses((status = 200, description = "The published show"), (status = 400, description = "No ticket tier yet"), (status = 404, description = "Not this producer's show")))]
-pub async fn publish(State(state): State<AppState>, who: Producer, Path(id): Path<String>) -> Result<Json<portal::PortalShow>, ApiError> {
+pub async fn publish(
+    State(state): State<AppState>,
+    who: Producer,
+    Path(id): Path<String>,
+) -> Result<Json<portal::PortalShow>, ApiError> {
     set_published(state, who, id, true).await
 }
 
@@ -164,7 +207,11 @@ pub async fn publish(State(state): State<AppState>, who: Producer, Path(id): Pat
 #[utoipa::path(post, path = "/api/v1/portal/shows/{id}/unpublish/", tag = "portal",
     params(("id" = i64, Path, description = "show id")),
     responses((status = 200, description = "The show, now a draft"), (status = 404, description = "Not this producer's show")))]
-pub async fn unpublish(State(state): State<AppState>, who: Producer, Path(id): Path<String>) -> Result<Json<portal::PortalShow>, ApiError> {
+pub async fn unpublish(
+    State(state): State<AppState>,
+    who: Producer,
+    Path(id): Path<String>,
+) -> Result<Json<portal::PortalShow>, ApiError> {
     set_published(state, who, id, false).await
 }
 
@@ -174,9 +221,16 @@ pub async fn unpublish(State(state): State<AppState>, who: Producer, Path(id): P
 #[utoipa::path(get, path = "/api/v1/portal/shows/{id}/tickets/", tag = "portal",
     params(("id" = i64, Path, description = "show id")),
     responses((status = 200, description = "Array of tiers"), (status = 404, description = "Not this producer's show")))]
-pub async fn list_tiers(State(state): State<AppState>, who: Producer, Path(id): Path<String>) -> Result<Json<Vec<portal::PortalTier>>, ApiError> {
+pub async fn list_tiers(
+    State(state): State<AppState>,
+    who: Producer,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<portal::PortalTier>>, ApiError> {
     let id = path_id(&id)?;
-    portal::list_tiers(&state.pool, who.id(), id).await?.map(Json).ok_or(ApiError::NotFound)
+    portal::list_tiers(&state.pool, who.id(), id)
+        .await?
+        .map(Json)
+        .ok_or(ApiError::NotFound)
 }
 
 /// `POST /api/v1/portal/shows/{id}/tickets/`: a new tier.
@@ -211,13 +265,29 @@ pub async fn tier_detail(
     Path((id, tier)): Path<(String, String)>,
 ) -> Result<Json<portal::PortalTier>, ApiError> {
     let (id, tier) = (path_id(&id)?, path_id(&tier)?);
-    portal::get_tier(&state.pool, who.id(), id, tier).await?.map(Json).ok_or(ApiError::NotFound)
+    portal::get_tier(&state.pool, who.id(), id, tier)
+        .await?
+        .map(Json)
+        .ok_or(ApiError::NotFound)
 }
 
-async fn edit_tier(state: AppState, who: Producer, id: String, tier: String, body: Value, full: bool) -> Result<Json<portal::PortalTier>, ApiError> {
+async fn edit_tier(
+    state: AppState,
+    who: Producer,
+    id: String,
+    tier: String,
+    body: Value,
+    full: bool,
+) -> Result<Json<portal::PortalTier>, ApiError> {
     let (id, tier) = (path_id(&id)?, path_id(&tier)?);
-    let current = portal::get_tier(&state.pool, who.id(), id, tier).await?.ok_or(ApiError::NotFound)?;
-    let data = input::tier(&input::object(body)?, Some(&TierData::from_tier(&current)), full)?;
+    let current = portal::get_tier(&state.pool, who.id(), id, tier)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let data = input::tier(
+        &input::object(body)?,
+        Some(&TierData::from_tier(&current)),
+        full,
+    )?;
     let tier = outcome(portal::update_tier(&state.pool, who.id(), id, tier, &data).await?)?;
     state.cache.invalidate().await;
     Ok(Json(tier))
@@ -270,9 +340,16 @@ pub async fn delete_tier(
 #[utoipa::path(get, path = "/api/v1/portal/shows/{id}/promo-codes/", tag = "portal",
     params(("id" = i64, Path, description = "show id")),
     responses((status = 200, description = "Array of promo codes"), (status = 404, description = "Not this producer's show")))]
-pub async fn list_promos(State(state): State<AppState>, who: Producer, Path(id): Path<String>) -> Result<Json<Vec<portal::PortalPromo>>, ApiError> {
+pub async fn list_promos(
+    State(state): State<AppState>,
+    who: Producer,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<portal::PortalPromo>>, ApiError> {
     let id = path_id(&id)?;
-    portal::list_promos(&state.pool, who.id(), id).await?.map(Json).ok_or(ApiError::NotFound)
+    portal::list_promos(&state.pool, who.id(), id)
+        .await?
+        .map(Json)
+        .ok_or(ApiError::NotFound)
 }
 
 /// `POST /api/v1/portal/shows/{id}/promo-codes/`.
@@ -306,13 +383,29 @@ pub async fn promo_detail(
     Path((id, promo)): Path<(String, String)>,
 ) -> Result<Json<portal::PortalPromo>, ApiError> {
     let (id, promo) = (path_id(&id)?, path_id(&promo)?);
-    portal::get_promo(&state.pool, who.id(), id, promo).await?.map(Json).ok_or(ApiError::NotFound)
+    portal::get_promo(&state.pool, who.id(), id, promo)
+        .await?
+        .map(Json)
+        .ok_or(ApiError::NotFound)
 }
 
-async fn edit_promo(state: AppState, who: Producer, id: String, promo: String, body: Value, full: bool) -> Result<Json<portal::PortalPromo>, ApiError> {
+async fn edit_promo(
+    state: AppState,
+    who: Producer,
+    id: String,
+    promo: String,
+    body: Value,
+    full: bool,
+) -> Result<Json<portal::PortalPromo>, ApiError> {
     let (id, promo) = (path_id(&id)?, path_id(&promo)?);
-    let current = portal::get_promo(&state.pool, who.id(), id, promo).await?.ok_or(ApiError::NotFound)?;
-    let data = input::promo(&input::object(body)?, Some(&PromoData::from_promo(&current)), full)?;
+    let current = portal::get_promo(&state.pool, who.id(), id, promo)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let data = input::promo(
+        &input::object(body)?,
+        Some(&PromoData::from_promo(&current)),
+        full,
+    )?;
     let promo = outcome(portal::update_promo(&state.pool, who.id(), id, promo, &data).await?)?;
     state.cache.invalidate().await;
     Ok(Json(promo))
@@ -365,9 +458,16 @@ pub async fn delete_promo(
 #[utoipa::path(get, path = "/api/v1/portal/shows/{id}/page-design/", tag = "portal",
     params(("id" = i64, Path, description = "show id")),
     responses((status = 200, description = "`{show, primary_color, secondary_color, background_image}`"), (status = 404, description = "Not this producer's show")))]
-pub async fn get_design(State(state): State<AppState>, who: Producer, Path(id): Path<String>) -> Result<Json<portal::PortalPageDesign>, ApiError> {
+pub async fn get_design(
+    State(state): State<AppState>,
+    who: Producer,
+    Path(id): Path<String>,
+) -> Result<Json<portal::PortalPageDesign>, ApiError> {
     let id = path_id(&id)?;
-    portal::get_page_design(&state.pool, who.id(), id).await?.map(Json).ok_or(ApiError::NotFound)
+    portal::get_page_design(&state.pool, who.id(), id)
+        .await?
+        .map(Json)
+        .ok_or(ApiError::NotFound)
 }
 
 /// `PUT /api/v1/portal/shows/{id}/page-design/`: replaces the design (absent colours reset to

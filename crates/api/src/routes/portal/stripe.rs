@@ -29,7 +29,10 @@ const STRIPE_TIMEOUT: Duration = Duration::from_secs(10);
 /// apps with different stripe-sim URLs in one process, hence a map rather than one client.
 fn client(state: &AppState) -> Result<Client, ApiError> {
     static CLIENTS: OnceLock<Mutex<HashMap<(String, String), Client>>> = OnceLock::new();
-    let key = (state.config.stripe_api_base.clone(), state.config.stripe_secret_key.clone());
+    let key = (
+        state.config.stripe_api_base.clone(),
+        state.config.stripe_secret_key.clone(),
+    );
     let map = CLIENTS.get_or_init(|| Mutex::new(HashMap::new()));
     let mut map = map.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some(c) = map.get(&key) {
@@ -49,7 +52,10 @@ fn stripe_error(e: StripeError) -> ApiError {
     tracing::warn!(error = %e, "stripe connect call failed");
     let detail = match &e {
         StripeError::Stripe(err, status) => {
-            format!("Stripe refused the request ({status}): {}", err.message.as_deref().unwrap_or("no message"))
+            format!(
+                "Stripe refused the request ({status}): {}",
+                err.message.as_deref().unwrap_or("no message")
+            )
         }
         _ => "Stripe is not answering; try again shortly.".to_string(),
     };
@@ -89,7 +95,11 @@ pub async fn connect_link(
     let mut f = Fields::new(&obj);
     let base = state.config.public_url.clone();
     let return_url = url_field(&mut f, "return_url", format!("{base}/portal/stripe/return"));
-    let refresh_url = url_field(&mut f, "refresh_url", format!("{base}/portal/stripe/refresh"));
+    let refresh_url = url_field(
+        &mut f,
+        "refresh_url",
+        format!("{base}/portal/stripe/refresh"),
+    );
     f.finish()?;
     let (Some(return_url), Some(refresh_url)) = (return_url, refresh_url) else {
         return Err(ApiError::BadRequest("Invalid URLs.".into()));
@@ -100,22 +110,34 @@ pub async fn connect_link(
         None => {
             let mut metadata = HashMap::new();
             metadata.insert("producer_id".to_string(), who.producer.id.to_string());
-            let mut create = CreateAccount::new().type_(CreateAccountType::Express).metadata(metadata);
+            let mut create = CreateAccount::new()
+                .type_(CreateAccountType::Express)
+                .metadata(metadata);
             if !who.user.email.is_empty() {
                 create = create.email(who.user.email.clone());
             }
             let account = create.send(&client).await.map_err(stripe_error)?;
             // If another request stored an account first, use that one.
-            pique_store::portal::set_stripe_account(&state.pool, who.producer.id, account.id.as_str()).await?
+            pique_store::portal::set_stripe_account(
+                &state.pool,
+                who.producer.id,
+                account.id.as_str(),
+            )
+            .await?
         }
     };
-    let link = CreateAccountLink::new(account_id.as_str(), CreateAccountLinkType::AccountOnboarding)
-        .return_url(return_url)
-        .refresh_url(refresh_url)
-        .send(&client)
-        .await
-        .map_err(stripe_error)?;
-    Ok(Json(json!({ "url": link.url, "account_id": account_id, "expires_at": link.expires_at })))
+    let link = CreateAccountLink::new(
+        account_id.as_str(),
+        CreateAccountLinkType::AccountOnboarding,
+    )
+    .return_url(return_url)
+    .refresh_url(refresh_url)
+    .send(&client)
+    .await
+    .map_err(stripe_error)?;
+    Ok(Json(
+        json!({ "url": link.url, "account_id": account_id, "expires_at": link.expires_at }),
+    ))
 }
 
 /// `GET /api/v1/producers/stripe-status/`: onboarding state, read from Stripe and recorded.
@@ -129,12 +151,16 @@ pub async fn status(State(state): State<AppState>, who: Producer) -> Result<Json
         })));
     };
     let client = client(&state)?;
-    let account = RetrieveAccount::new(account_id.as_str()).send(&client).await.map_err(stripe_error)?;
+    let account = RetrieveAccount::new(account_id.as_str())
+        .send(&client)
+        .await
+        .map_err(stripe_error)?;
     let charges = account.charges_enabled.unwrap_or(false);
     let details = account.details_submitted.unwrap_or(false);
     let complete = charges && details;
     if complete != who.producer.stripe_onboarding_complete {
-        pique_store::portal::set_onboarding_complete(&state.pool, who.producer.id, complete).await?;
+        pique_store::portal::set_onboarding_complete(&state.pool, who.producer.id, complete)
+            .await?;
     }
     Ok(Json(json!({
         "account_id": account_id,
@@ -150,9 +176,14 @@ pub async fn status(State(state): State<AppState>, who: Producer) -> Result<Json
 /// portal's finance page (and the load plans) read it before onboarding.
 #[utoipa::path(get, path = "/api/v1/producers/stripe-balance/", tag = "producers",
     responses((status = 200, description = "`{\"account_id\", \"available\": [{\"amount\", \"currency\"}], \"pending\": [...]}`"), (status = 503, description = "Stripe failed")))]
-pub async fn balance(State(state): State<AppState>, who: Producer) -> Result<Json<Value>, ApiError> {
+pub async fn balance(
+    State(state): State<AppState>,
+    who: Producer,
+) -> Result<Json<Value>, ApiError> {
     let Some(account_id) = who.producer.stripe_account_id.clone() else {
-        return Ok(Json(json!({ "account_id": null, "available": [], "pending": [] })));
+        return Ok(Json(
+            json!({ "account_id": null, "available": [], "pending": [] }),
+        ));
     };
     let client = client(&state)?;
     let balance = RetrieveForMyAccountBalance::new()
@@ -162,7 +193,9 @@ pub async fn balance(State(state): State<AppState>, who: Producer) -> Result<Jso
         .await
         .map_err(stripe_error)?;
     let amounts = |list: &[stripe_core::BalanceAmount]| -> Vec<Value> {
-        list.iter().map(|a| json!({ "amount": a.amount, "currency": a.currency.to_string() })).collect()
+        list.iter()
+            .map(|a| json!({ "amount": a.amount, "currency": a.currency.to_string() }))
+            .collect()
     };
     Ok(Json(json!({
         "account_id": account_id,

@@ -31,10 +31,18 @@ pub async fn create(
         f.errors.add("email", "Enter a valid email address.");
     }
     let name = f.string("name", 150, true).flatten().unwrap_or_default();
-    let source = f.string("source", 50, true).flatten().filter(|s| !s.is_empty()).unwrap_or_else(|| "website".into());
+    let source = f
+        .string("source", 50, true)
+        .flatten()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "website".into());
     f.finish()?;
     let email = email.ok_or_else(|| ApiError::BadRequest("Enter a valid email address.".into()))?;
     let (subscriber, created) = subscribers::subscribe(&state.pool, &email, &name, &source).await?;
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok((status, Json(subscriber)))
 }
