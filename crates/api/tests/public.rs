@@ -607,6 +607,8 @@ async fn openapi_docs_and_metrics_are_served() {
         "pique_cache_misses_total",
         "pique_db_pool_connections{state=\"in_use\"}",
         "pique_db_pool_max",
+        "pique_db_query_duration_seconds_count{query=\"list_shows\"}",
+        "process_cpu_seconds_total",
     ] {
         assert!(text.contains(needle), "metrics lack {needle}:\n{text}");
     }

@@ -18,7 +18,7 @@ use pique_core::{
 use rust_decimal::Decimal;
 use sqlx::{PgPool, Postgres, QueryBuilder};
 
-use crate::StoreError;
+use crate::{StoreError, db::timed};
 
 /// The condition that makes a show (aliased `s`) visible to the public.
 pub const PUBLIC_SHOW: &str = "s.published AND NOT s.is_deleted";
@@ -190,7 +190,7 @@ pub async fn list_shows(
     push_show_filters(&mut q, filters);
     q.push(" ORDER BY s.start_time, s.id");
     push_page(&mut q, filters.page);
-    let rows: Vec<ShowRow> = q.build_query_as().fetch_all(pool).await?;
+    let rows: Vec<ShowRow> = timed("list_shows", q.build_query_as().fetch_all(pool)).await?;
     Ok(Listing {
         rows: with_performers(pool, rows).await?,
         count,
@@ -236,13 +236,12 @@ async fn with_performers(
     rows: Vec<ShowRow>,
 ) -> Result<Vec<ShowSummary>, StoreError> {
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-    let links: Vec<(i64, i64, String)> = sqlx::query_as(
+    let query = sqlx::query_as(
         "SELECT sp.show_id, p.id, p.name FROM show_performers sp JOIN performers p ON p.id = sp.performer_id \
          WHERE sp.show_id = ANY($1) ORDER BY sp.show_id, sp.position, p.id",
     )
-    .bind(&ids)
-    .fetch_all(pool)
-    .await?;
+    .bind(&ids);
+    let links: Vec<(i64, i64, String)> = timed("show_performers", query.fetch_all(pool)).await?;
     let mut by_show: HashMap<i64, Vec<PerformerSummary>> = HashMap::new();
     for (show_id, id, name) in links {
         by_show
@@ -263,11 +262,8 @@ async fn with_performers(
 /// [`show_tiers`] because availability must never come from a cache).
 pub async fn show_without_tiers(pool: &PgPool, id: i64) -> Result<Option<ShowDetail>, StoreError> {
     let sql = format!("SELECT {SHOW_COLUMNS}{SHOW_FROM} WHERE s.id = $1 AND {PUBLIC_SHOW}");
-    let Some(row) = sqlx::query_as::<_, ShowRow>(&sql)
-        .bind(id)
-        .fetch_optional(pool)
-        .await?
-    else {
+    let query = sqlx::query_as::<_, ShowRow>(&sql).bind(id);
+    let Some(row) = timed("show_detail", query.fetch_optional(pool)).await? else {
         return Ok(None);
     };
     let show = with_performers(pool, vec![row])
@@ -290,7 +286,11 @@ pub async fn show_without_tiers(pool: &PgPool, id: i64) -> Result<Option<ShowDet
 /// Tiers of a show with live availability, in display order.
 pub async fn show_tiers(pool: &PgPool, show_id: i64) -> Result<Vec<TicketTier>, StoreError> {
     let sql = format!("{TIER_SELECT} WHERE t.show_id = $1 ORDER BY t.position, t.id");
-    let rows: Vec<TierRow> = sqlx::query_as(&sql).bind(show_id).fetch_all(pool).await?;
+    let rows: Vec<TierRow> = timed(
+        "show_tiers",
+        sqlx::query_as(&sql).bind(show_id).fetch_all(pool),
+    )
+    .await?;
     Ok(rows.into_iter().map(TierRow::into_tier).collect())
 }
 
@@ -318,7 +318,7 @@ pub async fn list_tiers(
     filter(&mut q);
     q.push(" ORDER BY t.show_id, t.position, t.id");
     push_page(&mut q, page);
-    let rows: Vec<TierRow> = q.build_query_as().fetch_all(pool).await?;
+    let rows: Vec<TierRow> = timed("list_tiers", q.build_query_as().fetch_all(pool)).await?;
     Ok(Listing {
         rows: rows.into_iter().map(TierRow::into_tier).collect(),
         count,
@@ -340,7 +340,7 @@ pub async fn featured_shows(pool: &PgPool) -> Result<Vec<FeaturedShow>, StoreErr
         #[sqlx(flatten)]
         show: ShowRow,
     }
-    let rows: Vec<Row> = sqlx::query_as(&sql).fetch_all(pool).await?;
+    let rows: Vec<Row> = timed("featured_shows", sqlx::query_as(&sql).fetch_all(pool)).await?;
     let meta: Vec<(i64, i32)> = rows
         .iter()
         .map(|r| (r.featured_id, r.featured_position))
@@ -414,7 +414,7 @@ where
     }
     let mut q = QueryBuilder::<Postgres>::new(select);
     push_page(&mut q, page);
-    let rows: Vec<T> = q.build_query_as().fetch_all(pool).await?;
+    let rows: Vec<T> = timed("simple_list", q.build_query_as().fetch_all(pool)).await?;
     Ok(Listing { rows, count })
 }
 
@@ -435,11 +435,8 @@ pub async fn search_shows(
          SELECT {SHOW_COLUMNS}{SHOW_FROM} JOIN ids ON ids.id = s.id WHERE {PUBLIC_SHOW} \
          ORDER BY s.start_time, s.id LIMIT $2"
     );
-    let rows: Vec<ShowRow> = sqlx::query_as(&sql)
-        .bind(tsquery)
-        .bind(limit)
-        .fetch_all(pool)
-        .await?;
+    let query = sqlx::query_as(&sql).bind(tsquery).bind(limit);
+    let rows: Vec<ShowRow> = timed("search_shows", query.fetch_all(pool)).await?;
     with_performers(pool, rows).await
 }
 
@@ -450,5 +447,5 @@ pub async fn active_cities(pool: &PgPool) -> Result<Vec<ActiveCity>, StoreError>
          WHERE {PUBLIC_SHOW} AND s.start_time > now() GROUP BY v.city, v.state \
          ORDER BY show_count DESC, v.city, v.state"
     );
-    Ok(sqlx::query_as(&sql).fetch_all(pool).await?)
+    Ok(timed("active_cities", sqlx::query_as(&sql).fetch_all(pool)).await?)
 }
