@@ -300,3 +300,26 @@ async fn no_rate_limit_under_the_django_railway_profile() -> TestResult {
     app.cleanup().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn openapi_lists_the_producer_side() -> TestResult {
+    let app = TestApp::spawn(&[]).await?;
+    let (status, doc) = app.get("/api/openapi.json").await?;
+    assert_eq!(status, 200);
+    for path in [
+        "/auth/login/",
+        "/api/v1/portal/shows/",
+        "/api/v1/portal/orders/export/",
+        "/api/v1/producers/stripe-connect-link/",
+        "/api/v1/producers/shows/{id}/checkin-link/",
+        "/api/v1/checkin/",
+        "/api/v1/subscriber/create/",
+    ] {
+        assert!(
+            doc["paths"].get(path).is_some(),
+            "{path} missing from the OpenAPI document"
+        );
+    }
+    app.cleanup().await;
+    Ok(())
+}

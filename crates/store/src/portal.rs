@@ -1078,18 +1078,43 @@ pub fn stream_orders(
     let (mut tx, rx) = futures::channel::mpsc::channel::<Result<PortalOrder, StoreError>>(64);
     let pool = pool.clone();
     tokio::spawn(async move {
-        let mut q = QueryBuilder::new(ORDER_SELECT);
-        push_order_filters(&mut q, producer_id, &f);
-        q.push(" ORDER BY o.created_at, o.id");
-        let mut rows = q.build_query_as::<PortalOrder>().fetch(&pool);
-        while let Some(row) = rows.next().await {
-            let failed = row.is_err();
-            if tx.send(row.map_err(StoreError::from)).await.is_err() || failed {
-                break;
-            }
+        if let Err(e) = export_into(&pool, producer_id, &f, &mut tx).await {
+            // The consumer may already be gone; then nobody needs the error.
+            let _ = tx.send(Err(e)).await;
         }
     });
     rx
+}
+
+/// Longest an export query may run. The statement runs for as long as the client takes to
+/// download the file (a slow client back-pressures it), so the pool's 30 s statement timeout
+/// would cut big exports to slow clients short.
+const EXPORT_STATEMENT_TIMEOUT: &str = "15min";
+
+async fn export_into(
+    pool: &PgPool,
+    producer_id: i64,
+    f: &OrderFilters,
+    out: &mut futures::channel::mpsc::Sender<Result<PortalOrder, StoreError>>,
+) -> Result<(), StoreError> {
+    let mut db = pool.begin().await?;
+    sqlx::query(&format!(
+        "SET LOCAL statement_timeout = '{EXPORT_STATEMENT_TIMEOUT}'"
+    ))
+    .execute(&mut *db)
+    .await?;
+    let mut q = QueryBuilder::new(ORDER_SELECT);
+    push_order_filters(&mut q, producer_id, f);
+    q.push(" ORDER BY o.created_at, o.id");
+    let mut rows = q.build_query_as::<PortalOrder>().fetch(&mut *db);
+    while let Some(row) = rows.next().await {
+        if out.send(Ok(row?)).await.is_err() {
+            // The client went away: stop reading; dropping the transaction rolls it back
+            // and returns the connection.
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// A line of an order.
