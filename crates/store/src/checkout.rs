@@ -40,10 +40,14 @@ struct TierPricingRow {
 
 /// The title of show `show_id` if tickets can be bought for it (published, not deleted).
 pub async fn open_show_title(pool: &PgPool, show_id: i64) -> Result<Option<String>, StoreError> {
-    Ok(sqlx::query_scalar("SELECT title FROM shows WHERE id = $1 AND published AND NOT is_deleted")
+    Ok(
+        sqlx::query_scalar(
+            "SELECT title FROM shows WHERE id = $1 AND published AND NOT is_deleted",
+        )
         .bind(show_id)
         .fetch_optional(pool)
-        .await?)
+        .await?,
+    )
 }
 
 /// The tiers with ids in `ids` (whatever show they belong to; pricing checks that).
@@ -98,25 +102,42 @@ impl From<PromoRow> for PromoInfo {
     }
 }
 
-const PROMO_COLUMNS: &str =
-    "p.id, p.show_id, p.code, p.discount, p.discount_type, p.max_uses, p.uses, p.valid_from, p.valid_until, p.is_active";
+const PROMO_COLUMNS: &str = "p.id, p.show_id, p.code, p.discount, p.discount_type, p.max_uses, p.uses, p.valid_from, p.valid_until, p.is_active";
 
 /// The promo code `code` (case-insensitive) of show `show_id`.
-pub async fn find_promo(pool: &PgPool, show_id: i64, code: &str) -> Result<Option<PromoInfo>, StoreError> {
-    let sql = format!("SELECT {PROMO_COLUMNS} FROM promo_codes p WHERE p.show_id = $1 AND upper(p.code) = upper($2)");
-    let row: Option<PromoRow> = sqlx::query_as(&sql).bind(show_id).bind(code).fetch_optional(pool).await?;
+pub async fn find_promo(
+    pool: &PgPool,
+    show_id: i64,
+    code: &str,
+) -> Result<Option<PromoInfo>, StoreError> {
+    let sql = format!(
+        "SELECT {PROMO_COLUMNS} FROM promo_codes p WHERE p.show_id = $1 AND upper(p.code) = upper($2)"
+    );
+    let row: Option<PromoRow> = sqlx::query_as(&sql)
+        .bind(show_id)
+        .bind(code)
+        .fetch_optional(pool)
+        .await?;
     Ok(row.map(Into::into))
 }
 
 /// Promo codes named `code` on upcoming public shows, soonest show first, at most `limit`
 /// (for `POST /validate-promo/` without a `show_id`).
-pub async fn promos_on_upcoming_shows(pool: &PgPool, code: &str, limit: i64) -> Result<Vec<PromoInfo>, StoreError> {
+pub async fn promos_on_upcoming_shows(
+    pool: &PgPool,
+    code: &str,
+    limit: i64,
+) -> Result<Vec<PromoInfo>, StoreError> {
     let sql = format!(
         "SELECT {PROMO_COLUMNS} FROM shows s JOIN promo_codes p ON p.show_id = s.id AND upper(p.code) = upper($1) \
          WHERE s.published AND NOT s.is_deleted AND s.start_time > now() \
          ORDER BY s.start_time, s.id LIMIT $2"
     );
-    let rows: Vec<PromoRow> = sqlx::query_as(&sql).bind(code).bind(limit).fetch_all(pool).await?;
+    let rows: Vec<PromoRow> = sqlx::query_as(&sql)
+        .bind(code)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?;
     Ok(rows.into_iter().map(Into::into).collect())
 }
 
@@ -190,15 +211,27 @@ pub enum SeatMode {
 /// Takes the seats of `new` and writes its pending order, in one transaction.
 ///
 /// If an order with `new.uuid` already exists (a redelivered queue job), it is returned as is.
-pub async fn reserve(pool: &PgPool, new: &NewOrder<'_>, mode: SeatMode) -> Result<Reserved, ReserveError> {
+pub async fn reserve(
+    pool: &PgPool,
+    new: &NewOrder<'_>,
+    mode: SeatMode,
+) -> Result<Reserved, ReserveError> {
     let mut tx = pool.begin().await?;
-    if let Some(existing) = orders::by_uuid_conn(&mut tx, new.uuid).await? {
-        return Ok(Reserved { order: existing, released_sessions: Vec::new() });
+    if new.strategy == "queue"
+        && let Some(existing) = orders::by_uuid_conn(&mut tx, new.uuid).await?
+    {
+        return Ok(Reserved {
+            order: existing,
+            released_sessions: Vec::new(),
+        });
     }
     let seats = new.priced.seats();
     let tier_ids: Vec<i64> = seats.iter().map(|(id, _)| *id).collect();
     let released_sessions = release_expired_for(&mut tx, &tier_ids).await?;
-    take_seats(&mut tx, new.show_id, &seats, mode).await?;
+    // Everything that does not need the tier rows comes first: the row lock the seat update
+    // takes is then held only until the commit right after it, which is what bounds
+    // throughput when every buyer wants the same tier.
+    let mut order = insert_order(&mut tx, new).await?;
     if let Some(promo_id) = new.priced.promo_id {
         let used: Option<i64> = sqlx::query_scalar(
             "UPDATE promo_codes SET uses = uses + 1 WHERE id = $1 AND (max_uses IS NULL OR uses < max_uses) RETURNING id",
@@ -210,13 +243,18 @@ pub async fn reserve(pool: &PgPool, new: &NewOrder<'_>, mode: SeatMode) -> Resul
             return Err(ReserveError::PromoUsedUp);
         }
     }
-    let order_id = insert_order(&mut tx, new).await?;
+    take_seats(&mut tx, new.show_id, &seats, mode).await?;
     if new.priced.is_free() {
-        orders::pay_in_tx(&mut tx, order_id, None).await?;
+        orders::pay_in_tx(&mut tx, order.id, None).await?;
+        order = orders::by_id_conn(&mut tx, order.id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
     }
-    let order = orders::by_id_conn(&mut tx, order_id).await?.ok_or(StoreError::NotFound)?;
     tx.commit().await?;
-    Ok(Reserved { order, released_sessions })
+    Ok(Reserved {
+        order,
+        released_sessions,
+    })
 }
 
 async fn take_seats(
@@ -251,7 +289,11 @@ async fn take_seats(
                 .fetch_optional(&mut *conn)
                 .await?;
                 let Some((name, quantity, sold, held)) = row else {
-                    return Err(ReserveError::SoldOut { ticket_id, name: String::new(), available: 0 });
+                    return Err(ReserveError::SoldOut {
+                        ticket_id,
+                        name: String::new(),
+                        available: 0,
+                    });
                 };
                 // Expired holds of this tier were released just before, so `held` is active.
                 if !availability::can_take(quantity, sold, held, n) {
@@ -280,34 +322,45 @@ async fn sold_out(conn: &mut PgConnection, ticket_id: i64) -> ReserveError {
             .fetch_optional(&mut *conn)
             .await;
     match row {
-        Ok(Some((name, quantity, sold, held))) => {
-            ReserveError::SoldOut { ticket_id, name, available: availability::available(quantity, sold, held) }
-        }
-        Ok(None) => ReserveError::SoldOut { ticket_id, name: String::new(), available: 0 },
+        Ok(Some((name, quantity, sold, held))) => ReserveError::SoldOut {
+            ticket_id,
+            name,
+            available: availability::available(quantity, sold, held),
+        },
+        Ok(None) => ReserveError::SoldOut {
+            ticket_id,
+            name: String::new(),
+            available: 0,
+        },
         Err(e) => e.into(),
     }
 }
 
-async fn insert_order(conn: &mut PgConnection, new: &NewOrder<'_>) -> Result<i64, StoreError> {
+async fn insert_order(
+    conn: &mut PgConnection,
+    new: &NewOrder<'_>,
+) -> Result<orders::OrderRow, StoreError> {
     let p = new.priced;
     let ttl_secs = new.hold_ttl.as_secs_f64();
-    let order_id: i64 = sqlx::query_scalar(
+    let sql = format!(
         "INSERT INTO orders (uuid, show_id, order_email, order_name, status, promo_code_id, subtotal, discount, total, \
                              checkout_strategy, expires_at) \
-         VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $8, $9, now() + make_interval(secs => $10)) RETURNING id",
-    )
-    .bind(new.uuid)
-    .bind(new.show_id)
-    .bind(new.email)
-    .bind(new.name)
-    .bind(p.promo_id)
-    .bind(p.subtotal)
-    .bind(p.discount)
-    .bind(p.total)
-    .bind(new.strategy)
-    .bind(ttl_secs)
-    .fetch_one(&mut *conn)
-    .await?;
+         VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $8, $9, now() + make_interval(secs => $10)) RETURNING {}",
+        orders::ORDER_COLUMNS
+    );
+    let order: orders::OrderRow = sqlx::query_as(&sql)
+        .bind(new.uuid)
+        .bind(new.show_id)
+        .bind(new.email)
+        .bind(new.name)
+        .bind(p.promo_id)
+        .bind(p.subtotal)
+        .bind(p.discount)
+        .bind(p.total)
+        .bind(new.strategy)
+        .bind(ttl_secs)
+        .fetch_one(&mut *conn)
+        .await?;
     let uuids: Vec<Uuid> = p.lines.iter().map(|_| Uuid::new_v4()).collect();
     let tickets: Vec<i64> = p.lines.iter().map(|l| l.ticket_id).collect();
     let quantities: Vec<i32> = p.lines.iter().map(|l| l.quantity).collect();
@@ -322,7 +375,7 @@ async fn insert_order(conn: &mut PgConnection, new: &NewOrder<'_>) -> Result<i64
                 AS x(u, t, q, p, d, disc, lt)",
     )
     .bind(&uuids)
-    .bind(order_id)
+    .bind(order.id)
     .bind(&tickets)
     .bind(&quantities)
     .bind(&prices)
@@ -331,7 +384,7 @@ async fn insert_order(conn: &mut PgConnection, new: &NewOrder<'_>) -> Result<i64
     .bind(&totals)
     .execute(&mut *conn)
     .await?;
-    Ok(order_id)
+    Ok(order)
 }
 
 /// Expires the lapsed pending orders that hold seats of `tier_ids` and gives their seats
@@ -339,7 +392,10 @@ async fn insert_order(conn: &mut PgConnection, new: &NewOrder<'_>) -> Result<i64
 ///
 /// Orders another transaction is working on are skipped (`SKIP LOCKED`): that transaction
 /// either pays them or releases them itself.
-pub async fn release_expired_for(conn: &mut PgConnection, tier_ids: &[i64]) -> Result<Vec<String>, StoreError> {
+pub async fn release_expired_for(
+    conn: &mut PgConnection,
+    tier_ids: &[i64],
+) -> Result<Vec<String>, StoreError> {
     let ids: Vec<i64> = sqlx::query_scalar(
         "SELECT o.id FROM orders o WHERE o.status = 'pending' AND o.expires_at <= now() \
            AND EXISTS (SELECT 1 FROM order_lines ol WHERE ol.order_id = o.id AND ol.ticket_id = ANY($1)) \
@@ -356,7 +412,10 @@ pub async fn release_expired_for(conn: &mut PgConnection, tier_ids: &[i64]) -> R
 
 /// Expires up to `limit` lapsed pending orders of any tier and releases their seats (the
 /// sweeper). Returns `(order id, Stripe session id)` of each.
-pub async fn sweep_expired(pool: &PgPool, limit: i64) -> Result<Vec<(i64, Option<String>)>, StoreError> {
+pub async fn sweep_expired(
+    pool: &PgPool,
+    limit: i64,
+) -> Result<Vec<(i64, Option<String>)>, StoreError> {
     let mut tx = pool.begin().await?;
     let rows: Vec<(i64, Option<String>)> = sqlx::query_as(
         "SELECT id, session_id FROM orders WHERE status = 'pending' AND expires_at <= now() \
@@ -376,7 +435,11 @@ pub async fn sweep_expired(pool: &PgPool, limit: i64) -> Result<Vec<(i64, Option
 
 /// Seats held by pending orders, all tiers (the `pique_holds_active` gauge).
 pub async fn seats_held(pool: &PgPool) -> Result<i64, StoreError> {
-    Ok(sqlx::query_scalar("SELECT COALESCE(sum(held), 0)::int8 FROM tickets").fetch_one(pool).await?)
+    Ok(
+        sqlx::query_scalar("SELECT COALESCE(sum(held), 0)::int8 FROM tickets")
+            .fetch_one(pool)
+            .await?,
+    )
 }
 
 // ---------------------------------------------------------------- queue strategy
@@ -404,7 +467,11 @@ pub struct CheckoutRequestRow {
 }
 
 /// Records a request and its `checkout` job in one transaction (the relay pushes the job).
-pub async fn enqueue_request(pool: &PgPool, id: Uuid, request: &serde_json::Value) -> Result<(), StoreError> {
+pub async fn enqueue_request(
+    pool: &PgPool,
+    id: Uuid,
+    request: &serde_json::Value,
+) -> Result<(), StoreError> {
     let mut tx = pool.begin().await?;
     sqlx::query("INSERT INTO checkout_requests (id, request) VALUES ($1, $2)")
         .bind(id)
@@ -443,7 +510,11 @@ pub async fn finish_request(
     body: &serde_json::Value,
     http_status: u16,
 ) -> Result<bool, StoreError> {
-    let (status, result, error) = if completed { ("completed", Some(body), None) } else { ("failed", None, Some(body)) };
+    let (status, result, error) = if completed {
+        ("completed", Some(body), None)
+    } else {
+        ("failed", None, Some(body))
+    };
     let done = sqlx::query(
         "UPDATE checkout_requests SET status = $2, result = $3, error = $4, http_status = $5, updated_at = now() \
          WHERE id = $1 AND status = 'processing'",
@@ -499,7 +570,11 @@ const RELEASE_SCRIPT: &str = "if redis.call('get', KEYS[1]) == ARGV[1] then retu
 impl RedisLocks {
     /// Locks under `{prefix}:lock:ticket:{id}` with `ttl` (120 s in the original).
     pub fn new(conn: ConnectionManager, prefix: &str, ttl: Duration) -> Self {
-        RedisLocks { conn, prefix: prefix.to_string(), ttl }
+        RedisLocks {
+            conn,
+            prefix: prefix.to_string(),
+            ttl,
+        }
     }
 
     /// Takes one lock per tier in `tier_ids` (sorted, deduplicated here), waiting up to
@@ -511,10 +586,14 @@ impl RedisLocks {
         let value = Uuid::new_v4().to_string();
         let started = std::time::Instant::now();
         let deadline = started + wait;
-        let mut held = HeldLocks { keys: Vec::with_capacity(ids.len()), value, waited: Duration::ZERO };
+        let mut held = HeldLocks {
+            keys: Vec::with_capacity(ids.len()),
+            value,
+            waited: Duration::ZERO,
+        };
         let mut conn = self.conn.clone();
         let ttl_ms = u64::try_from(self.ttl.as_millis()).unwrap_or(u64::MAX);
-        let mut backoff = Duration::from_millis(2);
+        let mut backoff = Duration::from_millis(1);
         for id in ids {
             let key = format!("{}:lock:ticket:{id}", self.prefix);
             loop {
@@ -536,9 +615,9 @@ impl RedisLocks {
                     return Err(LockError::Timeout { waited });
                 }
                 // Short, growing, jittered sleeps: waiters poll like Django's cache.add loop.
-                let jitter = Duration::from_micros(u64::from(Uuid::new_v4().as_bytes()[0]) * 8);
+                let jitter = Duration::from_micros(u64::from(Uuid::new_v4().as_bytes()[0]) * 4);
                 tokio::time::sleep(backoff + jitter).await;
-                backoff = (backoff * 2).min(Duration::from_millis(25));
+                backoff = (backoff * 2).min(Duration::from_millis(8));
             }
         }
         held.waited = started.elapsed();
@@ -554,7 +633,11 @@ impl RedisLocks {
         let mut conn = self.conn.clone();
         let script = redis::Script::new(RELEASE_SCRIPT);
         for key in held.keys.iter().rev() {
-            let _: i64 = script.key(key).arg(&held.value).invoke_async(&mut conn).await?;
+            let _: i64 = script
+                .key(key)
+                .arg(&held.value)
+                .invoke_async(&mut conn)
+                .await?;
         }
         Ok(())
     }

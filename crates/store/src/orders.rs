@@ -89,7 +89,8 @@ pub struct OrderRow {
     pub created_at: DateTime<Utc>,
 }
 
-const ORDER_COLUMNS: &str = "id, uuid, show_id, order_email, order_name, status, promo_code_id, subtotal, discount, total, \
+/// The columns of [`OrderRow`], for `SELECT` and `RETURNING`.
+pub const ORDER_COLUMNS: &str = "id, uuid, show_id, order_email, order_name, status, promo_code_id, subtotal, discount, total, \
     currency, checkout_strategy, session_id, payment_intent_id, expires_at, paid_at, cancelled_at, refunded_at, created_at";
 
 /// An order by id (inside a transaction).
@@ -99,7 +100,10 @@ pub async fn by_id_conn(conn: &mut PgConnection, id: i64) -> Result<Option<Order
 }
 
 /// An order by public uuid (inside a transaction).
-pub async fn by_uuid_conn(conn: &mut PgConnection, uuid: Uuid) -> Result<Option<OrderRow>, StoreError> {
+pub async fn by_uuid_conn(
+    conn: &mut PgConnection,
+    uuid: Uuid,
+) -> Result<Option<OrderRow>, StoreError> {
     let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE uuid = $1");
     Ok(sqlx::query_as(&sql).bind(uuid).fetch_optional(conn).await?)
 }
@@ -119,14 +123,28 @@ pub async fn by_uuid(pool: &PgPool, uuid: Uuid) -> Result<Option<OrderRow>, Stor
 /// An order by Stripe session id.
 pub async fn by_session(pool: &PgPool, session_id: &str) -> Result<Option<OrderRow>, StoreError> {
     let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE session_id = $1");
-    Ok(sqlx::query_as(&sql).bind(session_id).fetch_optional(pool).await?)
+    Ok(sqlx::query_as(&sql)
+        .bind(session_id)
+        .fetch_optional(pool)
+        .await?)
 }
 
 /// Records the Stripe session of a pending order that has none yet; `false` if the order
 /// is no longer pending (cancelled or expired meanwhile) or already has one.
-pub async fn set_session(pool: &PgPool, order_id: i64, session_id: &str) -> Result<bool, StoreError> {
+///
+/// This one write skips the WAL flush wait (`synchronous_commit = off` for its own implicit
+/// transaction): losing it in a crash is harmless, because every payment path also finds
+/// the order by the session's `client_reference_id` (the order uuid), and it saves an fsync
+/// on every checkout.
+pub async fn set_session(
+    pool: &PgPool,
+    order_id: i64,
+    session_id: &str,
+) -> Result<bool, StoreError> {
     let done = sqlx::query(
-        "UPDATE orders SET session_id = $2, updated_at = now() WHERE id = $1 AND status = 'pending' AND session_id IS NULL",
+        "WITH async_commit AS (SELECT set_config('synchronous_commit', 'off', true)) \
+         UPDATE orders SET session_id = $2, updated_at = now() FROM async_commit \
+          WHERE id = $1 AND status = 'pending' AND session_id IS NULL",
     )
     .bind(order_id)
     .bind(session_id)
@@ -189,7 +207,11 @@ pub async fn attendees(pool: &PgPool, order_id: i64) -> Result<Vec<AttendeeView>
 }
 
 /// Seats per tier of the given orders (only those still in `status`), in tier-id order.
-async fn seats_of(conn: &mut PgConnection, ids: &[i64], status: &str) -> Result<Vec<(i64, i32)>, StoreError> {
+async fn seats_of(
+    conn: &mut PgConnection,
+    ids: &[i64],
+    status: &str,
+) -> Result<Vec<(i64, i32)>, StoreError> {
     Ok(sqlx::query_as(
         "SELECT ol.ticket_id, sum(ol.quantity)::int4 FROM order_lines ol JOIN orders o ON o.id = ol.order_id \
          WHERE o.id = ANY($1) AND o.status = $2 GROUP BY ol.ticket_id ORDER BY ol.ticket_id",
@@ -202,7 +224,11 @@ async fn seats_of(conn: &mut PgConnection, ids: &[i64], status: &str) -> Result<
 
 /// Releases the seats and promo uses of pending orders `ids` (already locked by the caller)
 /// and moves them to `status`. Returns their Stripe session ids.
-pub async fn release_locked(conn: &mut PgConnection, ids: &[i64], status: Status) -> Result<Vec<String>, StoreError> {
+pub async fn release_locked(
+    conn: &mut PgConnection,
+    ids: &[i64],
+    status: Status,
+) -> Result<Vec<String>, StoreError> {
     for (ticket_id, n) in seats_of(conn, ids, "pending").await? {
         sqlx::query("UPDATE tickets SET held = held - $2 WHERE id = $1")
             .bind(ticket_id)
@@ -234,7 +260,11 @@ pub async fn release_locked(conn: &mut PgConnection, ids: &[i64], status: Status
 /// Marks pending order `order_id` (locked by the caller) paid: its held seats become sold,
 /// one attendee per ticket is created, and the PDF and email jobs are written to the
 /// outbox, all in the caller's transaction.
-pub async fn pay_in_tx(conn: &mut PgConnection, order_id: i64, payment_intent: Option<&str>) -> Result<(), StoreError> {
+pub async fn pay_in_tx(
+    conn: &mut PgConnection,
+    order_id: i64,
+    payment_intent: Option<&str>,
+) -> Result<(), StoreError> {
     for (ticket_id, n) in seats_of(conn, &[order_id], "pending").await? {
         sqlx::query("UPDATE tickets SET held = held - $2, sold = sold + $2 WHERE id = $1")
             .bind(ticket_id)
@@ -245,7 +275,11 @@ pub async fn pay_in_tx(conn: &mut PgConnection, order_id: i64, payment_intent: O
     finish_payment(conn, order_id, payment_intent).await
 }
 
-async fn finish_payment(conn: &mut PgConnection, order_id: i64, payment_intent: Option<&str>) -> Result<(), StoreError> {
+async fn finish_payment(
+    conn: &mut PgConnection,
+    order_id: i64,
+    payment_intent: Option<&str>,
+) -> Result<(), StoreError> {
     sqlx::query(
         "UPDATE orders SET status = 'paid', paid_at = now(), updated_at = now(), \
                 payment_intent_id = COALESCE($2, payment_intent_id) WHERE id = $1",
@@ -271,7 +305,11 @@ async fn finish_payment(conn: &mut PgConnection, order_id: i64, payment_intent: 
 
 /// Pays an order whose hold was already released (cancelled or expired) if its seats can
 /// still be sold; `false` (nothing changed) if any tier lacks them.
-async fn revive_in_tx(conn: &mut PgConnection, order: &OrderRow, payment_intent: Option<&str>) -> Result<bool, StoreError> {
+async fn revive_in_tx(
+    conn: &mut PgConnection,
+    order: &OrderRow,
+    payment_intent: Option<&str>,
+) -> Result<bool, StoreError> {
     let seats = seats_of(conn, &[order.id], &order.status).await?;
     let tier_ids: Vec<i64> = seats.iter().map(|s| s.0).collect();
     checkout::release_expired_for(conn, &tier_ids).await?;
@@ -336,21 +374,31 @@ pub enum OrderKey<'a> {
     Uuid(Uuid),
 }
 
-async fn lock_order(conn: &mut PgConnection, key: OrderKey<'_>) -> Result<Option<OrderRow>, StoreError> {
+async fn lock_order(
+    conn: &mut PgConnection,
+    key: OrderKey<'_>,
+) -> Result<Option<OrderRow>, StoreError> {
     let (session, uuid) = match key {
         OrderKey::Session(s, u) => (Some(s), u),
         OrderKey::Uuid(u) => (None, Some(u)),
     };
     if let Some(s) = session {
         let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE session_id = $1 FOR UPDATE");
-        if let Some(row) = sqlx::query_as::<_, OrderRow>(&sql).bind(s).fetch_optional(&mut *conn).await? {
+        if let Some(row) = sqlx::query_as::<_, OrderRow>(&sql)
+            .bind(s)
+            .fetch_optional(&mut *conn)
+            .await?
+        {
             return Ok(Some(row));
         }
     }
     match uuid {
         Some(u) => {
             let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE uuid = $1 FOR UPDATE");
-            Ok(sqlx::query_as(&sql).bind(u).fetch_optional(&mut *conn).await?)
+            Ok(sqlx::query_as(&sql)
+                .bind(u)
+                .fetch_optional(&mut *conn)
+                .await?)
         }
         None => Ok(None),
     }
@@ -406,12 +454,16 @@ pub async fn apply_payment(
                     .await?;
             }
             pay_in_tx(&mut tx, order.id, payment_intent).await?;
-            let paid = by_id_conn(&mut tx, order.id).await?.ok_or(StoreError::NotFound)?;
+            let paid = by_id_conn(&mut tx, order.id)
+                .await?
+                .ok_or(StoreError::NotFound)?;
             PaymentOutcome::Paid(paid)
         }
         _ => {
             if revive_in_tx(&mut tx, &order, payment_intent).await? {
-                let paid = by_id_conn(&mut tx, order.id).await?.ok_or(StoreError::NotFound)?;
+                let paid = by_id_conn(&mut tx, order.id)
+                    .await?
+                    .ok_or(StoreError::NotFound)?;
                 PaymentOutcome::Paid(paid)
             } else {
                 // Roll back (the event stays unrecorded so a retry can finish the refund).
@@ -442,7 +494,11 @@ pub async fn mark_refunded(
                 payment_intent_id = COALESCE($2, payment_intent_id) \
           WHERE id = $1 AND status IN ('cancelled', 'expired') RETURNING {ORDER_COLUMNS}"
     );
-    let row: Option<OrderRow> = sqlx::query_as(&sql).bind(order_id).bind(payment_intent).fetch_optional(&mut *tx).await?;
+    let row: Option<OrderRow> = sqlx::query_as(&sql)
+        .bind(order_id)
+        .bind(payment_intent)
+        .fetch_optional(&mut *tx)
+        .await?;
     tx.commit().await?;
     Ok(row)
 }
@@ -482,13 +538,19 @@ pub async fn release(
         return Ok(ReleaseOutcome::NotPending(order));
     }
     release_locked(&mut tx, &[order.id], status).await?;
-    let row = by_id_conn(&mut tx, order.id).await?.ok_or(StoreError::NotFound)?;
+    let row = by_id_conn(&mut tx, order.id)
+        .await?
+        .ok_or(StoreError::NotFound)?;
     tx.commit().await?;
     Ok(ReleaseOutcome::Released(row))
 }
 
 /// Releases a pending order by id (after a failed Stripe call); `true` if it was pending.
-pub async fn release_by_id(pool: &PgPool, order_id: i64, status: Status) -> Result<bool, StoreError> {
+pub async fn release_by_id(
+    pool: &PgPool,
+    order_id: i64,
+    status: Status,
+) -> Result<bool, StoreError> {
     let mut tx = pool.begin().await?;
     let locked: Option<i64> =
         sqlx::query_scalar("SELECT id FROM orders WHERE id = $1 AND status = 'pending' FOR UPDATE")
@@ -543,7 +605,11 @@ pub async fn check_invariants(
     .fetch_all(pool)
     .await?;
     for (id, q, s, h) in rows {
-        out.push(Violation { check: CHECKS[0], subject: format!("ticket {id}"), detail: format!("quantity {q}, sold {s}, held {h}") });
+        out.push(Violation {
+            check: CHECKS[0],
+            subject: format!("ticket {id}"),
+            detail: format!("quantity {q}, sold {s}, held {h}"),
+        });
     }
     for (i, status, column) in [(1, "pending", "held"), (2, "paid", "sold")] {
         let sql = format!(
@@ -552,7 +618,11 @@ pub async fn check_invariants(
                  WHERE o.status = $1 GROUP BY ol.ticket_id) x ON x.ticket_id = t.id \
               WHERE t.{column} <> COALESCE(x.n, 0) ORDER BY t.id LIMIT $2"
         );
-        let rows: Vec<(i64, i32, i32)> = sqlx::query_as(&sql).bind(status).bind(limit).fetch_all(pool).await?;
+        let rows: Vec<(i64, i32, i32)> = sqlx::query_as(&sql)
+            .bind(status)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?;
         for (id, counter, n) in rows {
             out.push(Violation {
                 check: CHECKS[i],
@@ -569,7 +639,11 @@ pub async fn check_invariants(
     .fetch_all(pool)
     .await?;
     for (id, at) in rows {
-        out.push(Violation { check: CHECKS[3], subject: format!("order {id}"), detail: format!("pending, expired at {at}") });
+        out.push(Violation {
+            check: CHECKS[3],
+            subject: format!("order {id}"),
+            detail: format!("pending, expired at {at}"),
+        });
     }
     let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
         "SELECT o.id, COALESCE((SELECT sum(quantity) FROM order_lines WHERE order_id = o.id), 0)::int8, \
@@ -583,7 +657,11 @@ pub async fn check_invariants(
     .fetch_all(pool)
     .await?;
     for (id, want, got) in rows {
-        out.push(Violation { check: CHECKS[4], subject: format!("order {id}"), detail: format!("{want} seats, {got} attendees") });
+        out.push(Violation {
+            check: CHECKS[4],
+            subject: format!("order {id}"),
+            detail: format!("{want} seats, {got} attendees"),
+        });
     }
     let rows: Vec<i64> = sqlx::query_scalar(
         "SELECT o.id FROM orders o WHERE o.status = 'paid' AND ( \
