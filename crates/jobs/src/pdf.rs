@@ -24,7 +24,8 @@ const PAGE_W: f32 = 595.28;
 const PAGE_H: f32 = 841.89;
 const MARGIN: f32 = 40.0;
 const CARD_TOP: f32 = PAGE_H - MARGIN;
-const CARD_BOTTOM: f32 = 430.0;
+// Room for a title wrapped on two lines above the fields and the footer.
+const CARD_BOTTOM: f32 = 380.0;
 const LEFT: f32 = MARGIN + 18.0;
 const TEXT_COL_WIDTH: f32 = 310.0;
 const QR_SIZE: f32 = 150.0;
