@@ -26,13 +26,18 @@ pub struct CheckArgs {
 
 /// Runs the checks; returns the process exit code (0 all good, 1 a check failed).
 pub async fn run(config: Config, args: CheckArgs) -> anyhow::Result<u8> {
-    let state = pique_api::AppState::from_config(config).context("cannot build the application state")?;
+    let state =
+        pique_api::AppState::from_config(config).context("cannot build the application state")?;
     let started = sqlx::types::chrono::Utc::now();
     if !args.no_sweep {
-        let released = pique_api::checkout::sweep(&state).await.context("hold sweep failed")?;
+        let released = pique_api::checkout::sweep(&state)
+            .await
+            .context("hold sweep failed")?;
         println!("sweep: released {released} lapsed hold(s)");
     }
-    let violations = orders::check_invariants(&state.pool, started, args.limit).await.context("checks failed to run")?;
+    let violations = orders::check_invariants(&state.pool, started, args.limit)
+        .await
+        .context("checks failed to run")?;
     for check in orders::CHECKS {
         let failed: Vec<_> = violations.iter().filter(|v| v.check == check).collect();
         if failed.is_empty() {

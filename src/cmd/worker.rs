@@ -72,15 +72,22 @@ pub fn hooks(config: &Config) -> Hooks {
     let sweep_state = state.clone();
     let checkout: pique_jobs::CheckoutHandler = Arc::new(move |job: pique_jobs::Job| {
         let state = state.clone();
-        let fut: BoxedJob<()> = Box::pin(async move { Ok(pique_api::checkout::process_job(&state, &job.payload).await?) });
+        let fut: BoxedJob<()> =
+            Box::pin(
+                async move { Ok(pique_api::checkout::process_job(&state, &job.payload).await?) },
+            );
         fut
     });
     let hold_sweeper: pique_jobs::HoldSweeper = Arc::new(move || {
         let state = sweep_state.clone();
-        let fut: BoxedJob<u64> = Box::pin(async move { Ok(pique_api::checkout::sweep(&state).await?) });
+        let fut: BoxedJob<u64> =
+            Box::pin(async move { Ok(pique_api::checkout::sweep(&state).await?) });
         fut
     });
-    Hooks { checkout: Some(checkout), hold_sweeper: Some(hold_sweeper) }
+    Hooks {
+        checkout: Some(checkout),
+        hold_sweeper: Some(hold_sweeper),
+    }
 }
 
 type BoxedJob<T> = Pin<Box<dyn Future<Output = Result<T, pique_jobs::HandlerError>> + Send>>;

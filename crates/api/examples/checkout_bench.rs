@@ -50,16 +50,26 @@ async fn start_worker(app: &TestApp) -> Result<tokio::sync::oneshot::Sender<()>,
     let hooks = Hooks {
         checkout: Some(Arc::new(move |job: pique_jobs::Job| {
             let state = state.clone();
-            async move { Ok::<(), pique_jobs::HandlerError>(pique_api::checkout::process_job(&state, &job.payload).await?) }
-                .boxed()
+            async move {
+                Ok::<(), pique_jobs::HandlerError>(
+                    pique_api::checkout::process_job(&state, &job.payload).await?,
+                )
+            }
+            .boxed()
         })),
         hold_sweeper: None,
     };
     let deps = Deps::new(app.pool.clone(), cfg, hooks)?;
     let options = WorkerOptions {
         queues: vec![
-            QueueSpec { name: "checkout".into(), concurrency: 16 },
-            QueueSpec { name: "maintenance".into(), concurrency: 1 },
+            QueueSpec {
+                name: "checkout".into(),
+                concurrency: 16,
+            },
+            QueueSpec {
+                name: "maintenance".into(),
+                concurrency: 1,
+            },
         ],
         name: format!("bench-{}", app.prefix),
     };
@@ -73,31 +83,67 @@ async fn start_worker(app: &TestApp) -> Result<tokio::sync::oneshot::Sender<()>,
     Ok(tx)
 }
 
-async fn run_one(strategy: &str, latency_ms: u64, buyers: usize, checkouts: usize) -> Result<Figures, TestError> {
-    let app = TestApp::spawn_with_sim(&[("CHECKOUT_STRATEGY", strategy), ("PIQUE_DB_MAX_CONNECTIONS", "40")], |c| {
-        c.latency_ms = latency_ms;
-        c.webhook_url = None;
-    })
+async fn run_one(
+    strategy: &str,
+    latency_ms: u64,
+    buyers: usize,
+    checkouts: usize,
+) -> Result<Figures, TestError> {
+    let app = TestApp::spawn_with_sim(
+        &[
+            ("CHECKOUT_STRATEGY", strategy),
+            ("PIQUE_DB_MAX_CONNECTIONS", "40"),
+        ],
+        |c| {
+            c.latency_ms = latency_ms;
+            c.webhook_url = None;
+        },
+    )
     .await?;
     let show = show(&app.pool, "bench").await?;
-    let ticket = tier(&app.pool, show, "General Admission", 1_000_000, "25.00", false).await?;
-    let stop = if strategy == "queue" { Some(start_worker(&app).await?) } else { None };
+    let ticket = tier(
+        &app.pool,
+        show,
+        "General Admission",
+        1_000_000,
+        "25.00",
+        false,
+    )
+    .await?;
+    let stop = if strategy == "queue" {
+        Some(start_worker(&app).await?)
+    } else {
+        None
+    };
     // Warm up connections (pool, Redis, Stripe client) outside the measurement.
     for _ in 0..3 {
-        let _ = app.post("/checkout/", &checkout_body(show, ticket, 1)).await?;
+        let _ = app
+            .post("/checkout/", &checkout_body(show, ticket, 1))
+            .await?;
     }
-    let accept = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(1, 120_000_000, 3)?));
-    let done = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(1, 120_000_000, 3)?));
+    let accept = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(
+        1,
+        120_000_000,
+        3,
+    )?));
+    let done = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(
+        1,
+        120_000_000,
+        3,
+    )?));
     let errors = Arc::new(AtomicUsize::new(0));
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let app_ref = &app;
     let tasks = (0..buyers).map(|_| {
-        let (accept, done, errors, next) = (accept.clone(), done.clone(), errors.clone(), next.clone());
+        let (accept, done, errors, next) =
+            (accept.clone(), done.clone(), errors.clone(), next.clone());
         async move {
             while next.fetch_add(1, Ordering::Relaxed) < checkouts {
                 let t0 = Instant::now();
-                let result = app_ref.post("/checkout/", &checkout_body(show, ticket, 1)).await;
+                let result = app_ref
+                    .post("/checkout/", &checkout_body(show, ticket, 1))
+                    .await;
                 let accepted = t0.elapsed();
                 let ok = match result {
                     Ok((201, _)) => true,
@@ -105,7 +151,8 @@ async fn run_one(strategy: &str, latency_ms: u64, buyers: usize, checkouts: usiz
                         let id = body["checkout_id"].as_str().unwrap_or_default().to_string();
                         let mut decided = false;
                         while t0.elapsed() < Duration::from_secs(60) {
-                            if let Ok((200, s)) = app_ref.get(&format!("/checkout/status/{id}/")).await
+                            if let Ok((200, s)) =
+                                app_ref.get(&format!("/checkout/status/{id}/")).await
                                 && s["status"] != "processing"
                             {
                                 decided = s["status"] == "completed";
@@ -162,12 +209,29 @@ async fn main() -> Result<(), TestError> {
         Some(l) => vec![l.parse()?],
         None => vec![0, 300],
     };
-    let buyers: usize = std::env::var("BENCH_BUYERS").ok().and_then(|v| v.parse().ok()).unwrap_or(50);
-    let checkouts: usize = std::env::var("BENCH_CHECKOUTS").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
-    println!("{buyers} concurrent buyers, {checkouts} checkouts per row (client, API, PostgreSQL, Redis and stripe-sim on this machine)");
+    let buyers: usize = std::env::var("BENCH_BUYERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50);
+    let checkouts: usize = std::env::var("BENCH_CHECKOUTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    println!(
+        "{buyers} concurrent buyers, {checkouts} checkouts per row (client, API, PostgreSQL, Redis and stripe-sim on this machine)"
+    );
     println!(
         "{:<12} {:>9} {:>6} {:>6} {:>9} {:>9} {:>9} {:>11} {:>11} {:>8}",
-        "strategy", "stripe ms", "n", "errors", "p50 ms", "p99 ms", "max ms", "done p50", "done p99", "per s"
+        "strategy",
+        "stripe ms",
+        "n",
+        "errors",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "done p50",
+        "done p99",
+        "per s"
     );
     for strategy in &strategies {
         for &latency in &latencies {

@@ -79,14 +79,21 @@ impl CheckoutError {
     pub fn status_and_body(&self) -> (StatusCode, serde_json::Value) {
         match self {
             CheckoutError::Invalid(e) => (StatusCode::BAD_REQUEST, json!(e)),
-            CheckoutError::SoldOut { message, ticket_id, available } => (
+            CheckoutError::SoldOut {
+                message,
+                ticket_id,
+                available,
+            } => (
                 StatusCode::CONFLICT,
                 json!({ "detail": message, "ticket_id": ticket_id, "available": available }),
             ),
             CheckoutError::Conflict(m) => (StatusCode::CONFLICT, json!({ "detail": m })),
             CheckoutError::Busy(m) => (StatusCode::SERVICE_UNAVAILABLE, json!({ "detail": m })),
             CheckoutError::NotFound => (StatusCode::NOT_FOUND, json!({ "detail": "Not found." })),
-            CheckoutError::NotPaid => (StatusCode::BAD_REQUEST, json!({ "detail": self.to_string() })),
+            CheckoutError::NotPaid => (
+                StatusCode::BAD_REQUEST,
+                json!({ "detail": self.to_string() }),
+            ),
             CheckoutError::Payment(PaymentError::Rejected { message, .. }) => (
                 StatusCode::BAD_GATEWAY,
                 json!({ "detail": format!("The payment provider refused the request: {message}") }),
@@ -95,18 +102,19 @@ impl CheckoutError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 json!({ "detail": "The payment provider is not answering; no seats were held. Please try again." }),
             ),
-            CheckoutError::Store(e) => {
-                match e {
-                    StoreError::Database(sqlx::Error::PoolTimedOut) => (
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        json!({ "detail": "The database is not answering; try again shortly." }),
-                    ),
-                    other => {
-                        tracing::error!(cause = %other, "checkout storage error");
-                        (StatusCode::INTERNAL_SERVER_ERROR, json!({ "detail": "A server error occurred." }))
-                    }
+            CheckoutError::Store(e) => match e {
+                StoreError::Database(sqlx::Error::PoolTimedOut) => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    json!({ "detail": "The database is not answering; try again shortly." }),
+                ),
+                other => {
+                    tracing::error!(cause = %other, "checkout storage error");
+                    (
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        json!({ "detail": "A server error occurred." }),
+                    )
                 }
-            }
+            },
         }
     }
 
@@ -133,7 +141,11 @@ impl IntoResponse for CheckoutError {
 impl From<ReserveError> for CheckoutError {
     fn from(e: ReserveError) -> Self {
         match e {
-            ReserveError::SoldOut { ticket_id, name, available } => CheckoutError::SoldOut {
+            ReserveError::SoldOut {
+                ticket_id,
+                name,
+                available,
+            } => CheckoutError::SoldOut {
                 message: if available == 0 {
                     format!("Sold out: no tickets left for \"{name}\".")
                 } else {
@@ -200,11 +212,17 @@ pub struct Prepared {
 
 /// Validates a request against the database (show, tiers, promo) and prices it. Writes
 /// nothing.
-pub async fn prepare(state: &AppState, request: CheckoutRequest) -> Result<Prepared, CheckoutError> {
+pub async fn prepare(
+    state: &AppState,
+    request: CheckoutRequest,
+) -> Result<Prepared, CheckoutError> {
     let Some(show_title) = store::open_show_title(&state.pool, request.show_id).await? else {
         return Err(FieldErrors::single(
             "show_id",
-            format!("Invalid pk \"{}\" - object does not exist.", request.show_id),
+            format!(
+                "Invalid pk \"{}\" - object does not exist.",
+                request.show_id
+            ),
         )
         .into());
     };
@@ -217,8 +235,18 @@ pub async fn prepare(state: &AppState, request: CheckoutRequest) -> Result<Prepa
             None => return Err(FieldErrors::single("promo_code", "Invalid promo code.").into()),
         },
     };
-    let priced = pricing::price_order(request.show_id, &request.lines, &tiers, promo.as_ref(), Utc::now())?;
-    Ok(Prepared { request, priced, show_title })
+    let priced = pricing::price_order(
+        request.show_id,
+        &request.lines,
+        &tiers,
+        promo.as_ref(),
+        Utc::now(),
+    )?;
+    Ok(Prepared {
+        request,
+        priced,
+        show_title,
+    })
 }
 
 /// Holds the seats of `prepared` with `strategy`, then creates the Stripe session (or pays a
@@ -265,9 +293,15 @@ async fn start_inner(
         CheckoutStrategy::RedisLock => {
             let Some(conn) = state.cache.connection().await else {
                 // Fail closed: the original's locks are its only guard, so no Redis, no sale.
-                return Err(CheckoutError::Busy("Checkout is temporarily unavailable; please try again.".into()));
+                return Err(CheckoutError::Busy(
+                    "Checkout is temporarily unavailable; please try again.".into(),
+                ));
             };
-            let locks = RedisLocks::new(conn, &format!("{}:checkout", state.cache.prefix()), LOCK_TTL);
+            let locks = RedisLocks::new(
+                conn,
+                &format!("{}:checkout", state.cache.prefix()),
+                LOCK_TTL,
+            );
             let tiers: Vec<i64> = prepared.priced.seats().iter().map(|s| s.0).collect();
             let held = match locks.acquire(&tiers, LOCK_WAIT).await {
                 Ok(h) => h,
@@ -294,7 +328,9 @@ async fn start_inner(
         return Ok(started(&order, None, Some(free_url(state, &order))));
     }
     if order.status != "pending" {
-        return Err(CheckoutError::Conflict("This checkout is no longer pending.".into()));
+        return Err(CheckoutError::Conflict(
+            "This checkout is no longer pending.".into(),
+        ));
     }
     let seats: i32 = prepared.priced.lines.iter().map(|l| l.quantity).sum();
     metrics::gauge!("pique_holds_active").increment(f64::from(seats));
@@ -310,7 +346,9 @@ async fn start_inner(
         Ok(s) => s,
         Err(e) => {
             // No session, no sale: give the seats back at once.
-            if let Err(release) = orders::release_by_id(&state.pool, order.id, Status::Cancelled).await {
+            if let Err(release) =
+                orders::release_by_id(&state.pool, order.id, Status::Cancelled).await
+            {
                 tracing::error!(order_id = order.id, error = %release, "releasing the hold after a Stripe failure failed");
             } else {
                 metrics::gauge!("pique_holds_active").decrement(f64::from(seats));
@@ -321,17 +359,26 @@ async fn start_inner(
     if !orders::set_session(&state.pool, order.id, &session.id).await? {
         // A redelivered queue job finds the session already stored; anything else means the
         // hold was released meanwhile, so the session must not stay payable.
-        let current = orders::by_id(&state.pool, order.id).await?.ok_or(CheckoutError::NotFound)?;
-        if current.status != "pending" || current.session_id.as_deref() != Some(session.id.as_str()) {
+        let current = orders::by_id(&state.pool, order.id)
+            .await?
+            .ok_or(CheckoutError::NotFound)?;
+        if current.status != "pending" || current.session_id.as_deref() != Some(session.id.as_str())
+        {
             let _ = state.payments.expire(&session.id).await;
-            return Err(CheckoutError::Conflict("The seat hold ended before payment could start.".into()));
+            return Err(CheckoutError::Conflict(
+                "The seat hold ended before payment could start.".into(),
+            ));
         }
     }
     Ok(started(&order, Some(session.id), session.url))
 }
 
 fn free_url(state: &AppState, order: &OrderRow) -> String {
-    format!("{}/success/?order_id={}", state.config.public_url.trim_end_matches('/'), order.uuid)
+    format!(
+        "{}/success/?order_id={}",
+        state.config.public_url.trim_end_matches('/'),
+        order.uuid
+    )
 }
 
 fn started(order: &OrderRow, session_id: Option<String>, url: Option<String>) -> CheckoutStarted {
@@ -474,7 +521,12 @@ pub async fn order_view(state: &AppState, order: OrderRow) -> Result<OrderView, 
             .collect(),
         attendees: attendees
             .into_iter()
-            .map(|a| AttendeeOut { uuid: a.uuid, ticket_id: a.ticket_id, seq: a.seq, name: a.name })
+            .map(|a| AttendeeOut {
+                uuid: a.uuid,
+                ticket_id: a.ticket_id,
+                seq: a.seq,
+                name: a.name,
+            })
             .collect(),
     })
 }
@@ -490,12 +542,19 @@ pub async fn complete(
     if !session.paid {
         return Err(CheckoutError::NotPaid);
     }
-    let uuid = session.client_reference_id.as_deref().and_then(|s| Uuid::parse_str(s).ok());
+    let uuid = session
+        .client_reference_id
+        .as_deref()
+        .and_then(|s| Uuid::parse_str(s).ok());
     let key = OrderKey::Session(&session.id, uuid);
     let pi = session.payment_intent.as_deref();
     match orders::apply_payment(&state.pool, key, pi, event).await? {
         PaymentOutcome::Paid(o) => {
-            let seats: i64 = orders::lines(&state.pool, o.id).await?.iter().map(|l| i64::from(l.quantity)).sum();
+            let seats: i64 = orders::lines(&state.pool, o.id)
+                .await?
+                .iter()
+                .map(|l| i64::from(l.quantity))
+                .sum();
             metrics::gauge!("pique_holds_active").decrement(seats as f64);
             metrics::counter!("pique_orders_paid_total").increment(1);
             Ok(Some(o))
@@ -505,11 +564,16 @@ pub async fn complete(
         PaymentOutcome::NotFound => Err(CheckoutError::NotFound),
         PaymentOutcome::NeedsRefund(o) => {
             let Some(pi) = pi else {
-                return Err(CheckoutError::Conflict("The payment cannot be refunded: no payment intent.".into()));
+                return Err(CheckoutError::Conflict(
+                    "The payment cannot be refunded: no payment intent.".into(),
+                ));
             };
             state.payments.refund(pi, o.uuid).await?;
             metrics::counter!("pique_late_payments_refunded_total").increment(1);
-            tracing::warn!(order_id = o.id, "payment arrived after the hold lapsed and the seats were gone; refunded");
+            tracing::warn!(
+                order_id = o.id,
+                "payment arrived after the hold lapsed and the seats were gone; refunded"
+            );
             match orders::mark_refunded(&state.pool, o.id, Some(pi), event).await? {
                 Some(r) => Ok(Some(r)),
                 None => Ok(orders::by_id(&state.pool, o.id).await?),
@@ -531,13 +595,17 @@ pub async fn success(state: &AppState, session_id: &str) -> Result<OrderView, Ch
         Err(e) if e.is_not_found() => return Err(CheckoutError::NotFound),
         Err(e) => return Err(e.into()),
     };
-    let order = complete(state, &session, None).await?.ok_or(CheckoutError::NotFound)?;
+    let order = complete(state, &session, None)
+        .await?
+        .ok_or(CheckoutError::NotFound)?;
     order_view(state, order).await
 }
 
 /// An order by public uuid (the success page of a free order).
 pub async fn order_by_uuid(state: &AppState, uuid: Uuid) -> Result<OrderView, CheckoutError> {
-    let order = orders::by_uuid(&state.pool, uuid).await?.ok_or(CheckoutError::NotFound)?;
+    let order = orders::by_uuid(&state.pool, uuid)
+        .await?
+        .ok_or(CheckoutError::NotFound)?;
     order_view(state, order).await
 }
 
@@ -559,7 +627,11 @@ pub async fn cancel(state: &AppState, key: &CancelKey) -> Result<serde_json::Val
     };
     match orders::release(&state.pool, order_key, Status::Cancelled, None).await? {
         ReleaseOutcome::Released(o) => {
-            let seats: i64 = orders::lines(&state.pool, o.id).await?.iter().map(|l| i64::from(l.quantity)).sum();
+            let seats: i64 = orders::lines(&state.pool, o.id)
+                .await?
+                .iter()
+                .map(|l| i64::from(l.quantity))
+                .sum();
             metrics::gauge!("pique_holds_active").decrement(seats as f64);
             if let Some(s) = &o.session_id
                 && let Err(e) = state.payments.expire(s).await
@@ -571,22 +643,32 @@ pub async fn cancel(state: &AppState, key: &CancelKey) -> Result<serde_json::Val
             Ok(json!({ "detail": "Order cancelled.", "order_id": o.id, "status": o.status }))
         }
         ReleaseOutcome::NotPending(o) if o.status == "paid" || o.status == "refunded" => {
-            Err(CheckoutError::Conflict(format!("This order is {} and cannot be cancelled.", o.status)))
+            Err(CheckoutError::Conflict(format!(
+                "This order is {} and cannot be cancelled.",
+                o.status
+            )))
         }
-        ReleaseOutcome::NotPending(o) => {
-            Ok(json!({ "detail": format!("Order already {}.", o.status), "order_id": o.id, "status": o.status }))
-        }
+        ReleaseOutcome::NotPending(o) => Ok(
+            json!({ "detail": format!("Order already {}.", o.status), "order_id": o.id, "status": o.status }),
+        ),
         ReleaseOutcome::NotFound | ReleaseOutcome::Duplicate => Err(CheckoutError::NotFound),
     }
 }
 
 /// A verified webhook event, handled: `Ok(true)` if it changed something or was new,
 /// `Ok(false)` for a repeat.
-pub async fn handle_event(state: &AppState, event: &stripe_webhook::Event) -> Result<bool, CheckoutError> {
+pub async fn handle_event(
+    state: &AppState,
+    event: &stripe_webhook::Event,
+) -> Result<bool, CheckoutError> {
     use stripe_webhook::EventObject;
-    let r = EventRef { id: event.id.as_str(), kind: event.type_.as_str() };
+    let r = EventRef {
+        id: event.id.as_str(),
+        kind: event.type_.as_str(),
+    };
     match &event.data.object {
-        EventObject::CheckoutSessionCompleted(s) | EventObject::CheckoutSessionAsyncPaymentSucceeded(s) => {
+        EventObject::CheckoutSessionCompleted(s)
+        | EventObject::CheckoutSessionAsyncPaymentSucceeded(s) => {
             let session = SessionState::from_session(s);
             if !session.paid {
                 // Async payment methods complete later with another event.
@@ -600,12 +682,18 @@ pub async fn handle_event(state: &AppState, event: &stripe_webhook::Event) -> Re
             }
         }
         EventObject::CheckoutSessionExpired(s) => {
-            let uuid = s.client_reference_id.as_deref().and_then(|u| Uuid::parse_str(u).ok());
+            let uuid = s
+                .client_reference_id
+                .as_deref()
+                .and_then(|u| Uuid::parse_str(u).ok());
             let key = OrderKey::Session(s.id.as_str(), uuid);
             match orders::release(&state.pool, key, Status::Expired, Some(r)).await? {
                 ReleaseOutcome::Released(o) => {
-                    let seats: i64 =
-                        orders::lines(&state.pool, o.id).await?.iter().map(|l| i64::from(l.quantity)).sum();
+                    let seats: i64 = orders::lines(&state.pool, o.id)
+                        .await?
+                        .iter()
+                        .map(|l| i64::from(l.quantity))
+                        .sum();
                     metrics::gauge!("pique_holds_active").decrement(seats as f64);
                     Ok(true)
                 }
@@ -648,7 +736,10 @@ pub enum QueueJobError {
 
 /// The `checkout` queue job's entry point: reads `checkout_id` from the payload and runs
 /// [`process_queued`].
-pub async fn process_job(state: &AppState, payload: &serde_json::Value) -> Result<(), QueueJobError> {
+pub async fn process_job(
+    state: &AppState,
+    payload: &serde_json::Value,
+) -> Result<(), QueueJobError> {
     let id = payload
         .get("checkout_id")
         .and_then(|v| v.as_str())
@@ -677,14 +768,20 @@ pub async fn process_queued(state: &AppState, id: Uuid) -> Result<(), QueueJobEr
         },
     };
     let (completed, body, status) = match outcome {
-        Ok(s) => (true, serde_json::to_value(&s).unwrap_or_default(), StatusCode::CREATED),
+        Ok(s) => (
+            true,
+            serde_json::to_value(&s).unwrap_or_default(),
+            StatusCode::CREATED,
+        ),
         Err(CheckoutError::Store(e)) => return Err(err(e)),
         Err(e) => {
             let (status, body) = e.status_and_body();
             (false, body, status)
         }
     };
-    store::finish_request(&state.pool, id, completed, &body, status.as_u16()).await.map_err(err)?;
+    store::finish_request(&state.pool, id, completed, &body, status.as_u16())
+        .await
+        .map_err(err)?;
     Ok(())
 }
 
@@ -692,7 +789,9 @@ pub async fn process_queued(state: &AppState, id: Uuid) -> Result<(), QueueJobEr
 /// "checkout_id", ...}` with the checkout answer merged in when completed (the order's own
 /// status as `order_status`), or `error` and `http_status` when failed.
 pub async fn queued_status(state: &AppState, id: Uuid) -> Result<serde_json::Value, CheckoutError> {
-    let row = store::request(&state.pool, id).await?.ok_or(CheckoutError::NotFound)?;
+    let row = store::request(&state.pool, id)
+        .await?
+        .ok_or(CheckoutError::NotFound)?;
     // The checkout answer's own `status` (the order's) moves to `order_status`, so `status`
     // stays the request's.
     let mut body = match row.result {

@@ -14,8 +14,9 @@ use stripe::{Client, ClientBuilder, IdempotencyKey, RequestStrategy, StripeError
 use stripe_checkout::{
     CheckoutSessionMode, CheckoutSessionPaymentStatus, CheckoutSessionStatus,
     checkout_session::{
-        CreateCheckoutSession, CreateCheckoutSessionLineItems, CreateCheckoutSessionLineItemsPriceData,
-        ExpireCheckoutSession, ProductData, RetrieveCheckoutSession,
+        CreateCheckoutSession, CreateCheckoutSessionLineItems,
+        CreateCheckoutSessionLineItemsPriceData, ExpireCheckoutSession, ProductData,
+        RetrieveCheckoutSession,
     },
 };
 use stripe_core::refund::CreateRefund;
@@ -81,10 +82,14 @@ impl SessionState {
             id: s.id.as_str().to_string(),
             paid: matches!(
                 s.payment_status,
-                CheckoutSessionPaymentStatus::Paid | CheckoutSessionPaymentStatus::NoPaymentRequired
+                CheckoutSessionPaymentStatus::Paid
+                    | CheckoutSessionPaymentStatus::NoPaymentRequired
             ),
             expired: s.status == Some(CheckoutSessionStatus::Expired),
-            payment_intent: s.payment_intent.as_ref().map(|p| p.id().as_str().to_string()),
+            payment_intent: s
+                .payment_intent
+                .as_ref()
+                .map(|p| p.id().as_str().to_string()),
             client_reference_id: s.client_reference_id.clone(),
         }
     }
@@ -116,7 +121,9 @@ pub struct Payments {
 
 impl std::fmt::Debug for Payments {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Payments").field("public_url", &self.public_url).finish()
+        f.debug_struct("Payments")
+            .field("public_url", &self.public_url)
+            .finish()
     }
 }
 
@@ -127,21 +134,32 @@ impl Payments {
             .url(config.stripe_api_base.clone())
             .timeout(ATTEMPT_TIMEOUT)
             .build()
-            .map_err(|e| PaymentError::Unavailable(format!("cannot build the Stripe client: {e}")))?;
-        Ok(Payments { client, public_url: config.public_url.trim_end_matches('/').to_string() })
+            .map_err(|e| {
+                PaymentError::Unavailable(format!("cannot build the Stripe client: {e}"))
+            })?;
+        Ok(Payments {
+            client,
+            public_url: config.public_url.trim_end_matches('/').to_string(),
+        })
     }
 
     /// Creates the Checkout Session of an order: one line item per order line, priced at the
     /// line's total after discount (so Stripe charges exactly our total, to the cent).
-    pub async fn create_session(&self, req: &SessionRequest<'_>) -> Result<CreatedSession, PaymentError> {
+    pub async fn create_session(
+        &self,
+        req: &SessionRequest<'_>,
+    ) -> Result<CreatedSession, PaymentError> {
         let mut items = Vec::with_capacity(req.lines.len());
         for line in req.lines {
-            let cents = money::cents(line.line_total)
-                .ok_or_else(|| PaymentError::Rejected { status: 400, message: "amount out of range".into() })?;
+            let cents = money::cents(line.line_total).ok_or_else(|| PaymentError::Rejected {
+                status: 400,
+                message: "amount out of range".into(),
+            })?;
             if cents == 0 {
                 continue;
             }
-            let mut price = CreateCheckoutSessionLineItemsPriceData::new(stripe_types::Currency::USD);
+            let mut price =
+                CreateCheckoutSessionLineItemsPriceData::new(stripe_types::Currency::USD);
             price.unit_amount = Some(cents);
             let name = format!("{} - {} x {}", req.show_title, line.name, line.quantity);
             price.product_data = Some(ProductData::new(name));
@@ -151,7 +169,10 @@ impl Payments {
             items.push(item);
         }
         let now = chrono::Utc::now().timestamp();
-        let expires_at = req.hold_expires_at.max(now + MIN_SESSION_SECS + 5).min(now + 24 * 3600 - 60);
+        let expires_at = req
+            .hold_expires_at
+            .max(now + MIN_SESSION_SECS + 5)
+            .min(now + 24 * 3600 - 60);
         let metadata: HashMap<String, String> = [
             ("order_id".to_string(), req.order_id.to_string()),
             ("order_uuid".to_string(), req.order_uuid.to_string()),
@@ -160,24 +181,40 @@ impl Payments {
         let create = CreateCheckoutSession::new()
             .mode(CheckoutSessionMode::Payment)
             .line_items(items)
-            .success_url(format!("{}/success/?session_id={{CHECKOUT_SESSION_ID}}", self.public_url))
-            .cancel_url(format!("{}/cancel/?order_id={}", self.public_url, req.order_uuid))
+            .success_url(format!(
+                "{}/success/?session_id={{CHECKOUT_SESSION_ID}}",
+                self.public_url
+            ))
+            .cancel_url(format!(
+                "{}/cancel/?order_id={}",
+                self.public_url, req.order_uuid
+            ))
             .client_reference_id(req.order_uuid.to_string())
             .customer_email(req.email)
             .expires_at(expires_at)
             .metadata(metadata);
         let key = format!("checkout-session-{}", req.order_uuid);
         let session = retry("create_session", || async {
-            create.customize().request_strategy(idempotent(&key)).send(&self.client).await
+            create
+                .customize()
+                .request_strategy(idempotent(&key))
+                .send(&self.client)
+                .await
         })
         .await?;
-        Ok(CreatedSession { id: session.id.as_str().to_string(), url: session.url })
+        Ok(CreatedSession {
+            id: session.id.as_str().to_string(),
+            url: session.url,
+        })
     }
 
     /// The current state of a session.
     pub async fn retrieve(&self, session_id: &str) -> Result<SessionState, PaymentError> {
         let get = RetrieveCheckoutSession::new(session_id);
-        let s = retry("retrieve_session", || async { get.send(&self.client).await }).await?;
+        let s = retry("retrieve_session", || async {
+            get.send(&self.client).await
+        })
+        .await?;
         Ok(SessionState::from_session(&s))
     }
 
@@ -185,7 +222,11 @@ impl Payments {
     /// expired or complete is not an error (Stripe answers 400 for those).
     pub async fn expire(&self, session_id: &str) -> Result<(), PaymentError> {
         let expire = ExpireCheckoutSession::new(session_id);
-        match retry("expire_session", || async { expire.send(&self.client).await }).await {
+        match retry("expire_session", || async {
+            expire.send(&self.client).await
+        })
+        .await
+        {
             Ok(_) => Ok(()),
             Err(PaymentError::Rejected { status: 400, .. }) => Ok(()),
             Err(e) => Err(e),
@@ -193,18 +234,27 @@ impl Payments {
     }
 
     /// Refunds a payment in full (idempotent per order).
-    pub async fn refund(&self, payment_intent: &str, order_uuid: uuid::Uuid) -> Result<String, PaymentError> {
+    pub async fn refund(
+        &self,
+        payment_intent: &str,
+        order_uuid: uuid::Uuid,
+    ) -> Result<String, PaymentError> {
         let key = format!("refund-{order_uuid}");
         let refund = CreateRefund::new().payment_intent(payment_intent);
         match retry("refund", || async {
-            refund.customize().request_strategy(idempotent(&key)).send(&self.client).await
+            refund
+                .customize()
+                .request_strategy(idempotent(&key))
+                .send(&self.client)
+                .await
         })
         .await
         {
             Ok(r) => Ok(r.id.as_str().to_string()),
-            Err(PaymentError::Rejected { status: 400, message }) if message.contains("already been refunded") => {
-                Ok(String::new())
-            }
+            Err(PaymentError::Rejected {
+                status: 400,
+                message,
+            }) if message.contains("already been refunded") => Ok(String::new()),
             Err(e) => Err(e),
         }
     }
@@ -240,7 +290,8 @@ where
         }
         let started = std::time::Instant::now();
         let result = call().await;
-        metrics::histogram!("pique_stripe_request_duration_seconds", "op" => op).record(started.elapsed().as_secs_f64());
+        metrics::histogram!("pique_stripe_request_duration_seconds", "op" => op)
+            .record(started.elapsed().as_secs_f64());
         match result {
             Ok(v) => return Ok(v),
             Err(e) if retryable(&e) => {
@@ -248,10 +299,15 @@ where
                 last = Some(e);
             }
             Err(StripeError::Stripe(err, status)) => {
-                return Err(PaymentError::Rejected { status, message: err.message.clone().unwrap_or_default() });
+                return Err(PaymentError::Rejected {
+                    status,
+                    message: err.message.clone().unwrap_or_default(),
+                });
             }
             Err(e) => return Err(PaymentError::Unavailable(e.to_string())),
         }
     }
-    Err(PaymentError::Unavailable(last.map(|e| e.to_string()).unwrap_or_default()))
+    Err(PaymentError::Unavailable(
+        last.map(|e| e.to_string()).unwrap_or_default(),
+    ))
 }

@@ -26,11 +26,21 @@ async fn outbox_rows(pool: &sqlx::PgPool, order_id: i64) -> Result<(i64, i64), T
 }
 
 async fn attendee_count(pool: &sqlx::PgPool, order_id: i64) -> Result<i64, TestError> {
-    Ok(sqlx::query_scalar("SELECT count(*) FROM attendees WHERE order_id = $1").bind(order_id).fetch_one(pool).await?)
+    Ok(
+        sqlx::query_scalar("SELECT count(*) FROM attendees WHERE order_id = $1")
+            .bind(order_id)
+            .fetch_one(pool)
+            .await?,
+    )
 }
 
 async fn status_of(pool: &sqlx::PgPool, order_id: i64) -> Result<String, TestError> {
-    Ok(sqlx::query_scalar("SELECT status FROM orders WHERE id = $1").bind(order_id).fetch_one(pool).await?)
+    Ok(
+        sqlx::query_scalar("SELECT status FROM orders WHERE id = $1")
+            .bind(order_id)
+            .fetch_one(pool)
+            .await?,
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -41,19 +51,35 @@ async fn browse_checkout_pay_webhook_and_success() -> TestResult {
     let (status, detail) = app.get(&format!("/api/v1/shows/{show}/")).await?;
     assert_eq!(status, 200);
     let listed = &detail["tickets"][0];
-    assert_eq!((listed["id"].as_i64(), listed["available"].as_i64()), (Some(ticket), Some(100)));
+    assert_eq!(
+        (listed["id"].as_i64(), listed["available"].as_i64()),
+        (Some(ticket), Some(100))
+    );
     assert_eq!(listed["price"], "25.00");
 
-    let (status, started) = app.post("/checkout/", &checkout_body(show, ticket, 2)).await?;
+    let (status, started) = app
+        .post("/checkout/", &checkout_body(show, ticket, 2))
+        .await?;
     assert_eq!(status, 201, "{started}");
-    let session = started["session_id"].as_str().ok_or("session_id")?.to_string();
+    let session = started["session_id"]
+        .as_str()
+        .ok_or("session_id")?
+        .to_string();
     assert_eq!(started["total"], "50.00");
     assert_eq!(started["status"], "pending");
-    assert!(started["url"].as_str().is_some_and(|u| u.contains(&session)), "{started}");
+    assert!(
+        started["url"]
+            .as_str()
+            .is_some_and(|u| u.contains(&session)),
+        "{started}"
+    );
     assert!(started["expires_at"].is_string());
     let order_id = started["order_id"].as_i64().ok_or("order_id")?;
     let (_, detail) = app.get(&format!("/api/v1/shows/{show}/")).await?;
-    assert_eq!(detail["tickets"][0]["available"], 98, "the hold counts at once");
+    assert_eq!(
+        detail["tickets"][0]["available"], 98,
+        "the hold counts at once"
+    );
     let stripe = app.stripe_session(&session).await?;
     assert_eq!(stripe["amount_total"], 5000);
     assert_eq!(stripe["client_reference_id"], started["order_uuid"]);
@@ -61,7 +87,10 @@ async fn browse_checkout_pay_webhook_and_success() -> TestResult {
     // The sim pays and sends the signed webhook; /success/ races it.
     app.pay(&session).await?;
     let success_body = json!({ "session_id": session });
-    let (a, b) = tokio::join!(app.post("/success/", &success_body), app.post("/success/", &success_body));
+    let (a, b) = tokio::join!(
+        app.post("/success/", &success_body),
+        app.post("/success/", &success_body)
+    );
     for (status, body) in [a?, b?] {
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["status"], "paid");
@@ -73,10 +102,12 @@ async fn browse_checkout_pay_webhook_and_success() -> TestResult {
         eventually(Duration::from_secs(10), || {
             let pool = pool.clone();
             async move {
-                sqlx::query_scalar::<_, i64>("SELECT count(*) FROM stripe_events WHERE type = 'checkout.session.completed'")
-                    .fetch_one(&pool)
-                    .await
-                    .unwrap_or(0)
+                sqlx::query_scalar::<_, i64>(
+                    "SELECT count(*) FROM stripe_events WHERE type = 'checkout.session.completed'",
+                )
+                .fetch_one(&pool)
+                .await
+                .unwrap_or(0)
                     == 1
             }
         })
@@ -87,16 +118,19 @@ async fn browse_checkout_pay_webhook_and_success() -> TestResult {
     assert_eq!(attendee_count(&app.pool, order_id).await?, 2);
     assert_eq!(outbox_rows(&app.pool, order_id).await?, (2, 1));
     assert_eq!(counters(&app.pool, ticket).await?, (0, 2));
-    let pi: Option<String> = sqlx::query_scalar("SELECT payment_intent_id FROM orders WHERE id = $1")
-        .bind(order_id)
-        .fetch_one(&app.pool)
-        .await?;
+    let pi: Option<String> =
+        sqlx::query_scalar("SELECT payment_intent_id FROM orders WHERE id = $1")
+            .bind(order_id)
+            .fetch_one(&app.pool)
+            .await?;
     assert!(pi.is_some_and(|p| p.starts_with("pi_")));
     // The hosted page's redirect target answers the same order.
     let (status, page) = app.get(&format!("/success/?session_id={session}")).await?;
     assert_eq!((status, page["status"].as_str()), (200, Some("paid")));
     // Cancelling a paid order is refused.
-    let (status, _) = app.post("/cancel/", &json!({ "session_id": session })).await?;
+    let (status, _) = app
+        .post("/cancel/", &json!({ "session_id": session }))
+        .await?;
     assert_eq!(status, 409);
     assert_invariants(&app.pool).await?;
     app.cleanup().await;
@@ -114,7 +148,9 @@ async fn the_same_event_ten_times_concurrently_fulfils_once() -> TestResult {
     let app = TestApp::spawn_with_sim(&[], |c| c.webhook_url = None).await?;
     let show = show(&app.pool, "dupes").await?;
     let ticket = tier(&app.pool, show, "GA", 10, "10.00", false).await?;
-    let (_, started) = app.post("/checkout/", &checkout_body(show, ticket, 3)).await?;
+    let (_, started) = app
+        .post("/checkout/", &checkout_body(show, ticket, 3))
+        .await?;
     let session = started["session_id"].as_str().ok_or("session")?.to_string();
     let order_id = started["order_id"].as_i64().ok_or("order")?;
     app.pay(&session).await?;
@@ -133,25 +169,52 @@ async fn the_same_event_ten_times_concurrently_fulfils_once() -> TestResult {
     let resp = app.client.post(&url).body(payload.clone()).send().await?;
     assert_eq!(resp.status(), 400);
     let tampered = payload.replace("\"paid\"", "\"unpaid\"");
-    let resp = app.client.post(&url).header("Stripe-Signature", signed(&payload)).body(tampered).send().await?;
+    let resp = app
+        .client
+        .post(&url)
+        .header("Stripe-Signature", signed(&payload))
+        .body(tampered)
+        .send()
+        .await?;
     assert_eq!(resp.status(), 400);
     let resp = app
         .client
         .post(&url)
-        .header("Stripe-Signature", stripe_webhook::Webhook::generate_test_header(&payload, "whsec_wrong", None))
+        .header(
+            "Stripe-Signature",
+            stripe_webhook::Webhook::generate_test_header(&payload, "whsec_wrong", None),
+        )
         .body(payload.clone())
         .send()
         .await?;
     assert_eq!(resp.status(), 400);
-    let stale = stripe_webhook::Webhook::generate_test_header(&payload, WEBHOOK_SECRET, Some(chrono::Utc::now().timestamp() - 400));
-    let resp = app.client.post(&url).header("Stripe-Signature", stale).body(payload.clone()).send().await?;
+    let stale = stripe_webhook::Webhook::generate_test_header(
+        &payload,
+        WEBHOOK_SECRET,
+        Some(chrono::Utc::now().timestamp() - 400),
+    );
+    let resp = app
+        .client
+        .post(&url)
+        .header("Stripe-Signature", stale)
+        .body(payload.clone())
+        .send()
+        .await?;
     assert_eq!(resp.status(), 400, "outside the 5 minute tolerance");
-    assert_eq!(write_counts(&app.pool).await?, before, "refused webhooks wrote nothing");
+    assert_eq!(
+        write_counts(&app.pool).await?,
+        before,
+        "refused webhooks wrote nothing"
+    );
     assert_eq!(status_of(&app.pool, order_id).await?, "pending");
 
     // Ten concurrent copies (each freshly signed, so they arrive in any order) plus a /success/.
     let deliveries = (0..10).map(|_| {
-        let req = app.client.post(&url).header("Stripe-Signature", signed(&payload)).body(payload.clone());
+        let req = app
+            .client
+            .post(&url)
+            .header("Stripe-Signature", signed(&payload))
+            .body(payload.clone());
         async move { req.send().await.map(|r| r.status().as_u16()) }
     });
     let success_body = json!({ "session_id": session });
@@ -161,13 +224,29 @@ async fn the_same_event_ten_times_concurrently_fulfils_once() -> TestResult {
     }
     assert_eq!(success?.0, 200);
     assert_eq!(status_of(&app.pool, order_id).await?, "paid");
-    assert_eq!(attendee_count(&app.pool, order_id).await?, 3, "one set of attendees");
-    assert_eq!(outbox_rows(&app.pool, order_id).await?, (3, 1), "one set of jobs");
+    assert_eq!(
+        attendee_count(&app.pool, order_id).await?,
+        3,
+        "one set of attendees"
+    );
+    assert_eq!(
+        outbox_rows(&app.pool, order_id).await?,
+        (3, 1),
+        "one set of jobs"
+    );
     assert_eq!(counters(&app.pool, ticket).await?, (0, 3));
-    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM stripe_events").fetch_one(&app.pool).await?;
+    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM stripe_events")
+        .fetch_one(&app.pool)
+        .await?;
     assert_eq!(events, 1);
     // A late repeat is a no-op.
-    let resp = app.client.post(&url).header("Stripe-Signature", signed(&payload)).body(payload.clone()).send().await?;
+    let resp = app
+        .client
+        .post(&url)
+        .header("Stripe-Signature", signed(&payload))
+        .body(payload.clone())
+        .send()
+        .await?;
     let body: serde_json::Value = resp.json().await?;
     assert_eq!(body["duplicate"], true);
     assert_invariants(&app.pool).await?;
@@ -180,10 +259,14 @@ async fn abandoned_holds_expire_and_the_sweeper_releases_them() -> TestResult {
     let app = TestApp::spawn(&[("PIQUE_HOLD_TTL_SECS", "2")]).await?;
     let show = show(&app.pool, "abandon").await?;
     let ticket = tier(&app.pool, show, "Tiny room", 3, "15.00", false).await?;
-    let (status, first) = app.post("/checkout/", &checkout_body(show, ticket, 3)).await?;
+    let (status, first) = app
+        .post("/checkout/", &checkout_body(show, ticket, 3))
+        .await?;
     assert_eq!(status, 201);
     let session = first["session_id"].as_str().ok_or("session")?.to_string();
-    let (status, refused) = app.post("/checkout/", &checkout_body(show, ticket, 1)).await?;
+    let (status, refused) = app
+        .post("/checkout/", &checkout_body(show, ticket, 1))
+        .await?;
     assert_eq!(status, 409, "{refused}");
     tokio::time::sleep(Duration::from_millis(2300)).await;
     // Lapsed holds never count, swept or not: display shows the seats at once.
@@ -191,17 +274,29 @@ async fn abandoned_holds_expire_and_the_sweeper_releases_them() -> TestResult {
     assert_eq!(detail["tickets"][0]["available"], 3);
     let released = pique_api::checkout::sweep(&app.state).await?;
     assert_eq!(released, 1);
-    assert_eq!(pique_api::checkout::sweep(&app.state).await?, 0, "idempotent");
+    assert_eq!(
+        pique_api::checkout::sweep(&app.state).await?,
+        0,
+        "idempotent"
+    );
     assert_eq!(counters(&app.pool, ticket).await?, (0, 0));
     let order_id = first["order_id"].as_i64().ok_or("order")?;
     assert_eq!(status_of(&app.pool, order_id).await?, "expired");
-    assert_eq!(app.stripe_session(&session).await?["status"], "expired", "the Stripe session was expired too");
-    let (status, _) = app.post("/checkout/", &checkout_body(show, ticket, 3)).await?;
+    assert_eq!(
+        app.stripe_session(&session).await?["status"],
+        "expired",
+        "the Stripe session was expired too"
+    );
+    let (status, _) = app
+        .post("/checkout/", &checkout_body(show, ticket, 3))
+        .await?;
     assert_eq!(status, 201, "seats came back");
 
     // Without the sweeper, the next buyer's checkout releases a lapsed hold itself.
     tokio::time::sleep(Duration::from_millis(2300)).await;
-    let (status, _) = app.post("/checkout/", &checkout_body(show, ticket, 2)).await?;
+    let (status, _) = app
+        .post("/checkout/", &checkout_body(show, ticket, 2))
+        .await?;
     assert_eq!(status, 201);
     assert_eq!(counters(&app.pool, ticket).await?, (2, 0));
     assert_invariants(&app.pool).await?;
@@ -218,42 +313,83 @@ async fn late_payment_is_reseated_or_refunded() -> TestResult {
     let a_session = a["session_id"].as_str().ok_or("session")?.to_string();
     let a_id = a["order_id"].as_i64().ok_or("id")?;
     // A's hold lapses and is swept (database only: its Stripe session stays payable).
-    sqlx::query("UPDATE orders SET expires_at = now() - interval '1 second' WHERE id = $1").bind(a_id).execute(&app.pool).await?;
+    sqlx::query("UPDATE orders SET expires_at = now() - interval '1 second' WHERE id = $1")
+        .bind(a_id)
+        .execute(&app.pool)
+        .await?;
     pique_store::checkout::sweep_expired(&app.pool, 10).await?;
     // B takes the seat; then A pays anyway.
     let (status, _) = app.post("/checkout/", &checkout_body(show, one, 1)).await?;
     assert_eq!(status, 201);
     app.pay(&a_session).await?;
-    let (status, body) = app.post("/success/", &json!({ "session_id": a_session })).await?;
+    let (status, body) = app
+        .post("/success/", &json!({ "session_id": a_session }))
+        .await?;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["status"], "refunded", "no seat for a late payment: refunded");
+    assert_eq!(
+        body["status"], "refunded",
+        "no seat for a late payment: refunded"
+    );
     assert!(body["refunded_at"].is_string());
     assert_eq!(attendee_count(&app.pool, a_id).await?, 0);
-    let refunds = app.sim.state().events().into_iter().filter(|e| e["type"] == "refund.created").count();
+    let refunds = app
+        .sim
+        .state()
+        .events()
+        .into_iter()
+        .filter(|e| e["type"] == "refund.created")
+        .count();
     assert_eq!(refunds, 1, "refunded through Stripe");
-    let (status, again) = app.post("/success/", &json!({ "session_id": a_session })).await?;
-    assert_eq!((status, again["status"].as_str()), (200, Some("refunded")), "idempotent");
+    let (status, again) = app
+        .post("/success/", &json!({ "session_id": a_session }))
+        .await?;
+    assert_eq!(
+        (status, again["status"].as_str()),
+        (200, Some("refunded")),
+        "idempotent"
+    );
 
     // With a seat still free, a late payment is simply seated.
     let two = tier(&app.pool, show, "Roomy", 5, "10.00", false).await?;
     let (_, c) = app.post("/checkout/", &checkout_body(show, two, 2)).await?;
     let c_id = c["order_id"].as_i64().ok_or("id")?;
-    let (status, _) = app.post("/cancel/", &json!({ "session_id": c["session_id"] })).await?;
+    let (status, _) = app
+        .post("/cancel/", &json!({ "session_id": c["session_id"] }))
+        .await?;
     assert_eq!(status, 200);
     assert_eq!(counters(&app.pool, two).await?, (0, 0));
-    assert_eq!(app.stripe_session(c["session_id"].as_str().ok_or("s")?).await?["status"], "expired");
+    assert_eq!(
+        app.stripe_session(c["session_id"].as_str().ok_or("s")?)
+            .await?["status"],
+        "expired"
+    );
     // (The session is expired now, so pay through the webhook path of a fresh session.)
     let (_, d) = app.post("/checkout/", &checkout_body(show, two, 2)).await?;
     let d_id = d["order_id"].as_i64().ok_or("id")?;
-    sqlx::query("UPDATE orders SET expires_at = now() - interval '1 second' WHERE id = $1").bind(d_id).execute(&app.pool).await?;
+    sqlx::query("UPDATE orders SET expires_at = now() - interval '1 second' WHERE id = $1")
+        .bind(d_id)
+        .execute(&app.pool)
+        .await?;
     pique_store::checkout::sweep_expired(&app.pool, 10).await?;
     app.pay(d["session_id"].as_str().ok_or("s")?).await?;
-    let (status, body) = app.post("/success/", &json!({ "session_id": d["session_id"] })).await?;
-    assert_eq!((status, body["status"].as_str()), (200, Some("paid")), "{body}");
+    let (status, body) = app
+        .post("/success/", &json!({ "session_id": d["session_id"] }))
+        .await?;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("paid")),
+        "{body}"
+    );
     assert_eq!(attendee_count(&app.pool, d_id).await?, 2);
     assert_eq!(status_of(&app.pool, c_id).await?, "cancelled");
-    let (status, body) = app.post("/cancel/", &json!({ "session_id": c["session_id"] })).await?;
-    assert_eq!((status, body["status"].as_str()), (200, Some("cancelled")), "cancel twice is fine");
+    let (status, body) = app
+        .post("/cancel/", &json!({ "session_id": c["session_id"] }))
+        .await?;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("cancelled")),
+        "cancel twice is fine"
+    );
     assert_invariants(&app.pool).await?;
     app.cleanup().await;
     Ok(())
@@ -277,9 +413,21 @@ async fn promo_donation_and_free_orders_to_the_cent() -> TestResult {
     });
     let (status, r) = app.post("/checkout/", &body).await?;
     assert_eq!(status, 201, "{r}");
-    assert_eq!((r["subtotal"].as_str(), r["discount"].as_str(), r["total"].as_str()), (Some("84.65"), Some("6.00"), Some("78.65")));
-    let stripe = app.stripe_session(r["session_id"].as_str().ok_or("s")?).await?;
-    assert_eq!(stripe["amount_total"], 7865, "Stripe charges exactly our total");
+    assert_eq!(
+        (
+            r["subtotal"].as_str(),
+            r["discount"].as_str(),
+            r["total"].as_str()
+        ),
+        (Some("84.65"), Some("6.00"), Some("78.65"))
+    );
+    let stripe = app
+        .stripe_session(r["session_id"].as_str().ok_or("s")?)
+        .await?;
+    assert_eq!(
+        stripe["amount_total"], 7865,
+        "Stripe charges exactly our total"
+    );
     let lines: Vec<(String, Option<String>, String, String)> = sqlx::query_as(
         "SELECT price_per_ticket::text, donation_amount::text, discount::text, line_total::text FROM order_lines \
          WHERE order_id = $1 ORDER BY ticket_id",
@@ -287,8 +435,19 @@ async fn promo_donation_and_free_orders_to_the_cent() -> TestResult {
     .bind(r["order_id"].as_i64())
     .fetch_all(&app.pool)
     .await?;
-    assert_eq!(lines[0], ("19.99".into(), None, "6.00".into(), "53.97".into()));
-    assert_eq!(lines[1], ("12.34".into(), Some("12.34".into()), "0.00".into(), "24.68".into()));
+    assert_eq!(
+        lines[0],
+        ("19.99".into(), None, "6.00".into(), "53.97".into())
+    );
+    assert_eq!(
+        lines[1],
+        (
+            "12.34".into(),
+            Some("12.34".into()),
+            "0.00".into(),
+            "24.68".into()
+        )
+    );
 
     let mut body = checkout_body(show, ga, 1);
     body["promo_code"] = json!("FIVEOFF");
@@ -301,34 +460,85 @@ async fn promo_donation_and_free_orders_to_the_cent() -> TestResult {
     body["tickets"][0]["quantity"] = json!(2);
     let (status, r) = app.post("/checkout/", &body).await?;
     assert_eq!(status, 201, "{r}");
-    assert_eq!((r["status"].as_str(), r["total"].as_str()), (Some("paid"), Some("0.00")));
+    assert_eq!(
+        (r["status"].as_str(), r["total"].as_str()),
+        (Some("paid"), Some("0.00"))
+    );
     assert!(r["session_id"].is_null());
     let order_id = r["order_id"].as_i64().ok_or("id")?;
     assert_eq!(attendee_count(&app.pool, order_id).await?, 2);
     assert_eq!(outbox_rows(&app.pool, order_id).await?, (2, 1));
-    assert_eq!(app.sim.state().with_store(|s| s.session_count()), sessions_before, "no Stripe call");
-    let (status, page) = app.get(&format!("/success/?order_id={}", r["order_uuid"].as_str().ok_or("uuid")?)).await?;
+    assert_eq!(
+        app.sim.state().with_store(|s| s.session_count()),
+        sessions_before,
+        "no Stripe call"
+    );
+    let (status, page) = app
+        .get(&format!(
+            "/success/?order_id={}",
+            r["order_uuid"].as_str().ok_or("uuid")?
+        ))
+        .await?;
     assert_eq!((status, page["status"].as_str()), (200, Some("paid")));
-    let uses: i32 = sqlx::query_scalar("SELECT uses FROM promo_codes WHERE code = 'FREE'").fetch_one(&app.pool).await?;
+    let uses: i32 = sqlx::query_scalar("SELECT uses FROM promo_codes WHERE code = 'FREE'")
+        .fetch_one(&app.pool)
+        .await?;
     assert_eq!(uses, 1);
 
     // validate-promo, with and without show_id, any case.
-    let (status, v) = app.post("/validate-promo/", &json!({ "code": "testPROMO", "show_id": show })).await?;
-    assert_eq!((status, v["valid"].as_bool(), v["discount"].as_str()), (200, Some(true), Some("10.00")));
+    let (status, v) = app
+        .post(
+            "/validate-promo/",
+            &json!({ "code": "testPROMO", "show_id": show }),
+        )
+        .await?;
+    assert_eq!(
+        (status, v["valid"].as_bool(), v["discount"].as_str()),
+        (200, Some(true), Some("10.00"))
+    );
     assert_eq!(v["discount_type"], "percent");
-    let (status, v) = app.post("/validate-promo/", &json!({ "code": "TESTPROMO" })).await?;
+    let (status, v) = app
+        .post("/validate-promo/", &json!({ "code": "TESTPROMO" }))
+        .await?;
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["shows"][0]["show_id"], show);
-    let (status, v) = app.post("/validate-promo/", &json!({ "code": "NOPE" })).await?;
-    assert_eq!((status, v["detail"].as_str()), (404, Some("Invalid promo code.")));
-    sqlx::query("UPDATE promo_codes SET valid_until = now() - interval '1 hour' WHERE code = 'FIVEOFF'").execute(&app.pool).await?;
-    let (status, v) = app.post("/validate-promo/", &json!({ "code": "fiveoff", "show_id": show })).await?;
-    assert_eq!((status, v["detail"].as_str()), (400, Some("This promo code has expired.")));
-    sqlx::query("UPDATE promo_codes SET max_uses = 1 WHERE code = 'FREE'").execute(&app.pool).await?;
-    let (status, v) = app.post("/validate-promo/", &json!({ "code": "FREE", "show_id": show })).await?;
+    let (status, v) = app
+        .post("/validate-promo/", &json!({ "code": "NOPE" }))
+        .await?;
+    assert_eq!(
+        (status, v["detail"].as_str()),
+        (404, Some("Invalid promo code."))
+    );
+    sqlx::query(
+        "UPDATE promo_codes SET valid_until = now() - interval '1 hour' WHERE code = 'FIVEOFF'",
+    )
+    .execute(&app.pool)
+    .await?;
+    let (status, v) = app
+        .post(
+            "/validate-promo/",
+            &json!({ "code": "fiveoff", "show_id": show }),
+        )
+        .await?;
+    assert_eq!(
+        (status, v["detail"].as_str()),
+        (400, Some("This promo code has expired."))
+    );
+    sqlx::query("UPDATE promo_codes SET max_uses = 1 WHERE code = 'FREE'")
+        .execute(&app.pool)
+        .await?;
+    let (status, v) = app
+        .post(
+            "/validate-promo/",
+            &json!({ "code": "FREE", "show_id": show }),
+        )
+        .await?;
     assert_eq!(status, 400, "{v}");
     let (status, v) = app.post("/validate-promo/", &json!({})).await?;
-    assert_eq!((status, v["code"][0].as_str()), (400, Some("This field is required.")));
+    assert_eq!(
+        (status, v["code"][0].as_str()),
+        (400, Some("This field is required."))
+    );
     assert_invariants(&app.pool).await?;
     app.cleanup().await;
     Ok(())
@@ -343,8 +553,14 @@ async fn bad_input_is_refused_and_writes_nothing() -> TestResult {
     let pwyc = tier(&app.pool, show, "PWYC", 10, "5.00", true).await?;
     let foreign = tier(&app.pool, other, "Elsewhere", 10, "10.00", false).await?;
     let expired = promo(&app.pool, show, "OLD", "10", "percent").await?;
-    sqlx::query("UPDATE promo_codes SET valid_until = now() - interval '1 day' WHERE id = $1").bind(expired).execute(&app.pool).await?;
-    sqlx::query("UPDATE shows SET published = false WHERE id = $1").bind(other).execute(&app.pool).await?;
+    sqlx::query("UPDATE promo_codes SET valid_until = now() - interval '1 day' WHERE id = $1")
+        .bind(expired)
+        .execute(&app.pool)
+        .await?;
+    sqlx::query("UPDATE shows SET published = false WHERE id = $1")
+        .bind(other)
+        .execute(&app.pool)
+        .await?;
     let ok = checkout_body(show, ga, 1);
     let with = |f: &dyn Fn(&mut serde_json::Value)| {
         let mut b = ok.clone();
@@ -352,35 +568,144 @@ async fn bad_input_is_refused_and_writes_nothing() -> TestResult {
         b
     };
     let cases: Vec<(&str, serde_json::Value, u16, &str)> = vec![
-        ("unknown show", with(&|b| b["show_id"] = json!(999_999)), 400, "show_id"),
-        ("unpublished show", with(&|b| { b["show_id"] = json!(other); b["tickets"][0]["ticket_id"] = json!(foreign) }), 400, "show_id"),
-        ("unknown tier", with(&|b| b["tickets"][0]["ticket_id"] = json!(999_999)), 400, "tickets[0].ticket_id"),
-        ("tier of another show", with(&|b| b["tickets"][0]["ticket_id"] = json!(foreign)), 400, "tickets[0].ticket_id"),
-        ("quantity 0", with(&|b| b["tickets"][0]["quantity"] = json!(0)), 400, "tickets[0].quantity"),
-        ("negative quantity", with(&|b| b["tickets"][0]["quantity"] = json!(-2)), 400, "tickets[0].quantity"),
-        ("huge quantity", with(&|b| b["tickets"][0]["quantity"] = json!(1_000_000_000_000_i64)), 400, "tickets[0].quantity"),
-        ("over max_per_order", with(&|b| b["tickets"][0]["quantity"] = json!(21)), 400, "tickets[0].quantity"),
-        ("fractional quantity", with(&|b| b["tickets"][0]["quantity"] = json!(1.5)), 400, "tickets[0].quantity"),
-        ("donation below minimum", with(&|b| b["tickets"] = json!([{"ticket_id": pwyc, "quantity": 1, "donation_amount": "4.99"}])), 400, "tickets[0].donation_amount"),
-        ("donation on a fixed tier", with(&|b| b["tickets"][0]["donation_amount"] = json!("50")), 400, "tickets[0].donation_amount"),
-        ("expired promo", with(&|b| b["promo_code"] = json!("OLD")), 400, "promo_code"),
-        ("unknown promo", with(&|b| b["promo_code"] = json!("NOPE")), 400, "promo_code"),
-        ("malformed email", with(&|b| b["order_email"] = json!("nobody@")), 400, "order_email"),
-        ("missing name", with(&|b| { b.as_object_mut().map(|o| o.remove("order_name")); }), 400, "order_name"),
-        ("missing tickets", with(&|b| { b.as_object_mut().map(|o| o.remove("tickets")); }), 400, "tickets"),
-        ("empty tickets", with(&|b| b["tickets"] = json!([])), 400, "tickets"),
+        (
+            "unknown show",
+            with(&|b| b["show_id"] = json!(999_999)),
+            400,
+            "show_id",
+        ),
+        (
+            "unpublished show",
+            with(&|b| {
+                b["show_id"] = json!(other);
+                b["tickets"][0]["ticket_id"] = json!(foreign)
+            }),
+            400,
+            "show_id",
+        ),
+        (
+            "unknown tier",
+            with(&|b| b["tickets"][0]["ticket_id"] = json!(999_999)),
+            400,
+            "tickets[0].ticket_id",
+        ),
+        (
+            "tier of another show",
+            with(&|b| b["tickets"][0]["ticket_id"] = json!(foreign)),
+            400,
+            "tickets[0].ticket_id",
+        ),
+        (
+            "quantity 0",
+            with(&|b| b["tickets"][0]["quantity"] = json!(0)),
+            400,
+            "tickets[0].quantity",
+        ),
+        (
+            "negative quantity",
+            with(&|b| b["tickets"][0]["quantity"] = json!(-2)),
+            400,
+            "tickets[0].quantity",
+        ),
+        (
+            "huge quantity",
+            with(&|b| b["tickets"][0]["quantity"] = json!(1_000_000_000_000_i64)),
+            400,
+            "tickets[0].quantity",
+        ),
+        (
+            "over max_per_order",
+            with(&|b| b["tickets"][0]["quantity"] = json!(21)),
+            400,
+            "tickets[0].quantity",
+        ),
+        (
+            "fractional quantity",
+            with(&|b| b["tickets"][0]["quantity"] = json!(1.5)),
+            400,
+            "tickets[0].quantity",
+        ),
+        (
+            "donation below minimum",
+            with(&|b| {
+                b["tickets"] =
+                    json!([{"ticket_id": pwyc, "quantity": 1, "donation_amount": "4.99"}])
+            }),
+            400,
+            "tickets[0].donation_amount",
+        ),
+        (
+            "donation on a fixed tier",
+            with(&|b| b["tickets"][0]["donation_amount"] = json!("50")),
+            400,
+            "tickets[0].donation_amount",
+        ),
+        (
+            "expired promo",
+            with(&|b| b["promo_code"] = json!("OLD")),
+            400,
+            "promo_code",
+        ),
+        (
+            "unknown promo",
+            with(&|b| b["promo_code"] = json!("NOPE")),
+            400,
+            "promo_code",
+        ),
+        (
+            "malformed email",
+            with(&|b| b["order_email"] = json!("nobody@")),
+            400,
+            "order_email",
+        ),
+        (
+            "missing name",
+            with(&|b| {
+                b.as_object_mut().map(|o| o.remove("order_name"));
+            }),
+            400,
+            "order_name",
+        ),
+        (
+            "missing tickets",
+            with(&|b| {
+                b.as_object_mut().map(|o| o.remove("tickets"));
+            }),
+            400,
+            "tickets",
+        ),
+        (
+            "empty tickets",
+            with(&|b| b["tickets"] = json!([])),
+            400,
+            "tickets",
+        ),
         ("not an object", json!([1, 2]), 400, "non_field_errors"),
     ];
     let before = write_counts(&app.pool).await?;
     for (name, body, want, field) in cases {
         let (status, answer) = app.post("/checkout/", &body).await?;
         assert_eq!(status, want, "{name}: {answer}");
-        assert!(answer.get(field).is_some(), "{name}: expected an error on {field}, got {answer}");
+        assert!(
+            answer.get(field).is_some(),
+            "{name}: expected an error on {field}, got {answer}"
+        );
     }
-    let resp = app.client.post(app.url("/checkout/")).header("content-type", "application/json").body("{\"show_id\": 1,").send().await?;
+    let resp = app
+        .client
+        .post(app.url("/checkout/"))
+        .header("content-type", "application/json")
+        .body("{\"show_id\": 1,")
+        .send()
+        .await?;
     assert_eq!(resp.status(), 400, "bad JSON");
     let body: serde_json::Value = resp.json().await?;
-    assert!(body["detail"].as_str().unwrap_or_default().contains("JSON parse error"));
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("JSON parse error")
+    );
     for (path, body, want) in [
         ("/success/", json!({}), 400),
         ("/success/", json!({"session_id": "cs_test_unknown"}), 404),
@@ -392,7 +717,11 @@ async fn bad_input_is_refused_and_writes_nothing() -> TestResult {
     }
     let (status, _) = app.get("/checkout/status/not-a-uuid/").await?;
     assert_eq!(status, 404);
-    assert_eq!(write_counts(&app.pool).await?, before, "nothing written, no hold taken");
+    assert_eq!(
+        write_counts(&app.pool).await?,
+        before,
+        "nothing written, no hold taken"
+    );
     app.cleanup().await;
     Ok(())
 }
@@ -404,9 +733,16 @@ async fn a_failing_stripe_releases_the_hold() -> TestResult {
     let ga = tier(&app.pool, show, "GA", 5, "10.00", false).await?;
     let (status, body) = app.post("/checkout/", &checkout_body(show, ga, 2)).await?;
     assert_eq!(status, 503, "{body}");
-    assert!(body["detail"].as_str().unwrap_or_default().contains("no seats were held"));
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no seats were held")
+    );
     assert_eq!(counters(&app.pool, ga).await?, (0, 0));
-    let status: String = sqlx::query_scalar("SELECT status FROM orders").fetch_one(&app.pool).await?;
+    let status: String = sqlx::query_scalar("SELECT status FROM orders")
+        .fetch_one(&app.pool)
+        .await?;
     assert_eq!(status, "cancelled");
     assert!(app.sim.state().stats().injected_errors >= 3, "retried");
     assert_invariants(&app.pool).await?;

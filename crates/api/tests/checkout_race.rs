@@ -14,7 +14,11 @@ const BUYERS: usize = 200;
 
 /// Runs the race; returns `(status, body)` of every buyer's final answer (for `queue`, the
 /// polled outcome with its `http_status`).
-async fn race(app: &TestApp, show: i64, ticket: i64) -> Result<Vec<(u16, serde_json::Value)>, TestError> {
+async fn race(
+    app: &TestApp,
+    show: i64,
+    ticket: i64,
+) -> Result<Vec<(u16, serde_json::Value)>, TestError> {
     let app_ref = &app;
     let answers = join_all((0..BUYERS).map(|i| async move {
         let mut body = checkout_body(show, ticket, 1);
@@ -28,32 +32,76 @@ async fn race(app: &TestApp, show: i64, ticket: i64) -> Result<Vec<(u16, serde_j
 fn tally(answers: &[(u16, serde_json::Value)]) -> (usize, usize, Vec<String>) {
     let ok = answers.iter().filter(|(s, _)| *s == 201).count();
     let sold_out = answers.iter().filter(|(s, _)| *s == 409).count();
-    let other: Vec<String> = answers.iter().filter(|(s, _)| *s != 201 && *s != 409).map(|(s, b)| format!("{s} {b}")).collect();
+    let other: Vec<String> = answers
+        .iter()
+        .filter(|(s, _)| *s != 201 && *s != 409)
+        .map(|(s, b)| format!("{s} {b}"))
+        .collect();
     (ok, sold_out, other)
 }
 
-async fn assert_exactly_sold(app: &TestApp, ticket: i64, answers: &[(u16, serde_json::Value)]) -> TestResult {
+async fn assert_exactly_sold(
+    app: &TestApp,
+    ticket: i64,
+    answers: &[(u16, serde_json::Value)],
+) -> TestResult {
     let (ok, sold_out, other) = tally(answers);
     assert!(other.is_empty(), "unexpected answers: {other:?}");
     assert_eq!(ok, SEATS as usize, "exactly the seats were sold");
     assert_eq!(sold_out, BUYERS - SEATS as usize);
-    let conflict = answers.iter().find(|(s, _)| *s == 409).map(|(_, b)| b.clone()).unwrap_or_default();
-    assert!(conflict["detail"].as_str().unwrap_or_default().contains("Sold out"), "clear message: {conflict}");
+    let conflict = answers
+        .iter()
+        .find(|(s, _)| *s == 409)
+        .map(|(_, b)| b.clone())
+        .unwrap_or_default();
+    assert!(
+        conflict["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Sold out"),
+        "clear message: {conflict}"
+    );
     assert_eq!(conflict["available"], 0);
     let (held, sold) = counters(&app.pool, ticket).await?;
     assert_eq!((held, sold), (SEATS, 0));
-    let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM orders WHERE status = 'pending'").fetch_one(&app.pool).await?;
+    let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM orders WHERE status = 'pending'")
+        .fetch_one(&app.pool)
+        .await?;
     assert_eq!(pending, i64::from(SEATS));
-    let sessions: i64 = sqlx::query_scalar("SELECT count(*) FROM orders WHERE session_id IS NOT NULL").fetch_one(&app.pool).await?;
-    assert_eq!(sessions, i64::from(SEATS), "every hold has its Stripe session");
-    let (_, show_json) = app.get(&format!("/api/v1/tickets/?show={}", show_of(app, ticket).await?)).await?;
-    let shown = show_json.as_array().and_then(|a| a.iter().find(|t| t["id"] == ticket)).cloned().unwrap_or_default();
-    assert_eq!(shown["available"], 0, "display agrees with checkout: {shown}");
+    let sessions: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM orders WHERE session_id IS NOT NULL")
+            .fetch_one(&app.pool)
+            .await?;
+    assert_eq!(
+        sessions,
+        i64::from(SEATS),
+        "every hold has its Stripe session"
+    );
+    let (_, show_json) = app
+        .get(&format!(
+            "/api/v1/tickets/?show={}",
+            show_of(app, ticket).await?
+        ))
+        .await?;
+    let shown = show_json
+        .as_array()
+        .and_then(|a| a.iter().find(|t| t["id"] == ticket))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        shown["available"], 0,
+        "display agrees with checkout: {shown}"
+    );
     assert_invariants(&app.pool).await
 }
 
 async fn show_of(app: &TestApp, ticket: i64) -> Result<i64, TestError> {
-    Ok(sqlx::query_scalar("SELECT show_id FROM tickets WHERE id = $1").bind(ticket).fetch_one(&app.pool).await?)
+    Ok(
+        sqlx::query_scalar("SELECT show_id FROM tickets WHERE id = $1")
+            .bind(ticket)
+            .fetch_one(&app.pool)
+            .await?,
+    )
 }
 
 async fn setup(app: &TestApp) -> Result<(i64, i64), TestError> {
@@ -68,7 +116,9 @@ async fn reservation_sells_exactly_the_seats() -> TestResult {
     let (show, ticket) = setup(&app).await?;
     let answers = race(&app, show, ticket).await?;
     assert_exactly_sold(&app, ticket, &answers).await?;
-    let strategy: String = sqlx::query_scalar("SELECT DISTINCT checkout_strategy FROM orders").fetch_one(&app.pool).await?;
+    let strategy: String = sqlx::query_scalar("SELECT DISTINCT checkout_strategy FROM orders")
+        .fetch_one(&app.pool)
+        .await?;
     assert_eq!(strategy, "reservation");
     app.cleanup().await;
     Ok(())
@@ -82,10 +132,14 @@ async fn redis_lock_sells_exactly_the_seats() -> TestResult {
     assert_exactly_sold(&app, ticket, &answers).await?;
     // Locks were released (compare-and-delete), none left behind.
     let mut conn = app.state.cache.connection().await.ok_or("redis")?;
-    let keys: Vec<String> =
-        redis::cmd("KEYS").arg(format!("{}:checkout:lock:*", app.prefix)).query_async(&mut conn).await?;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}:checkout:lock:*", app.prefix))
+        .query_async(&mut conn)
+        .await?;
     assert!(keys.is_empty(), "locks left: {keys:?}");
-    let strategy: String = sqlx::query_scalar("SELECT DISTINCT checkout_strategy FROM orders").fetch_one(&app.pool).await?;
+    let strategy: String = sqlx::query_scalar("SELECT DISTINCT checkout_strategy FROM orders")
+        .fetch_one(&app.pool)
+        .await?;
     assert_eq!(strategy, "redis-lock");
     app.cleanup().await;
     Ok(())
@@ -93,7 +147,16 @@ async fn redis_lock_sells_exactly_the_seats() -> TestResult {
 
 /// A worker serving the `checkout` and `maintenance` queues in-process, with the checkout
 /// code's hooks (what `pique worker` wires).
-pub fn worker(app: &TestApp) -> Result<(tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>, Deps), TestError> {
+pub fn worker(
+    app: &TestApp,
+) -> Result<
+    (
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<()>,
+        Deps,
+    ),
+    TestError,
+> {
     let mut cfg = JobsConfig::from_core(&app.state.config);
     cfg.namespace = format!("{}-jobs", app.prefix);
     cfg.poll_interval = Duration::from_millis(20);
@@ -104,7 +167,10 @@ pub fn worker(app: &TestApp) -> Result<(tokio::sync::oneshot::Sender<()>, tokio:
         checkout: Some(Arc::new(move |job: pique_jobs::Job| {
             let state = state.clone();
             async move {
-                let id = job.payload["checkout_id"].as_str().and_then(|s| uuid::Uuid::parse_str(s).ok()).ok_or("no checkout_id")?;
+                let id = job.payload["checkout_id"]
+                    .as_str()
+                    .and_then(|s| uuid::Uuid::parse_str(s).ok())
+                    .ok_or("no checkout_id")?;
                 pique_api::checkout::process_queued(&state, id).await?;
                 Ok::<(), pique_jobs::HandlerError>(())
             }
@@ -118,8 +184,14 @@ pub fn worker(app: &TestApp) -> Result<(tokio::sync::oneshot::Sender<()>, tokio:
     let deps = Deps::new(app.pool.clone(), cfg, hooks)?;
     let options = WorkerOptions {
         queues: vec![
-            QueueSpec { name: "checkout".into(), concurrency: 8 },
-            QueueSpec { name: "maintenance".into(), concurrency: 1 },
+            QueueSpec {
+                name: "checkout".into(),
+                concurrency: 8,
+            },
+            QueueSpec {
+                name: "maintenance".into(),
+                concurrency: 1,
+            },
         ],
         name: format!("w-{}", app.prefix),
     };
@@ -140,8 +212,16 @@ async fn queue_sells_exactly_the_seats() -> TestResult {
     let (show, ticket) = setup(&app).await?;
     let (stop, task, _deps) = worker(&app)?;
     let accepted = race(&app, show, ticket).await?;
-    assert!(accepted.iter().all(|(s, b)| *s == 202 && b["status"] == "processing"), "all accepted");
-    let ids: Vec<String> = accepted.iter().filter_map(|(_, b)| b["checkout_id"].as_str().map(String::from)).collect();
+    assert!(
+        accepted
+            .iter()
+            .all(|(s, b)| *s == 202 && b["status"] == "processing"),
+        "all accepted"
+    );
+    let ids: Vec<String> = accepted
+        .iter()
+        .filter_map(|(_, b)| b["checkout_id"].as_str().map(String::from))
+        .collect();
     assert_eq!(ids.len(), BUYERS);
     // Poll like a client until every request is decided.
     let mut finals = Vec::new();
@@ -161,13 +241,30 @@ async fn queue_sells_exactly_the_seats() -> TestResult {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         assert!(decided, "checkout {id} never finished");
-        let status = if last["status"] == "completed" { 201 } else { last["http_status"].as_u64().unwrap_or(0) as u16 };
-        let body = if status == 201 { last.clone() } else { last["error"].clone() };
+        let status = if last["status"] == "completed" {
+            201
+        } else {
+            last["http_status"].as_u64().unwrap_or(0) as u16
+        };
+        let body = if status == 201 {
+            last.clone()
+        } else {
+            last["error"].clone()
+        };
         finals.push((status, body));
     }
     assert_exactly_sold(&app, ticket, &finals).await?;
-    let done = finals.iter().find(|(s, _)| *s == 201).map(|(_, b)| b.clone()).unwrap_or_default();
-    assert!(done["session_id"].as_str().is_some_and(|s| s.starts_with("cs_")), "{done}");
+    let done = finals
+        .iter()
+        .find(|(s, _)| *s == 201)
+        .map(|(_, b)| b.clone())
+        .unwrap_or_default();
+    assert!(
+        done["session_id"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("cs_")),
+        "{done}"
+    );
     let _ = stop.send(());
     let _ = tokio::time::timeout(Duration::from_secs(20), task).await;
     app.cleanup().await;

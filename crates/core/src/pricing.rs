@@ -92,7 +92,10 @@ pub fn parse_checkout_request(body: &Value) -> Result<CheckoutRequest, FieldErro
     let Some(obj) = body.as_object() else {
         return Err(FieldErrors::single(
             "non_field_errors",
-            format!("Invalid data. Expected a dictionary, but got {}.", json_kind(body)),
+            format!(
+                "Invalid data. Expected a dictionary, but got {}.",
+                json_kind(body)
+            ),
         ));
     };
     let show_id = match obj.get("show_id") {
@@ -135,7 +138,10 @@ pub fn parse_checkout_request(body: &Value) -> Result<CheckoutRequest, FieldErro
             if s.is_empty() {
                 errors.add("order_name", "This field may not be blank.");
             } else if s.chars().count() > MAX_NAME_LEN {
-                errors.add("order_name", format!("Ensure this field has no more than {MAX_NAME_LEN} characters."));
+                errors.add(
+                    "order_name",
+                    format!("Ensure this field has no more than {MAX_NAME_LEN} characters."),
+                );
             }
             s
         }
@@ -149,7 +155,10 @@ pub fn parse_checkout_request(body: &Value) -> Result<CheckoutRequest, FieldErro
         Some(Value::String(s)) => {
             let s = s.trim();
             if s.chars().count() > 64 {
-                errors.add("promo_code", "Ensure this field has no more than 64 characters.");
+                errors.add(
+                    "promo_code",
+                    "Ensure this field has no more than 64 characters.",
+                );
             }
             (!s.is_empty()).then(|| s.to_string())
         }
@@ -159,7 +168,13 @@ pub fn parse_checkout_request(body: &Value) -> Result<CheckoutRequest, FieldErro
         }
     };
     match (errors.is_empty(), show_id) {
-        (true, Some(show_id)) => Ok(CheckoutRequest { show_id, lines, order_email, order_name, promo_code }),
+        (true, Some(show_id)) => Ok(CheckoutRequest {
+            show_id,
+            lines,
+            order_email,
+            order_name,
+            promo_code,
+        }),
         _ => Err(errors),
     }
 }
@@ -172,7 +187,13 @@ fn parse_lines(value: Option<&Value>, errors: &mut FieldErrors) -> Vec<LineReque
         }
         Some(Value::Array(items)) => items,
         Some(other) => {
-            errors.add("tickets", format!("Expected a list of items but got type \"{}\".", json_kind(other)));
+            errors.add(
+                "tickets",
+                format!(
+                    "Expected a list of items but got type \"{}\".",
+                    json_kind(other)
+                ),
+            );
             return Vec::new();
         }
     };
@@ -181,14 +202,20 @@ fn parse_lines(value: Option<&Value>, errors: &mut FieldErrors) -> Vec<LineReque
         return Vec::new();
     }
     if items.len() > MAX_LINES {
-        errors.add("tickets", format!("Ensure this field has no more than {MAX_LINES} elements."));
+        errors.add(
+            "tickets",
+            format!("Ensure this field has no more than {MAX_LINES} elements."),
+        );
         return Vec::new();
     }
     let mut lines = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         let field = |name: &str| format!("tickets[{i}].{name}");
         let Some(obj) = item.as_object() else {
-            errors.add(&format!("tickets[{i}]"), "Invalid data. Expected a dictionary.");
+            errors.add(
+                &format!("tickets[{i}]"),
+                "Invalid data. Expected a dictionary.",
+            );
             continue;
         };
         let ticket_id = match obj.get("ticket_id") {
@@ -212,12 +239,18 @@ fn parse_lines(value: Option<&Value>, errors: &mut FieldErrors) -> Vec<LineReque
                     None
                 }
                 Some(q) if q < 1 => {
-                    errors.add(&field("quantity"), "Ensure this value is greater than or equal to 1.");
+                    errors.add(
+                        &field("quantity"),
+                        "Ensure this value is greater than or equal to 1.",
+                    );
                     None
                 }
                 // Per-tier limits are checked in `price`; this only keeps the value in range.
                 Some(q) if q > 10_000 => {
-                    errors.add(&field("quantity"), "Ensure this value is less than or equal to 10000.");
+                    errors.add(
+                        &field("quantity"),
+                        "Ensure this value is less than or equal to 10000.",
+                    );
                     None
                 }
                 Some(q) => i32::try_from(q).ok(),
@@ -227,15 +260,24 @@ fn parse_lines(value: Option<&Value>, errors: &mut FieldErrors) -> Vec<LineReque
             None | Some(Value::Null) => None,
             Some(v) => match decimal(v) {
                 Some(d) if d.scale() > 2 && d.normalize().scale() > 2 => {
-                    errors.add(&field("donation_amount"), "Ensure that there are no more than 2 decimal places.");
+                    errors.add(
+                        &field("donation_amount"),
+                        "Ensure that there are no more than 2 decimal places.",
+                    );
                     None
                 }
                 Some(d) if d < Decimal::ZERO => {
-                    errors.add(&field("donation_amount"), "Ensure this value is greater than or equal to 0.");
+                    errors.add(
+                        &field("donation_amount"),
+                        "Ensure this value is greater than or equal to 0.",
+                    );
                     None
                 }
                 Some(d) if d > MAX_DONATION => {
-                    errors.add(&field("donation_amount"), format!("Ensure this value is less than or equal to {MAX_DONATION}."));
+                    errors.add(
+                        &field("donation_amount"),
+                        format!("Ensure this value is less than or equal to {MAX_DONATION}."),
+                    );
                     None
                 }
                 Some(d) => Some(money::to_cents_scale(d)),
@@ -246,7 +288,11 @@ fn parse_lines(value: Option<&Value>, errors: &mut FieldErrors) -> Vec<LineReque
             },
         };
         if let (Some(ticket_id), Some(quantity)) = (ticket_id, quantity) {
-            lines.push(LineRequest { ticket_id, quantity, donation_amount });
+            lines.push(LineRequest {
+                ticket_id,
+                quantity,
+                donation_amount,
+            });
         }
     }
     lines
@@ -268,7 +314,9 @@ fn integer(v: &Value) -> Option<i64> {
     match v {
         Value::Number(n) => n.as_i64().or_else(|| {
             // 2.0 is accepted by DRF; 2.5 is not.
-            n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 1e15).map(|f| f as i64)
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && f.abs() < 1e15)
+                .map(|f| f as i64)
         }),
         Value::String(s) => s.trim().parse().ok(),
         _ => None,
@@ -286,7 +334,9 @@ fn decimal(v: &Value) -> Option<Decimal> {
         Value::String(s) => s.trim().to_string(),
         _ => return None,
     };
-    s.parse::<Decimal>().ok().or_else(|| Decimal::from_scientific(&s).ok())
+    s.parse::<Decimal>()
+        .ok()
+        .or_else(|| Decimal::from_scientific(&s).ok())
 }
 
 /// A pragmatic email check (what Django's `EmailValidator` rejects in practice): one `@`, a
@@ -298,15 +348,25 @@ pub fn is_valid_email(s: &str) -> bool {
     let Some((local, domain)) = s.rsplit_once('@') else {
         return false;
     };
-    if local.is_empty() || local.len() > 64 || local.contains('@') || local.starts_with('.') || local.ends_with('.') {
+    if local.is_empty()
+        || local.len() > 64
+        || local.contains('@')
+        || local.starts_with('.')
+        || local.ends_with('.')
+    {
         return false;
     }
     let labels: Vec<&str> = domain.split('.').collect();
     labels.len() >= 2
         && labels.iter().all(|l| {
-            !l.is_empty() && !l.starts_with('-') && !l.ends_with('-') && l.chars().all(|c| c.is_alphanumeric() || c == '-')
+            !l.is_empty()
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_alphanumeric() || c == '-')
         })
-        && labels.last().is_some_and(|tld| tld.len() >= 2 && !tld.chars().all(|c| c.is_ascii_digit()))
+        && labels
+            .last()
+            .is_some_and(|tld| tld.len() >= 2 && !tld.chars().all(|c| c.is_ascii_digit()))
 }
 
 /// What checkout needs to know about a tier.
@@ -338,7 +398,11 @@ pub enum DiscountType {
 impl DiscountType {
     /// Parses the `discount_type` column (`percent` is the default).
     pub fn parse(s: &str) -> DiscountType {
-        if s.eq_ignore_ascii_case("amount") { DiscountType::Amount } else { DiscountType::Percent }
+        if s.eq_ignore_ascii_case("amount") {
+            DiscountType::Amount
+        } else {
+            DiscountType::Percent
+        }
     }
 
     /// The column / JSON value.
@@ -456,7 +520,10 @@ impl PricedOrder {
 
     /// `(ticket_id, quantity)` pairs in tier-id order.
     pub fn seats(&self) -> Vec<(i64, i32)> {
-        self.lines.iter().map(|l| (l.ticket_id, l.quantity)).collect()
+        self.lines
+            .iter()
+            .map(|l| (l.ticket_id, l.quantity))
+            .collect()
     }
 }
 
@@ -476,7 +543,10 @@ pub fn merge_lines(lines: &[LineRequest]) -> Result<Vec<(usize, LineRequest)>, F
             }
             Some(_) => errors.add(
                 &format!("tickets[{i}].ticket_id"),
-                format!("Ticket {} appears more than once with different donation amounts.", line.ticket_id),
+                format!(
+                    "Ticket {} appears more than once with different donation amounts.",
+                    line.ticket_id
+                ),
             ),
         }
     }
@@ -500,17 +570,26 @@ pub fn price_order(
     for (i, line) in &merged {
         let field = |name: &str| format!("tickets[{i}].{name}");
         let Some(tier) = tiers.iter().find(|t| t.id == line.ticket_id) else {
-            errors.add(&field("ticket_id"), format!("Invalid pk \"{}\" - object does not exist.", line.ticket_id));
+            errors.add(
+                &field("ticket_id"),
+                format!("Invalid pk \"{}\" - object does not exist.", line.ticket_id),
+            );
             continue;
         };
         if tier.show_id != show_id {
-            errors.add(&field("ticket_id"), format!("Ticket {} does not belong to show {show_id}.", tier.id));
+            errors.add(
+                &field("ticket_id"),
+                format!("Ticket {} does not belong to show {show_id}.", tier.id),
+            );
             continue;
         }
         if line.quantity > tier.max_per_order {
             errors.add(
                 &field("quantity"),
-                format!("At most {} tickets of \"{}\" per order.", tier.max_per_order, tier.name),
+                format!(
+                    "At most {} tickets of \"{}\" per order.",
+                    tier.max_per_order, tier.name
+                ),
             );
             continue;
         }
@@ -519,7 +598,11 @@ pub fn price_order(
             if amount < tier.price {
                 errors.add(
                     &field("donation_amount"),
-                    format!("The minimum donation for \"{}\" is {}.", tier.name, money::to_cents_scale(tier.price)),
+                    format!(
+                        "The minimum donation for \"{}\" is {}.",
+                        tier.name,
+                        money::to_cents_scale(tier.price)
+                    ),
                 );
                 continue;
             }
@@ -528,7 +611,10 @@ pub fn price_order(
             if line.donation_amount.is_some() {
                 errors.add(
                     &field("donation_amount"),
-                    format!("\"{}\" has a fixed price; donation_amount is only for donation tickets.", tier.name),
+                    format!(
+                        "\"{}\" has a fixed price; donation_amount is only for donation tickets.",
+                        tier.name
+                    ),
                 );
                 continue;
             }
@@ -559,7 +645,10 @@ pub fn price_order(
     }
     let subtotal: Decimal = priced.iter().map(|l| l.subtotal).sum();
     if subtotal > MAX_SUBTOTAL {
-        return Err(FieldErrors::single("tickets", "The order total is too large."));
+        return Err(FieldErrors::single(
+            "tickets",
+            "The order total is too large.",
+        ));
     }
     if let Some(p) = promo {
         apply_discount(&mut priced, p.discount_type, p.discount);
@@ -582,15 +671,22 @@ pub fn order_discount(fixed_subtotal: Decimal, kind: DiscountType, discount: Dec
         return money::to_cents_scale(Decimal::ZERO);
     }
     let raw = match kind {
-        DiscountType::Percent => fixed_subtotal * discount.min(Decimal::ONE_HUNDRED) / Decimal::ONE_HUNDRED,
+        DiscountType::Percent => {
+            fixed_subtotal * discount.min(Decimal::ONE_HUNDRED) / Decimal::ONE_HUNDRED
+        }
         DiscountType::Amount => discount,
     };
-    money::to_cents_scale(raw.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero).min(fixed_subtotal))
+    money::to_cents_scale(
+        raw.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)
+            .min(fixed_subtotal),
+    )
 }
 
 /// Spreads the order discount over fixed-price lines (see the module docs).
 fn apply_discount(lines: &mut [PricedLine], kind: DiscountType, discount: Decimal) {
-    let fixed: Vec<usize> = (0..lines.len()).filter(|&i| lines[i].donation_amount.is_none()).collect();
+    let fixed: Vec<usize> = (0..lines.len())
+        .filter(|&i| lines[i].donation_amount.is_none())
+        .collect();
     let fixed_subtotal: Decimal = fixed.iter().map(|&i| lines[i].subtotal).sum();
     let total = order_discount(fixed_subtotal, kind, discount);
     let (Some(total_c), Some(base_c)) = (money::cents(total), money::cents(fixed_subtotal)) else {
@@ -599,7 +695,10 @@ fn apply_discount(lines: &mut [PricedLine], kind: DiscountType, discount: Decima
     if total_c == 0 || base_c == 0 {
         return;
     }
-    let subtotals: Vec<i64> = fixed.iter().map(|&i| money::cents(lines[i].subtotal).unwrap_or(0)).collect();
+    let subtotals: Vec<i64> = fixed
+        .iter()
+        .map(|&i| money::cents(lines[i].subtotal).unwrap_or(0))
+        .collect();
     for (k, cents) in allocate_cents(total_c, &subtotals).into_iter().enumerate() {
         let line = &mut lines[fixed[k]];
         line.discount = Decimal::new(cents, 2);
@@ -645,15 +744,29 @@ mod tests {
     use serde_json::json;
 
     fn tier(id: i64, price: Decimal) -> TierInfo {
-        TierInfo { id, show_id: 1, name: format!("T{id}"), price, is_donation_based: false, max_per_order: 10 }
+        TierInfo {
+            id,
+            show_id: 1,
+            name: format!("T{id}"),
+            price,
+            is_donation_based: false,
+            max_per_order: 10,
+        }
     }
 
     fn donation(id: i64, min: Decimal) -> TierInfo {
-        TierInfo { is_donation_based: true, ..tier(id, min) }
+        TierInfo {
+            is_donation_based: true,
+            ..tier(id, min)
+        }
     }
 
     fn line(ticket_id: i64, quantity: i32) -> LineRequest {
-        LineRequest { ticket_id, quantity, donation_amount: None }
+        LineRequest {
+            ticket_id,
+            quantity,
+            donation_amount: None,
+        }
     }
 
     fn promo(kind: DiscountType, discount: Decimal) -> PromoInfo {
@@ -672,7 +785,9 @@ mod tests {
     }
 
     fn now() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2026-01-01T12:00:00Z").map(|d| d.with_timezone(&Utc)).unwrap_or_default()
+        DateTime::parse_from_rfc3339("2026-01-01T12:00:00Z")
+            .map(|d| d.with_timezone(&Utc))
+            .unwrap_or_default()
     }
 
     fn body() -> Value {
@@ -697,7 +812,10 @@ mod tests {
         assert_eq!(r.lines[0].donation_amount, Some(dec!(12.50)));
         assert_eq!(r.promo_code.as_deref(), Some("testpromo"));
         b["promo_code"] = json!("");
-        assert_eq!(parse_checkout_request(&b).expect("blank promo").promo_code, None);
+        assert_eq!(
+            parse_checkout_request(&b).expect("blank promo").promo_code,
+            None
+        );
     }
 
     #[test]
@@ -738,13 +856,28 @@ mod tests {
         assert!(e.0["tickets[5].donation_amount"][0].contains("greater than or equal to 0"));
         assert!(e.0["tickets[6].donation_amount"][0].contains("valid number"));
         assert!(e.0.contains_key("tickets[7]"));
-        assert_eq!(e.0["order_email"], vec!["Enter a valid email address.".to_string()]);
-        assert_eq!(e.0["order_name"], vec!["This field may not be blank.".to_string()]);
+        assert_eq!(
+            e.0["order_email"],
+            vec!["Enter a valid email address.".to_string()]
+        );
+        assert_eq!(
+            e.0["order_name"],
+            vec!["This field may not be blank.".to_string()]
+        );
         assert_eq!(e.0["promo_code"], vec!["Not a valid string.".to_string()]);
         let mut b = body();
         b["tickets"] = json!([]);
-        assert!(parse_checkout_request(&b).expect_err("empty").0.contains_key("tickets"));
-        b["tickets"] = json!((0..21).map(|i| json!({"ticket_id": i + 1, "quantity": 1})).collect::<Vec<_>>());
+        assert!(
+            parse_checkout_request(&b)
+                .expect_err("empty")
+                .0
+                .contains_key("tickets")
+        );
+        b["tickets"] = json!(
+            (0..21)
+                .map(|i| json!({"ticket_id": i + 1, "quantity": 1}))
+                .collect::<Vec<_>>()
+        );
         assert!(parse_checkout_request(&b).is_err());
         b["tickets"] = json!({"ticket_id": 1});
         assert!(parse_checkout_request(&b).is_err());
@@ -752,10 +885,27 @@ mod tests {
 
     #[test]
     fn emails() {
-        for ok in ["a@b.co", "first.last+tag@example.com", "x@sub.domain.org", "ü@exämple.de"] {
+        for ok in [
+            "a@b.co",
+            "first.last+tag@example.com",
+            "x@sub.domain.org",
+            "ü@exämple.de",
+        ] {
             assert!(is_valid_email(ok), "{ok}");
         }
-        for bad in ["", "a", "a@", "@b.com", "a@b", "a b@c.com", "a@b..com", "a@-b.com", "a@b.c", "a@1.23", ".a@b.com"] {
+        for bad in [
+            "",
+            "a",
+            "a@",
+            "@b.com",
+            "a@b",
+            "a b@c.com",
+            "a@b..com",
+            "a@-b.com",
+            "a@b.c",
+            "a@1.23",
+            ".a@b.com",
+        ] {
             assert!(!is_valid_email(bad), "{bad}");
         }
         assert!(!is_valid_email(&format!("{}@example.com", "a".repeat(250))));
@@ -795,12 +945,20 @@ mod tests {
         let p = price_order(1, &[line(1, 2), line(1, 3)], &tiers, None, now()).expect("merged");
         assert_eq!(p.seats(), vec![(1, 5)]);
         assert_eq!(p.total, dec!(50.00));
-        let e = price_order(1, &[line(1, 6), line(1, 5)], &tiers, None, now()).expect_err("11 > 10");
+        let e =
+            price_order(1, &[line(1, 6), line(1, 5)], &tiers, None, now()).expect_err("11 > 10");
         assert!(e.0["tickets[0].quantity"][0].contains("At most 10"));
         let d = [donation(1, dec!(5))];
-        let a = LineRequest { donation_amount: Some(dec!(5)), ..line(1, 1) };
-        let b = LineRequest { donation_amount: Some(dec!(6)), ..line(1, 1) };
-        let e = price_order(1, &[a.clone(), b], &d, None, now()).expect_err("conflicting donations");
+        let a = LineRequest {
+            donation_amount: Some(dec!(5)),
+            ..line(1, 1)
+        };
+        let b = LineRequest {
+            donation_amount: Some(dec!(6)),
+            ..line(1, 1)
+        };
+        let e =
+            price_order(1, &[a.clone(), b], &d, None, now()).expect_err("conflicting donations");
         assert!(e.0["tickets[1].ticket_id"][0].contains("different donation amounts"));
         let p = price_order(1, &[a.clone(), a], &d, None, now()).expect("same donation merges");
         assert_eq!(p.seats(), vec![(1, 2)]);
@@ -809,18 +967,26 @@ mod tests {
     #[test]
     fn donations_have_a_minimum_and_become_the_unit_price() {
         let tiers = [donation(1, dec!(5)), tier(2, dec!(10))];
-        let give = |amount: Option<Decimal>| LineRequest { donation_amount: amount, ..line(1, 2) };
+        let give = |amount: Option<Decimal>| LineRequest {
+            donation_amount: amount,
+            ..line(1, 2)
+        };
         let p = price_order(1, &[give(Some(dec!(12.34)))], &tiers, None, now()).expect("ok");
         assert_eq!(p.lines[0].price_per_ticket, dec!(12.34));
         assert_eq!(p.lines[0].donation_amount, Some(dec!(12.34)));
         assert_eq!(p.total.to_string(), "24.68");
-        let p = price_order(1, &[give(Some(dec!(5)))], &tiers, None, now()).expect("minimum is fine");
+        let p =
+            price_order(1, &[give(Some(dec!(5)))], &tiers, None, now()).expect("minimum is fine");
         assert_eq!(p.total, dec!(10));
-        let p = price_order(1, &[give(None)], &tiers, None, now()).expect("defaults to the minimum");
+        let p =
+            price_order(1, &[give(None)], &tiers, None, now()).expect("defaults to the minimum");
         assert_eq!(p.lines[0].donation_amount, Some(dec!(5.00)));
         let e = price_order(1, &[give(Some(dec!(4.99)))], &tiers, None, now()).expect_err("below");
         assert!(e.0["tickets[0].donation_amount"][0].contains("minimum donation"));
-        let fixed = LineRequest { donation_amount: Some(dec!(20)), ..line(2, 1) };
+        let fixed = LineRequest {
+            donation_amount: Some(dec!(20)),
+            ..line(2, 1)
+        };
         let e = price_order(1, &[fixed], &tiers, None, now()).expect_err("fixed tier");
         assert!(e.0["tickets[0].donation_amount"][0].contains("fixed price"));
     }
@@ -828,14 +994,26 @@ mod tests {
     #[test]
     fn percent_promo_discounts_fixed_lines_only() {
         let tiers = [tier(1, dec!(25)), donation(2, dec!(5))];
-        let gift = LineRequest { donation_amount: Some(dec!(50)), ..line(2, 1) };
-        let p = price_order(1, &[line(1, 2), gift], &tiers, Some(&promo(DiscountType::Percent, dec!(10))), now())
-            .expect("ok");
+        let gift = LineRequest {
+            donation_amount: Some(dec!(50)),
+            ..line(2, 1)
+        };
+        let p = price_order(
+            1,
+            &[line(1, 2), gift],
+            &tiers,
+            Some(&promo(DiscountType::Percent, dec!(10))),
+            now(),
+        )
+        .expect("ok");
         assert_eq!(p.lines[0].discount, dec!(5.00));
         assert_eq!(p.lines[0].line_total, dec!(45.00));
         assert_eq!(p.lines[1].discount, dec!(0));
         assert_eq!(p.lines[1].line_total, dec!(50.00));
-        assert_eq!((p.subtotal, p.discount, p.total), (dec!(100.00), dec!(5.00), dec!(95.00)));
+        assert_eq!(
+            (p.subtotal, p.discount, p.total),
+            (dec!(100.00), dec!(5.00), dec!(95.00))
+        );
         assert_eq!(p.promo_id, Some(7));
     }
 
@@ -843,11 +1021,21 @@ mod tests {
     fn percent_rounds_once_half_away_from_zero_and_spreads_exactly() {
         // 3 x 3.33 = 9.99; 15 % = 1.4985 -> 1.50. Lines 1.11 x 1 and 2.22 x 1 and 6.66.
         let tiers = [tier(1, dec!(3.33))];
-        let p = price_order(1, &[line(1, 3)], &tiers, Some(&promo(DiscountType::Percent, dec!(15))), now())
-            .expect("ok");
+        let p = price_order(
+            1,
+            &[line(1, 3)],
+            &tiers,
+            Some(&promo(DiscountType::Percent, dec!(15))),
+            now(),
+        )
+        .expect("ok");
         assert_eq!(p.discount.to_string(), "1.50");
         assert_eq!(p.total.to_string(), "8.49");
-        let tiers = [tier(1, dec!(1.11)), tier(2, dec!(2.22)), tier(3, dec!(6.66))];
+        let tiers = [
+            tier(1, dec!(1.11)),
+            tier(2, dec!(2.22)),
+            tier(3, dec!(6.66)),
+        ];
         let p = price_order(
             1,
             &[line(1, 1), line(2, 1), line(3, 1)],
@@ -860,25 +1048,41 @@ mod tests {
         assert_eq!(p.discount, dec!(3.33));
         let shares: Decimal = p.lines.iter().map(|l| l.discount).sum();
         assert_eq!(shares, p.discount);
-        assert_eq!(p.lines.iter().map(|l| l.line_total).sum::<Decimal>(), p.total);
+        assert_eq!(
+            p.lines.iter().map(|l| l.line_total).sum::<Decimal>(),
+            p.total
+        );
         assert!(p.lines.iter().all(|l| l.line_total >= Decimal::ZERO));
     }
 
     #[test]
     fn hundred_percent_makes_a_free_order() {
         let tiers = [tier(1, dec!(25))];
-        let p = price_order(1, &[line(1, 2)], &tiers, Some(&promo(DiscountType::Percent, dec!(100))), now())
-            .expect("ok");
+        let p = price_order(
+            1,
+            &[line(1, 2)],
+            &tiers,
+            Some(&promo(DiscountType::Percent, dec!(100))),
+            now(),
+        )
+        .expect("ok");
         assert!(p.is_free());
         assert_eq!(p.total.to_string(), "0.00");
         let free = [tier(1, dec!(0))];
-        assert!(price_order(1, &[line(1, 1)], &free, None, now()).expect("ok").is_free());
+        assert!(
+            price_order(1, &[line(1, 1)], &free, None, now())
+                .expect("ok")
+                .is_free()
+        );
     }
 
     #[test]
     fn amount_promo_is_capped_and_never_touches_donations() {
         let tiers = [tier(1, dec!(10)), tier(2, dec!(30)), donation(3, dec!(1))];
-        let gift = LineRequest { donation_amount: Some(dec!(7)), ..line(3, 1) };
+        let gift = LineRequest {
+            donation_amount: Some(dec!(7)),
+            ..line(3, 1)
+        };
         let p = price_order(
             1,
             &[line(1, 1), line(2, 1), gift.clone()],
@@ -892,12 +1096,28 @@ mod tests {
         assert_eq!(p.lines[1].discount, dec!(7.50));
         assert_eq!(p.lines[2].discount, dec!(0));
         assert_eq!(p.total, dec!(37.00));
-        let p = price_order(1, &[line(1, 1), gift], &tiers, Some(&promo(DiscountType::Amount, dec!(500))), now())
-            .expect("ok");
-        assert_eq!(p.discount, dec!(10.00), "capped at the fixed-price subtotal");
+        let p = price_order(
+            1,
+            &[line(1, 1), gift],
+            &tiers,
+            Some(&promo(DiscountType::Amount, dec!(500))),
+            now(),
+        )
+        .expect("ok");
+        assert_eq!(
+            p.discount,
+            dec!(10.00),
+            "capped at the fixed-price subtotal"
+        );
         assert_eq!(p.total, dec!(7.00), "the donation is still paid");
-        let p = price_order(1, &[line(1, 3)], &tiers, Some(&promo(DiscountType::Amount, dec!(0.01))), now())
-            .expect("ok");
+        let p = price_order(
+            1,
+            &[line(1, 3)],
+            &tiers,
+            Some(&promo(DiscountType::Amount, dec!(0.01))),
+            now(),
+        )
+        .expect("ok");
         assert_eq!(p.total, dec!(29.99));
     }
 
@@ -905,46 +1125,96 @@ mod tests {
     fn promo_validity_rules() {
         let base = promo(DiscountType::Percent, dec!(10));
         assert_eq!(check_promo(&base, now()), Ok(()));
-        let inactive = PromoInfo { is_active: false, ..base.clone() };
+        let inactive = PromoInfo {
+            is_active: false,
+            ..base.clone()
+        };
         assert_eq!(check_promo(&inactive, now()), Err(PromoProblem::Inactive));
-        let early = PromoInfo { valid_from: Some(now() + Duration::seconds(1)), ..base.clone() };
+        let early = PromoInfo {
+            valid_from: Some(now() + Duration::seconds(1)),
+            ..base.clone()
+        };
         assert_eq!(check_promo(&early, now()), Err(PromoProblem::NotYetValid));
-        let started = PromoInfo { valid_from: Some(now()), ..base.clone() };
+        let started = PromoInfo {
+            valid_from: Some(now()),
+            ..base.clone()
+        };
         assert_eq!(check_promo(&started, now()), Ok(()));
-        let over = PromoInfo { valid_until: Some(now()), ..base.clone() };
+        let over = PromoInfo {
+            valid_until: Some(now()),
+            ..base.clone()
+        };
         assert_eq!(check_promo(&over, now()), Err(PromoProblem::Expired));
-        let used = PromoInfo { max_uses: Some(3), uses: 3, ..base.clone() };
+        let used = PromoInfo {
+            max_uses: Some(3),
+            uses: 3,
+            ..base.clone()
+        };
         assert_eq!(check_promo(&used, now()), Err(PromoProblem::UsedUp));
-        let left = PromoInfo { max_uses: Some(3), uses: 2, ..base.clone() };
+        let left = PromoInfo {
+            max_uses: Some(3),
+            uses: 2,
+            ..base.clone()
+        };
         assert_eq!(check_promo(&left, now()), Ok(()));
         let tiers = [tier(1, dec!(10))];
         let e = price_order(1, &[line(1, 1)], &tiers, Some(&over), now()).expect_err("expired");
-        assert_eq!(e.0["promo_code"], vec!["This promo code has expired.".to_string()]);
+        assert_eq!(
+            e.0["promo_code"],
+            vec!["This promo code has expired.".to_string()]
+        );
         let other_show = PromoInfo { show_id: 2, ..base };
-        let e = price_order(1, &[line(1, 1)], &tiers, Some(&other_show), now()).expect_err("other show");
+        let e = price_order(1, &[line(1, 1)], &tiers, Some(&other_show), now())
+            .expect_err("other show");
         assert_eq!(e.0["promo_code"], vec!["Invalid promo code.".to_string()]);
     }
 
     #[test]
     fn promo_on_donation_only_order_discounts_nothing() {
         let tiers = [donation(1, dec!(5))];
-        let p = price_order(1, &[line(1, 2)], &tiers, Some(&promo(DiscountType::Percent, dec!(50))), now())
-            .expect("ok");
+        let p = price_order(
+            1,
+            &[line(1, 2)],
+            &tiers,
+            Some(&promo(DiscountType::Percent, dec!(50))),
+            now(),
+        )
+        .expect("ok");
         assert_eq!((p.discount, p.total), (dec!(0.00), dec!(10.00)));
     }
 
     #[test]
     fn order_discount_bounds() {
-        assert_eq!(order_discount(dec!(0), DiscountType::Amount, dec!(5)), dec!(0));
-        assert_eq!(order_discount(dec!(10), DiscountType::Amount, dec!(0)), dec!(0));
-        assert_eq!(order_discount(dec!(10), DiscountType::Percent, dec!(150)), dec!(10.00));
-        assert_eq!(order_discount(dec!(0.05), DiscountType::Percent, dec!(10)), dec!(0.01), "0.005 rounds up");
-        assert_eq!(order_discount(dec!(0.04), DiscountType::Percent, dec!(10)), dec!(0.00));
+        assert_eq!(
+            order_discount(dec!(0), DiscountType::Amount, dec!(5)),
+            dec!(0)
+        );
+        assert_eq!(
+            order_discount(dec!(10), DiscountType::Amount, dec!(0)),
+            dec!(0)
+        );
+        assert_eq!(
+            order_discount(dec!(10), DiscountType::Percent, dec!(150)),
+            dec!(10.00)
+        );
+        assert_eq!(
+            order_discount(dec!(0.05), DiscountType::Percent, dec!(10)),
+            dec!(0.01),
+            "0.005 rounds up"
+        );
+        assert_eq!(
+            order_discount(dec!(0.04), DiscountType::Percent, dec!(10)),
+            dec!(0.00)
+        );
     }
 
     #[test]
     fn allocation_is_exact_and_bounded() {
-        assert_eq!(allocate_cents(100, &[1, 1, 1]), vec![1, 1, 1], "capped at the weights' sum");
+        assert_eq!(
+            allocate_cents(100, &[1, 1, 1]),
+            vec![1, 1, 1],
+            "capped at the weights' sum"
+        );
         assert_eq!(allocate_cents(2, &[1, 1, 1]), vec![1, 1, 0]);
         assert_eq!(allocate_cents(10, &[0, 0]), vec![0, 0]);
         assert_eq!(allocate_cents(333, &[111, 222, 666]), vec![37, 74, 222]);
@@ -964,7 +1234,10 @@ mod tests {
 
     #[test]
     fn oversized_orders_are_refused() {
-        let tiers = [TierInfo { max_per_order: 10_000, ..tier(1, dec!(99999)) }];
+        let tiers = [TierInfo {
+            max_per_order: 10_000,
+            ..tier(1, dec!(99999))
+        }];
         let e = price_order(1, &[line(1, 2_000)], &tiers, None, now()).expect_err("too large");
         assert!(e.0["tickets"][0].contains("too large"));
     }

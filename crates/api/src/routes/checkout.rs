@@ -59,7 +59,10 @@ pub fn router() -> Router<AppState> {
         (status = 409, description = "not enough seats left: {detail, ticket_id, available}"),
         (status = 502, description = "Stripe refused the session; nothing held"),
         (status = 503, description = "Stripe or the checkout locks unavailable; nothing held")))]
-pub async fn create_checkout(State(state): State<AppState>, ApiJson(body): ApiJson<Value>) -> Result<Response, CheckoutError> {
+pub async fn create_checkout(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<Response, CheckoutError> {
     let request = pricing::parse_checkout_request(&body)?;
     let prepared = checkout::prepare(&state, request).await?;
     let strategy = state.config.checkout_strategy;
@@ -78,7 +81,10 @@ pub async fn create_checkout(State(state): State<AppState>, ApiJson(body): ApiJs
 #[utoipa::path(get, path = "/checkout/status/{id}/", tag = "checkout",
     params(("id" = String, Path, description = "checkout_id returned by POST /checkout/")),
     responses((status = 200, description = "current state"), (status = 404, description = "unknown id")))]
-pub async fn checkout_status(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Response, CheckoutError> {
+pub async fn checkout_status(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+) -> Result<Response, CheckoutError> {
     let id = Uuid::parse_str(raw.trim()).map_err(|_| CheckoutError::NotFound)?;
     Ok(Json(checkout::queued_status(&state, id).await?).into_response())
 }
@@ -90,14 +96,20 @@ pub async fn checkout_status(State(state): State<AppState>, Path(raw): Path<Stri
 #[utoipa::path(post, path = "/success/", tag = "checkout",
     responses((status = 200, description = "the order"), (status = 400, description = "missing session_id, or not paid"),
               (status = 404, description = "unknown session")))]
-pub async fn success(State(state): State<AppState>, ApiJson(body): ApiJson<Value>) -> Result<Response, CheckoutError> {
+pub async fn success(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<Response, CheckoutError> {
     let session_id = required_str(&body, "session_id")?;
     Ok(Json(checkout::success(&state, &session_id).await?).into_response())
 }
 
 /// Where Stripe sends the buyer back (`?session_id=`), and the success page of a free order
 /// (`?order_id=<uuid>`): the same answer as `POST /success/`.
-pub async fn success_page(State(state): State<AppState>, q: QueryPairs) -> Result<Response, CheckoutError> {
+pub async fn success_page(
+    State(state): State<AppState>,
+    q: QueryPairs,
+) -> Result<Response, CheckoutError> {
     if let Some(s) = q.get("session_id").filter(|s| !s.trim().is_empty()) {
         return Ok(Json(checkout::success(&state, s.trim()).await?).into_response());
     }
@@ -114,12 +126,19 @@ pub async fn success_page(State(state): State<AppState>, q: QueryPairs) -> Resul
 #[utoipa::path(post, path = "/cancel/", tag = "checkout",
     responses((status = 200, description = "cancelled (or already released)"), (status = 404, description = "unknown"),
               (status = 409, description = "already paid")))]
-pub async fn cancel(State(state): State<AppState>, q: QueryPairs, body: String) -> Result<Response, CheckoutError> {
+pub async fn cancel(
+    State(state): State<AppState>,
+    q: QueryPairs,
+    body: String,
+) -> Result<Response, CheckoutError> {
     let parsed: Option<Value> = if body.trim().is_empty() {
         None
     } else {
         Some(serde_json::from_str(&body).map_err(|e| {
-            CheckoutError::Invalid(FieldErrors::single("non_field_errors", format!("JSON parse error - {e}")))
+            CheckoutError::Invalid(FieldErrors::single(
+                "non_field_errors",
+                format!("JSON parse error - {e}"),
+            ))
         })?)
     };
     let field = |name: &str| -> Option<String> {
@@ -152,7 +171,10 @@ pub async fn cancel(State(state): State<AppState>, q: QueryPairs, body: String) 
 #[utoipa::path(post, path = "/validate-promo/", tag = "checkout",
     responses((status = 200, description = "valid"), (status = 400, description = "unusable, or bad body"),
               (status = 404, description = "unknown code")))]
-pub async fn validate_promo(State(state): State<AppState>, ApiJson(body): ApiJson<Value>) -> Result<Response, CheckoutError> {
+pub async fn validate_promo(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<Response, CheckoutError> {
     let code = required_str(&body, "code")?;
     let show_id = match body.get("show_id") {
         None | Some(Value::Null) => None,
@@ -165,16 +187,28 @@ pub async fn validate_promo(State(state): State<AppState>, ApiJson(body): ApiJso
     };
     let now = Utc::now();
     let promos = match show_id {
-        Some(id) => store::find_promo(&state.pool, id, &code).await?.into_iter().collect(),
+        Some(id) => store::find_promo(&state.pool, id, &code)
+            .await?
+            .into_iter()
+            .collect(),
         None => store::promos_on_upcoming_shows(&state.pool, &code, PROMO_SHOWS_LIMIT).await?,
     };
     if promos.is_empty() {
         return Ok(invalid_promo(StatusCode::NOT_FOUND, "Invalid promo code."));
     }
-    let usable: Vec<&PromoInfo> = promos.iter().filter(|p| pricing::check_promo(p, now).is_ok()).collect();
+    let usable: Vec<&PromoInfo> = promos
+        .iter()
+        .filter(|p| pricing::check_promo(p, now).is_ok())
+        .collect();
     let Some(first) = usable.first() else {
-        let why = promos.first().and_then(|p| pricing::check_promo(p, now).err()).map(|e| e.to_string());
-        return Ok(invalid_promo(StatusCode::BAD_REQUEST, &why.unwrap_or_else(|| "Invalid promo code.".into())));
+        let why = promos
+            .first()
+            .and_then(|p| pricing::check_promo(p, now).err())
+            .map(|e| e.to_string());
+        return Ok(invalid_promo(
+            StatusCode::BAD_REQUEST,
+            &why.unwrap_or_else(|| "Invalid promo code.".into()),
+        ));
     };
     let one = |p: &PromoInfo| {
         json!({
@@ -206,11 +240,22 @@ fn invalid_promo(status: StatusCode, detail: &str) -> Response {
 /// acknowledged. Answers `{"received": true, "duplicate": bool}`.
 #[utoipa::path(post, path = "/stripe/webhook/", tag = "checkout",
     responses((status = 200, description = "processed (or a repeat)"), (status = 400, description = "missing or bad signature")))]
-pub async fn stripe_webhook(State(state): State<AppState>, headers: HeaderMap, body: String) -> Result<Response, CheckoutError> {
-    let Some(signature) = headers.get("stripe-signature").and_then(|v| v.to_str().ok()) else {
+pub async fn stripe_webhook(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: String,
+) -> Result<Response, CheckoutError> {
+    let Some(signature) = headers
+        .get("stripe-signature")
+        .and_then(|v| v.to_str().ok())
+    else {
         return Ok(bad_request("Missing Stripe-Signature header."));
     };
-    let event = match stripe_webhook::Webhook::construct_event(&body, signature, &state.config.stripe_webhook_secret) {
+    let event = match stripe_webhook::Webhook::construct_event(
+        &body,
+        signature,
+        &state.config.stripe_webhook_secret,
+    ) {
         Ok(e) => e,
         Err(e) => {
             tracing::warn!(error = %e, "rejected a webhook");
@@ -230,13 +275,17 @@ fn bad_request(detail: &str) -> Response {
 
 fn required_str(body: &Value, field: &str) -> Result<String, CheckoutError> {
     match body.get(field) {
-        None | Some(Value::Null) => Err(FieldErrors::single(field, "This field is required.").into()),
+        None | Some(Value::Null) => {
+            Err(FieldErrors::single(field, "This field is required.").into())
+        }
         Some(Value::String(s)) if s.trim().is_empty() => {
             Err(FieldErrors::single(field, "This field may not be blank.").into())
         }
-        Some(Value::String(s)) if s.len() > 255 => {
-            Err(FieldErrors::single(field, "Ensure this field has no more than 255 characters.").into())
-        }
+        Some(Value::String(s)) if s.len() > 255 => Err(FieldErrors::single(
+            field,
+            "Ensure this field has no more than 255 characters.",
+        )
+        .into()),
         Some(Value::String(s)) => Ok(s.trim().to_string()),
         Some(_) => Err(FieldErrors::single(field, "Not a valid string.").into()),
     }

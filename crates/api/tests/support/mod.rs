@@ -88,7 +88,12 @@ impl TestApp {
         }
         let config = Config::from_lookup(|k| env.get(k).cloned())?;
         let prefix = format!("test-{}", uuid::Uuid::new_v4().simple());
-        let cache = Cache::new(&config.redis_url, &prefix, config.redis.cache_ttl, config.redis.socket_timeout)?;
+        let cache = Cache::new(
+            &config.redis_url,
+            &prefix,
+            config.redis.cache_ttl,
+            config.redis.socket_timeout,
+        )?;
         let pool = pique_store::db::pool(&config.database_url, &config.pg)?;
         let state = AppState::new(config, pool, cache)?;
         let (tx, rx) = oneshot::channel::<()>();
@@ -104,7 +109,16 @@ impl TestApp {
             .pool_max_idle_per_host(256)
             .timeout(Duration::from_secs(60))
             .build()?;
-        Ok(TestApp { base_url, pool: db.pool.clone(), state, client, sim, prefix, db: Some(db), stop: Some(tx) })
+        Ok(TestApp {
+            base_url,
+            pool: db.pool.clone(),
+            state,
+            client,
+            sim,
+            prefix,
+            db: Some(db),
+            stop: Some(tx),
+        })
     }
 
     /// Absolute URL of an app path.
@@ -113,11 +127,18 @@ impl TestApp {
     }
 
     /// `POST path` with a JSON body; returns status and JSON (Null when the body is not JSON).
-    pub async fn post(&self, path: &str, body: &serde_json::Value) -> Result<(u16, serde_json::Value), TestError> {
+    pub async fn post(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<(u16, serde_json::Value), TestError> {
         let resp = self.client.post(self.url(path)).json(body).send().await?;
         let status = resp.status().as_u16();
         let bytes = resp.bytes().await?;
-        Ok((status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null)))
+        Ok((
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+        ))
     }
 
     /// `GET path`; returns status and JSON.
@@ -125,13 +146,23 @@ impl TestApp {
         let resp = self.client.get(self.url(path)).send().await?;
         let status = resp.status().as_u16();
         let bytes = resp.bytes().await?;
-        Ok((status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null)))
+        Ok((
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+        ))
     }
 
     /// Pays a session on the sim (as the hosted page would); the sim then sends the signed
     /// `checkout.session.completed` webhook to the app.
     pub async fn pay(&self, session_id: &str) -> Result<serde_json::Value, TestError> {
-        let resp = self.client.post(format!("{}/_sim/sessions/{session_id}/complete", self.sim.base_url())).send().await?;
+        let resp = self
+            .client
+            .post(format!(
+                "{}/_sim/sessions/{session_id}/complete",
+                self.sim.base_url()
+            ))
+            .send()
+            .await?;
         let status = resp.status();
         let body: serde_json::Value = resp.json().await?;
         if !status.is_success() {
@@ -144,7 +175,10 @@ impl TestApp {
     pub async fn stripe_session(&self, session_id: &str) -> Result<serde_json::Value, TestError> {
         let resp = self
             .client
-            .get(format!("{}/v1/checkout/sessions/{session_id}", self.sim.base_url()))
+            .get(format!(
+                "{}/v1/checkout/sessions/{session_id}",
+                self.sim.base_url()
+            ))
             .bearer_auth(STRIPE_KEY)
             .send()
             .await?;
@@ -157,7 +191,11 @@ impl TestApp {
             let _ = tx.send(());
         }
         if let Some(mut conn) = self.state.cache.connection().await {
-            let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{}*", self.prefix)).query_async(&mut conn).await.unwrap_or_default();
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg(format!("{}*", self.prefix))
+                .query_async(&mut conn)
+                .await
+                .unwrap_or_default();
             if !keys.is_empty() {
                 let _: Result<i64, _> = redis::cmd("DEL").arg(keys).query_async(&mut conn).await;
             }
@@ -173,13 +211,16 @@ impl TestApp {
 
 /// A published upcoming show with a venue and producer; returns its id.
 pub async fn show(pool: &PgPool, slug: &str) -> Result<i64, TestError> {
-    let venue: i64 = sqlx::query_scalar("INSERT INTO venues (name, city) VALUES ('Hall', 'Austin') RETURNING id")
-        .fetch_one(pool)
-        .await?;
-    let producer: i64 = sqlx::query_scalar("INSERT INTO producers (name, slug) VALUES ($1, $1) RETURNING id")
-        .bind(format!("producer-{slug}"))
-        .fetch_one(pool)
-        .await?;
+    let venue: i64 = sqlx::query_scalar(
+        "INSERT INTO venues (name, city) VALUES ('Hall', 'Austin') RETURNING id",
+    )
+    .fetch_one(pool)
+    .await?;
+    let producer: i64 =
+        sqlx::query_scalar("INSERT INTO producers (name, slug) VALUES ($1, $1) RETURNING id")
+            .bind(format!("producer-{slug}"))
+            .fetch_one(pool)
+            .await?;
     Ok(sqlx::query_scalar(
         "INSERT INTO shows (title, slug, start_time, venue_id, producer_id, published) \
          VALUES ($1, $1, now() + interval '10 days', $2, $3, true) RETURNING id",
@@ -192,7 +233,14 @@ pub async fn show(pool: &PgPool, slug: &str) -> Result<i64, TestError> {
 }
 
 /// A tier of `show`; returns its id.
-pub async fn tier(pool: &PgPool, show: i64, name: &str, quantity: i32, price: &str, donation: bool) -> Result<i64, TestError> {
+pub async fn tier(
+    pool: &PgPool,
+    show: i64,
+    name: &str,
+    quantity: i32,
+    price: &str,
+    donation: bool,
+) -> Result<i64, TestError> {
     Ok(sqlx::query_scalar(
         "INSERT INTO tickets (show_id, name, quantity, price, is_donation_based) VALUES ($1, $2, $3, $4::numeric, $5) RETURNING id",
     )
@@ -206,7 +254,13 @@ pub async fn tier(pool: &PgPool, show: i64, name: &str, quantity: i32, price: &s
 }
 
 /// A promo code of `show`.
-pub async fn promo(pool: &PgPool, show: i64, code: &str, discount: &str, kind: &str) -> Result<i64, TestError> {
+pub async fn promo(
+    pool: &PgPool,
+    show: i64,
+    code: &str,
+    discount: &str,
+    kind: &str,
+) -> Result<i64, TestError> {
     Ok(sqlx::query_scalar(
         "INSERT INTO promo_codes (show_id, code, discount, discount_type) VALUES ($1, $2, $3::numeric, $4) RETURNING id",
     )
@@ -249,12 +303,22 @@ pub async fn write_counts(pool: &PgPool) -> Result<Vec<i64>, TestError> {
 
 /// `(held, sold)` of a tier.
 pub async fn counters(pool: &PgPool, ticket: i64) -> Result<(i32, i32), TestError> {
-    Ok(sqlx::query_as("SELECT held, sold FROM tickets WHERE id = $1").bind(ticket).fetch_one(pool).await?)
+    Ok(
+        sqlx::query_as("SELECT held, sold FROM tickets WHERE id = $1")
+            .bind(ticket)
+            .fetch_one(pool)
+            .await?,
+    )
 }
 
 /// Asserts that every `pique check` invariant holds.
 pub async fn assert_invariants(pool: &PgPool) -> TestResult {
-    let violations = pique_store::orders::check_invariants(pool, chrono::Utc::now() - chrono::Duration::days(3650), 50).await?;
+    let violations = pique_store::orders::check_invariants(
+        pool,
+        chrono::Utc::now() - chrono::Duration::days(3650),
+        50,
+    )
+    .await?;
     if !violations.is_empty() {
         return Err(format!("invariants violated: {violations:#?}").into());
     }
