@@ -132,3 +132,41 @@ async fn serve_answers_the_seeds_clients_on_a_seeded_database() {
     }
     db.cleanup().await;
 }
+
+#[test]
+fn demo_runs_the_whole_system_and_grades_it() {
+    let out_dir = tempfile::tempdir().expect("tempdir");
+    let server = pique_store::testing::server_url();
+    let redis = std::env::var("PIQUE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into());
+    let out = Command::new(env!("CARGO_BIN_EXE_pique"))
+        .args(["demo", "--run-time", "6s", "--users", "20", "--out"])
+        .arg(out_dir.path())
+        .env("DATABASE_URL", &server)
+        .env("REDIS_URL", &redis)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run demo");
+    let s = text(&out);
+    // 0 = every threshold held, 1 = one failed; 2 would be an error.
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{s}");
+    let report = s.lines().find_map(|l| l.trim().strip_prefix("report:")).expect("report line").trim().to_string();
+    assert!(std::path::Path::new(&report).is_file(), "{report}");
+    assert!(s.contains("verdict: "), "{s}");
+    let run_dir = std::path::Path::new(&report).parent().expect("run dir");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("summary.json")).expect("summary")).expect("json");
+    assert!(summary["grades"].as_array().is_some_and(|g| !g.is_empty()));
+    for file in ["stats.csv", "stats_history.csv", "failures.csv"] {
+        assert!(run_dir.join(file).is_file(), "{file}");
+    }
+    // Reads, the portal and checkouts all ran against the in-process API.
+    let names: Vec<String> = std::fs::read_to_string(run_dir.join("stats.csv"))
+        .expect("stats")
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').nth(1).map(String::from))
+        .collect();
+    for expected in ["/api/v1/shows/ [list]", "/checkout/ [session]"] {
+        assert!(names.iter().any(|n| n == expected), "{expected} not in {names:?}");
+    }
+}
