@@ -10,7 +10,9 @@ use bytes::Bytes;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
-    let file = args.next().ok_or_else(|| anyhow::anyhow!("usage: static_file FILE [ADDR]"))?;
+    let file = args
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("usage: static_file FILE [ADDR]"))?;
     let addr = args.next().unwrap_or_else(|| "127.0.0.1:8098".into());
     let body = Bytes::from(std::fs::read(&file)?);
     let app = Router::new().fallback(get(move || {

@@ -8,46 +8,97 @@ use clap::Args;
 use serde_yaml::Value;
 
 fn compose() -> Value {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docker-compose.yml")).expect("read compose");
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docker-compose.yml"))
+        .expect("read compose");
     let mut value: Value = serde_yaml::from_str(&text).expect("compose parses as YAML");
     value.apply_merge().expect("merge keys resolve");
     value
 }
 
 fn service<'a>(doc: &'a Value, name: &str) -> &'a Value {
-    doc["services"].get(name).unwrap_or_else(|| panic!("service {name} missing"))
+    doc["services"]
+        .get(name)
+        .unwrap_or_else(|| panic!("service {name} missing"))
 }
 
 fn env_keys(service: &Value) -> BTreeSet<String> {
     service["environment"]
         .as_mapping()
-        .map(|m| m.keys().filter_map(|k| k.as_str().map(String::from)).collect())
+        .map(|m| {
+            m.keys()
+                .filter_map(|k| k.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 fn strings(v: &Value) -> Vec<String> {
-    v.as_sequence().map(|s| s.iter().filter_map(|x| x.as_str().map(String::from)).collect()).unwrap_or_default()
+    v.as_sequence()
+        .map(|s| {
+            s.iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 #[test]
 fn every_service_is_present_with_health_checks_and_order() {
     let doc = compose();
-    let names: BTreeSet<&str> =
-        doc["services"].as_mapping().expect("services").keys().filter_map(|k| k.as_str()).collect();
-    for expected in ["postgres", "redis", "mailpit", "seed", "stripe-sim", "api", "worker-pdf", "worker-email", "load"] {
+    let names: BTreeSet<&str> = doc["services"]
+        .as_mapping()
+        .expect("services")
+        .keys()
+        .filter_map(|k| k.as_str())
+        .collect();
+    for expected in [
+        "postgres",
+        "redis",
+        "mailpit",
+        "seed",
+        "stripe-sim",
+        "api",
+        "worker-pdf",
+        "worker-email",
+        "load",
+    ] {
         assert!(names.contains(expected), "{expected}");
     }
-    for long_running in ["postgres", "redis", "mailpit", "stripe-sim", "api", "worker-pdf", "worker-email"] {
-        assert!(service(&doc, long_running)["healthcheck"]["test"].is_sequence(), "{long_running} has a health check");
+    for long_running in [
+        "postgres",
+        "redis",
+        "mailpit",
+        "stripe-sim",
+        "api",
+        "worker-pdf",
+        "worker-email",
+    ] {
+        assert!(
+            service(&doc, long_running)["healthcheck"]["test"].is_sequence(),
+            "{long_running} has a health check"
+        );
     }
     let api = service(&doc, "api");
-    assert_eq!(api["depends_on"]["seed"]["condition"], "service_completed_successfully");
+    assert_eq!(
+        api["depends_on"]["seed"]["condition"],
+        "service_completed_successfully"
+    );
     assert_eq!(api["depends_on"]["redis"]["condition"], "service_healthy");
-    assert_eq!(service(&doc, "seed")["depends_on"]["postgres"]["condition"], "service_healthy");
-    assert_eq!(strings(&api["ports"]), vec!["8080:8080"], "the port the seed's clients use");
+    assert_eq!(
+        service(&doc, "seed")["depends_on"]["postgres"]["condition"],
+        "service_healthy"
+    );
+    assert_eq!(
+        strings(&api["ports"]),
+        vec!["8080:8080"],
+        "the port the seed's clients use"
+    );
     // Workers must share the API's media volume: the API serves the PDFs they write.
     for s in ["api", "worker-pdf", "worker-email"] {
-        assert!(strings(&service(&doc, s)["volumes"]).contains(&"media:/data/media".to_string()), "{s}");
+        assert!(
+            strings(&service(&doc, s)["volumes"]).contains(&"media:/data/media".to_string()),
+            "{s}"
+        );
     }
     // At least one worker runs maintenance (outbox relay, sweeper, reconciler).
     let queues: Vec<String> = ["worker-pdf", "worker-email"]
@@ -61,13 +112,22 @@ fn every_service_is_present_with_health_checks_and_order() {
 #[test]
 fn environment_names_are_the_ones_the_code_reads() {
     let doc = compose();
-    let known: BTreeSet<String> =
-        pique_core::config::env::ALL.iter().map(|s| s.to_string()).chain(["RUST_LOG".to_string()]).collect();
+    let known: BTreeSet<String> = pique_core::config::env::ALL
+        .iter()
+        .map(|s| s.to_string())
+        .chain(["RUST_LOG".to_string()])
+        .collect();
     for s in ["api", "seed", "worker-pdf", "worker-email"] {
         let keys = env_keys(service(&doc, s));
-        assert!(keys.contains("DATABASE_URL") && keys.contains("REDIS_URL"), "{s}");
+        assert!(
+            keys.contains("DATABASE_URL") && keys.contains("REDIS_URL"),
+            "{s}"
+        );
         let unknown: Vec<_> = keys.difference(&known).collect();
-        assert!(unknown.is_empty(), "{s} sets variables nothing reads: {unknown:?}");
+        assert!(
+            unknown.is_empty(),
+            "{s} sets variables nothing reads: {unknown:?}"
+        );
     }
     // stripe-sim's variables are its clap arguments' env names.
     let sim_env: BTreeSet<String> = stripe_sim::SimArgs::augment_args(clap::Command::new("sim"))
@@ -76,12 +136,22 @@ fn environment_names_are_the_ones_the_code_reads() {
         .collect();
     let keys = env_keys(service(&doc, "stripe-sim"));
     let unknown: Vec<_> = keys.difference(&sim_env).collect();
-    assert!(unknown.is_empty(), "stripe-sim sets variables it does not read: {unknown:?}");
+    assert!(
+        unknown.is_empty(),
+        "stripe-sim sets variables it does not read: {unknown:?}"
+    );
     // The API reaches the sim where the sim listens, and the sim posts webhooks to the API's route.
     let api_env = &service(&doc, "api")["environment"];
     assert_eq!(api_env["STRIPE_API_BASE"], "http://stripe-sim:12111");
-    assert!(service(&doc, "stripe-sim")["environment"]["STRIPE_SIM_BIND"].as_str().is_some_and(|b| b.ends_with(":12111")));
-    assert_eq!(service(&doc, "stripe-sim")["environment"]["STRIPE_WEBHOOK_URL"], "http://api:8080/stripe/webhook/");
+    assert!(
+        service(&doc, "stripe-sim")["environment"]["STRIPE_SIM_BIND"]
+            .as_str()
+            .is_some_and(|b| b.ends_with(":12111"))
+    );
+    assert_eq!(
+        service(&doc, "stripe-sim")["environment"]["STRIPE_WEBHOOK_URL"],
+        "http://api:8080/stripe/webhook/"
+    );
     assert_eq!(
         service(&doc, "stripe-sim")["environment"]["STRIPE_WEBHOOK_SECRET"],
         api_env["STRIPE_WEBHOOK_SECRET"],
@@ -89,7 +159,10 @@ fn environment_names_are_the_ones_the_code_reads() {
     );
     // The compose values agree with the code's defaults where they should.
     assert!(pique_core::config::defaults::STRIPE_API_BASE.ends_with(":12111"));
-    assert_eq!(api_env["STRIPE_SECRET_KEY"], pique_core::config::defaults::STRIPE_SECRET_KEY);
+    assert_eq!(
+        api_env["STRIPE_SECRET_KEY"],
+        pique_core::config::defaults::STRIPE_SECRET_KEY
+    );
 }
 
 #[test]
@@ -98,14 +171,22 @@ fn every_command_is_accepted_by_the_binary() {
     for s in ["seed", "stripe-sim", "api", "worker-pdf", "worker-email"] {
         let mut args = strings(&service(&doc, s)["command"]);
         args.push("--help".into());
-        let out = Command::new(env!("CARGO_BIN_EXE_pique")).args(&args).output().expect("run pique");
-        assert!(out.status.success(), "{s}: pique {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new(env!("CARGO_BIN_EXE_pique"))
+            .args(&args)
+            .output()
+            .expect("run pique");
+        assert!(
+            out.status.success(),
+            "{s}: pique {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 
 #[test]
 fn dockerfile_builds_the_binary_and_serves_on_8080() {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Dockerfile")).expect("read Dockerfile");
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Dockerfile"))
+        .expect("read Dockerfile");
     for needle in [
         "cargo build --release --locked --bin pique",
         "COPY migrations migrations", // embedded by sqlx::migrate! at compile time

@@ -38,7 +38,8 @@ impl AppState {
     /// Builds the state around an existing pool and cache (tests use a per-test database and
     /// cache prefix). Every other handle is derived from `config` here, in one place.
     pub fn new(config: Config, pool: PgPool, cache: Cache) -> Result<AppState, crate::ApiError> {
-        let payments = Payments::from_config(&config).map_err(|e| crate::ApiError::Internal(e.to_string()))?;
+        let payments =
+            Payments::from_config(&config).map_err(|e| crate::ApiError::Internal(e.to_string()))?;
         Ok(AppState {
             config: Arc::new(config),
             pool,

@@ -44,6 +44,9 @@ pub enum RenderError {
     /// `pick` was applied to something that is not a non-empty array.
     #[error("`pick {0}`: not a non-empty array")]
     NotArray(String),
+    /// The rendered request is not valid HTTP (a URL or header a value made invalid).
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// A compiled template: literal text interleaved with expressions.

@@ -1,6 +1,7 @@
 //! The engine: shared run state, the per-second sampler, and the run's lifecycle (start the
 //! shape's scheduler, enforce the caps, stop gracefully).
 
+mod http;
 mod scheduler;
 mod user;
 
@@ -68,7 +69,8 @@ pub struct EngineResult {
 /// State shared by the schedulers and every simulated user.
 pub(crate) struct Shared {
     pub plan: Arc<Plan>,
-    pub client: reqwest::Client,
+    /// Per-request timeout (each user's connections apply it).
+    pub timeout: Duration,
     pub base: String,
     pub stats: Arc<Stats>,
     pub stop: CancellationToken,
@@ -79,7 +81,7 @@ pub(crate) struct Shared {
     pub class_weights: Vec<u32>,
     /// Pre-parsed URLs of steps whose path has no template, by [`crate::plan::Step::index`]
     /// (parsing a URL per request is a measurable share of the generator's CPU).
-    pub literal_urls: Vec<Option<reqwest::Url>>,
+    pub literal_urls: Vec<Option<url::Url>>,
     /// Users currently running (closed) or busy (open); use [`Shared::set_users`].
     pub users: AtomicU32,
     peak: AtomicU32,
@@ -172,13 +174,6 @@ pub async fn run(
     progress: &Progress,
 ) -> Result<EngineResult, LoadError> {
     let timeout = plan.request_timeout();
-    let client = reqwest::Client::builder()
-        .timeout(timeout)
-        .connect_timeout(timeout.min(Duration::from_secs(10)))
-        .pool_idle_timeout(Duration::from_secs(90))
-        .tcp_nodelay(true)
-        .user_agent(concat!("pique-load/", env!("CARGO_PKG_VERSION")))
-        .build()?;
     let stats = Arc::new(Stats::new(plan.request_keys.clone())?);
     let cfg_stop = cfg.stop.clone();
     let base = cfg.base.trim_end_matches('/').to_string();
@@ -187,9 +182,9 @@ pub async fn run(
         let url = step.path.is_literal().then(|| {
             let p = step.path.source();
             if p.starts_with("http://") || p.starts_with("https://") {
-                reqwest::Url::parse(p)
+                url::Url::parse(p)
             } else {
-                reqwest::Url::parse(&format!("{base}{p}"))
+                url::Url::parse(&format!("{base}{p}"))
             }
         });
         let url = url.transpose().map_err(|e| {
@@ -206,7 +201,7 @@ pub async fn run(
             .collect(),
         class_weights: cumulative(plan.users.iter().map(|c| c.weight)),
         plan: plan.clone(),
-        client,
+        timeout,
         base,
         stats: stats.clone(),
         stop: CancellationToken::new(),

@@ -9,6 +9,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use super::Shared;
+use super::http::{Connections, HttpError, OutRequest};
 use crate::plan::{Capture, Checks, Pick, Step, Wait};
 use crate::stats::ErrorKind;
 use crate::template::{Ctx, RenderError};
@@ -36,6 +37,8 @@ pub(crate) struct VirtualUser {
     vars: HashMap<String, Value>,
     rng: SmallRng,
     iteration: u64,
+    /// This user's own keep-alive connections.
+    http: Connections,
 }
 
 impl VirtualUser {
@@ -47,6 +50,7 @@ impl VirtualUser {
             vars: sh.init_vars.clone(),
             rng: SmallRng::seed_from_u64(rand::random()),
             iteration: 0,
+            http: Connections::new(sh.timeout),
         }
     }
 
@@ -162,7 +166,7 @@ impl VirtualUser {
             return StepResult::Stopped;
         }
         let start = intended.unwrap_or_else(Instant::now);
-        let (outcome, bytes, json) = send(request, needs_json(step)).await;
+        let (outcome, bytes, json) = send(&mut self.http, request, needs_json(step)).await;
         let latency = start.elapsed();
         let error = match outcome {
             Err(e) => Some(e),
@@ -196,31 +200,47 @@ impl VirtualUser {
     }
 
     /// Applies `set`, renders URL, headers and body.
-    fn build(&mut self, sh: &Shared, step: &Step) -> Result<reqwest::RequestBuilder, RenderError> {
+    fn build(&mut self, sh: &Shared, step: &Step) -> Result<OutRequest, RenderError> {
         for (name, t) in &step.set {
             let v = t.render_value(&mut self.ctx())?;
             self.vars.insert(name.clone(), v);
         }
-        let method = reqwest::Method::from_bytes(step.method.as_bytes()).unwrap_or_default();
-        let mut req = match sh.literal_urls.get(step.index) {
-            Some(Some(url)) => sh.client.request(method, url.clone()),
+        let method = hyper::Method::from_bytes(step.method.as_bytes()).unwrap_or_default();
+        let url = match sh.literal_urls.get(step.index) {
+            Some(Some(url)) => url.clone(),
             _ => {
                 let path = step.path.render(&mut self.ctx())?;
-                let url = if path.starts_with("http://") || path.starts_with("https://") {
+                let full = if path.starts_with("http://") || path.starts_with("https://") {
                     path
                 } else {
                     format!("{}{}", sh.base, path)
                 };
-                sh.client.request(method, url)
+                url::Url::parse(&full)
+                    .map_err(|e| RenderError::Invalid(format!("bad URL {full:?}: {e}")))?
             }
         };
+        let mut headers = Vec::with_capacity(step.headers.len());
         for (k, t) in &step.headers {
-            req = req.header(k.as_str(), t.render(&mut self.ctx())?);
+            let value = t.render(&mut self.ctx())?;
+            let name = hyper::header::HeaderName::from_bytes(k.as_bytes())
+                .map_err(|e| RenderError::Invalid(format!("bad header name {k:?}: {e}")))?;
+            let value = hyper::header::HeaderValue::from_str(&value)
+                .map_err(|e| RenderError::Invalid(format!("bad header value for {k}: {e}")))?;
+            headers.push((name, value));
         }
-        if let Some(b) = &step.body {
-            req = req.json(&b.render(&mut self.ctx())?);
-        }
-        Ok(req)
+        let json = match &step.body {
+            Some(b) => Some(bytes::Bytes::from(
+                serde_json::to_vec(&b.render(&mut self.ctx())?)
+                    .map_err(|e| RenderError::Invalid(format!("body: {e}")))?,
+            )),
+            None => None,
+        };
+        Ok(OutRequest {
+            method,
+            url,
+            headers,
+            json,
+        })
     }
 }
 
@@ -239,41 +259,21 @@ fn needs_json(step: &Step) -> bool {
 /// Sends the request and reads the whole body; returns the status (or the error category), the
 /// body size, and the parsed JSON when asked for and valid.
 async fn send(
-    req: reqwest::RequestBuilder,
+    http: &mut Connections,
+    req: OutRequest,
     want_json: bool,
 ) -> (Result<u16, ErrorKind>, u64, Option<Value>) {
-    let resp = match req.send().await {
-        Ok(r) => r,
-        Err(e) => return (Err(classify(&e)), 0, None),
-    };
-    let status = resp.status().as_u16();
-    match resp.bytes().await {
-        Ok(body) => {
+    match http.send(req).await {
+        Ok(resp) => {
             let json = if want_json {
-                serde_json::from_slice(&body).ok()
+                serde_json::from_slice(&resp.body).ok()
             } else {
                 None
             };
-            (Ok(status), body.len() as u64, json)
+            (Ok(resp.status), resp.body.len() as u64, json)
         }
-        Err(e) => (Err(classify(&e)), 0, None),
-    }
-}
-
-/// Maps a reqwest error to a low-cardinality category (no URLs, so failures group well).
-fn classify(e: &reqwest::Error) -> ErrorKind {
-    if e.is_timeout() {
-        return ErrorKind::Timeout;
-    }
-    let mut root: &dyn std::error::Error = e;
-    while let Some(next) = root.source() {
-        root = next;
-    }
-    let msg = root.to_string();
-    if msg.contains("timed out") {
-        ErrorKind::Timeout
-    } else {
-        ErrorKind::Connection(msg)
+        Err(HttpError::Timeout) => (Err(ErrorKind::Timeout), 0, None),
+        Err(HttpError::Connection(msg)) => (Err(ErrorKind::Connection(msg)), 0, None),
     }
 }
 
