@@ -6,7 +6,9 @@
 //! cargo run -p pique-api --example checkout_bench                 # all strategies, 0 and 300 ms
 //! cargo run -p pique-api --example checkout_bench -- reservation 0 # one strategy, one latency
 //! ```
-//! Env: `BENCH_BUYERS` (50), `BENCH_CHECKOUTS` (checkouts per configuration, 1000).
+//! Env: `BENCH_BUYERS` (50), `BENCH_CHECKOUTS` (checkouts per configuration, 1000),
+//! `BENCH_SHOWS` (1: every buyer wants the same tier, the worst case; N: buyer `i` buys from
+//! show `i % N`, each with its own tier, as when several shows are on sale at once).
 //!
 //! For `queue`, "accept" is `POST /checkout/` (202) and "done" is until the polled status is
 //! decided (the Stripe session exists), polling every 20 ms as a client would.
@@ -88,6 +90,7 @@ async fn run_one(
     latency_ms: u64,
     buyers: usize,
     checkouts: usize,
+    shows: usize,
 ) -> Result<Figures, TestError> {
     let app = TestApp::spawn_with_sim(
         &[
@@ -100,23 +103,28 @@ async fn run_one(
         },
     )
     .await?;
-    let show = show(&app.pool, "bench").await?;
-    let ticket = tier(
-        &app.pool,
-        show,
-        "General Admission",
-        1_000_000,
-        "25.00",
-        false,
-    )
-    .await?;
+    let mut targets = Vec::new();
+    for i in 0..shows.max(1) {
+        let show = show(&app.pool, &format!("bench-{i}")).await?;
+        let ticket = tier(
+            &app.pool,
+            show,
+            "General Admission",
+            1_000_000,
+            "25.00",
+            false,
+        )
+        .await?;
+        targets.push((show, ticket));
+    }
+    let targets = &targets;
     let stop = if strategy == "queue" {
         Some(start_worker(&app).await?)
     } else {
         None
     };
     // Warm up connections (pool, Redis, Stripe client) outside the measurement.
-    for _ in 0..3 {
+    for &(show, ticket) in targets {
         let _ = app
             .post("/checkout/", &checkout_body(show, ticket, 1))
             .await?;
@@ -135,9 +143,10 @@ async fn run_one(
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let app_ref = &app;
-    let tasks = (0..buyers).map(|_| {
+    let tasks = (0..buyers).map(|buyer| {
         let (accept, done, errors, next) =
             (accept.clone(), done.clone(), errors.clone(), next.clone());
+        let (show, ticket) = targets[buyer % targets.len()];
         async move {
             while next.fetch_add(1, Ordering::Relaxed) < checkouts {
                 let t0 = Instant::now();
@@ -217,8 +226,13 @@ async fn main() -> Result<(), TestError> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1000);
+    let shows: usize = std::env::var("BENCH_SHOWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
     println!(
-        "{buyers} concurrent buyers, {checkouts} checkouts per row (client, API, PostgreSQL, Redis and stripe-sim on this machine)"
+        "{buyers} concurrent buyers on {shows} show(s) with one tier each, {checkouts} checkouts per row \
+         (client, API, PostgreSQL, Redis and stripe-sim on this machine)"
     );
     println!(
         "{:<12} {:>9} {:>6} {:>6} {:>9} {:>9} {:>9} {:>11} {:>11} {:>8}",
@@ -235,7 +249,7 @@ async fn main() -> Result<(), TestError> {
     );
     for strategy in &strategies {
         for &latency in &latencies {
-            let f = run_one(strategy, latency, buyers, checkouts).await?;
+            let f = run_one(strategy, latency, buyers, checkouts, shows).await?;
             let (dp50, dp99) = match &f.done {
                 Some(d) => (format!("{:.1}", ms(d, 0.5)), format!("{:.1}", ms(d, 0.99))),
                 None => ("-".into(), "-".into()),
