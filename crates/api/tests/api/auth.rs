@@ -1,15 +1,12 @@
 //! `/auth/` (DRF token login, logout, me), role checks, and the login rate limit, against the
 //! real app, PostgreSQL and Redis.
 
-mod portal_support;
-mod support;
-
 use std::time::Instant;
 
-use portal_support::*;
+use crate::portal_support::*;
+use crate::support::*;
 use reqwest::Method;
 use serde_json::json;
-use support::*;
 
 #[tokio::test]
 async fn login_me_logout() -> TestResult {

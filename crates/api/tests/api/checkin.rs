@@ -1,14 +1,11 @@
 //! Check-in: per-show links (create, expire, revoke) and admission by QR code, including 20
 //! phones scanning the same ticket at once.
 
-mod portal_support;
-mod support;
-
+use crate::portal_support::*;
+use crate::support::*;
 use futures::future::join_all;
-use portal_support::*;
 use reqwest::Method;
 use serde_json::{Value, json};
-use support::*;
 
 struct Door {
     app: TestApp,

@@ -3,13 +3,11 @@
 //! abandoned checkouts; late payments; promo, donation and free orders to the cent; bad
 //! input writes nothing.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::*;
 use futures::future::join_all;
 use serde_json::json;
-use support::*;
 
 async fn outbox_rows(pool: &sqlx::PgPool, order_id: i64) -> Result<(i64, i64), TestError> {
     let pdf: i64 = sqlx::query_scalar(
@@ -548,7 +546,7 @@ async fn promo_donation_and_free_orders_to_the_cent() -> TestResult {
 async fn bad_input_is_refused_and_writes_nothing() -> TestResult {
     let app = TestApp::spawn(&[]).await?;
     let show = show(&app.pool, "bad").await?;
-    let other = support::show(&app.pool, "other").await?;
+    let other = crate::support::show(&app.pool, "other").await?;
     let ga = tier(&app.pool, show, "GA", 10, "10.00", false).await?;
     let pwyc = tier(&app.pool, show, "PWYC", 10, "5.00", true).await?;
     let foreign = tier(&app.pool, other, "Elsewhere", 10, "10.00", false).await?;

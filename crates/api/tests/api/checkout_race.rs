@@ -1,13 +1,11 @@
 //! Zero oversell under each checkout strategy: 200 concurrent buyers race for a 50-seat tier
 //! through the real HTTP API (real PostgreSQL, Redis and stripe-sim).
 
-mod support;
-
 use std::{sync::Arc, time::Duration};
 
+use crate::support::*;
 use futures::{FutureExt, future::join_all};
 use pique_jobs::{Deps, Hooks, JobsConfig, QueueSpec, WorkerOptions};
-use support::*;
 
 const SEATS: i32 = 50;
 const BUYERS: usize = 200;

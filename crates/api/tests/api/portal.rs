@@ -4,13 +4,10 @@
 //! authorization sweeps: every route as another producer (404, nothing written) and as
 //! nobody (401).
 
-mod portal_support;
-mod support;
-
-use portal_support::*;
+use crate::portal_support::*;
+use crate::support::*;
 use reqwest::Method;
 use serde_json::{Value, json};
-use support::*;
 
 struct Portal {
     app: TestApp,
@@ -598,7 +595,7 @@ async fn every_portal_route_as_another_producer_is_404() -> TestResult {
     let p = portal().await?;
     let show = show_of(&p.app.pool, p.producer, p.venue, "private", false).await?;
     let tier = tier_of(&p.app.pool, show, 10, "10.00").await?;
-    let promo = support::promo(&p.app.pool, show, "MINE", "10", "percent").await?;
+    let promo = crate::support::promo(&p.app.pool, show, "MINE", "10", "percent").await?;
     let (order, _) = paid_order(&p.app.pool, show, tier, "buyer@example.com", 1).await?;
     let (_, link) = p
         .call(

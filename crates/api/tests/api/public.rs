@@ -9,7 +9,7 @@ use pique_core::Config;
 use pique_store::{cache::Cache, testing::TestDb};
 use serde_json::{Value, json};
 
-const CATALOG: &str = include_str!("../../../fixtures/catalog.sql");
+const CATALOG: &str = include_str!("../../../../fixtures/catalog.sql");
 
 fn redis_url() -> String {
     std::env::var("PIQUE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into())

@@ -1,7 +1,5 @@
 //! Worker lifecycle: graceful shutdown, the checkout hook, the reconciler.
 
-mod support;
-
 use std::{
     sync::{
         Arc,
@@ -10,10 +8,10 @@ use std::{
     time::Duration,
 };
 
+use crate::support::*;
 use futures::FutureExt;
 use pique_jobs::{Deps, Hooks, Job, QueueSpec, WorkerOptions, relay};
 use pique_store::{fulfilment, testing::TestDb};
-use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_lets_in_flight_jobs_finish_and_the_checkout_hook_runs_each_job_once() -> TestResult
@@ -150,7 +148,7 @@ async fn workers_survive_a_redis_outage_and_orders_paid_meanwhile_are_fulfilled(
     let mut proxy = RedisProxy::start().await?;
     let mut cfg = config(Some(sink.url()), dir.path());
     cfg.redis_url = proxy.url();
-    let deps = support::deps(&db.pool, cfg);
+    let deps = crate::support::deps(&db.pool, cfg);
     let worker = RunningWorker::start(deps.clone(), WorkerOptions::all("w", 2));
     tokio::time::sleep(Duration::from_millis(500)).await;
 

@@ -1,16 +1,14 @@
 //! End to end over real PostgreSQL, Redis and an SMTP peer: outbox -> relay -> workers ->
 //! PDFs and one email.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::*;
 use pique_jobs::{
     QueueSpec, WorkerOptions, confirmation, deadletter,
     smtp_sink::{Behaviour, SmtpSink},
 };
 use pique_store::{fulfilment, testing::TestDb};
-use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paid_order_yields_one_pdf_per_attendee_and_exactly_one_email() -> TestResult {

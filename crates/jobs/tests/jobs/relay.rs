@@ -1,10 +1,8 @@
 //! The outbox relay against a Redis that is down, then back.
 
-mod support;
-
+use crate::support::*;
 use pique_jobs::{Queues, relay};
 use pique_store::testing::TestDb;
-use support::*;
 
 async fn unrelayed(pool: &pique_store::PgPool) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM outbox WHERE relayed_at IS NULL")

@@ -1,7 +1,5 @@
 //! Engine behaviour against a real local HTTP server (no mocks).
 
-mod common;
-
 use std::time::Duration;
 
 use pique_load::run_plan;
@@ -17,9 +15,9 @@ fn count(o: &pique_load::RunOutcome, name: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn class_and_task_weights_give_the_expected_mix() {
-    let srv = common::start().await;
+    let srv = crate::common::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let plan = common::plan(
+    let plan = crate::common::plan(
         r#"
 name = "mix"
 run_time = "2s"
@@ -45,7 +43,7 @@ wait = { constant = 0.01 }
 steps = [{ path = "/c/b" }]
 "#,
     );
-    let out = run_plan(&plan, &common::opts(&srv, dir.path()))
+    let out = run_plan(&plan, &crate::common::opts(&srv, dir.path()))
         .await
         .unwrap();
     let (a1, a2, b) = (
@@ -69,10 +67,10 @@ steps = [{ path = "/c/b" }]
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wait_and_think_times_are_respected() {
-    let srv = common::start().await;
+    let srv = crate::common::start().await;
     let dir = tempfile::tempdir().unwrap();
     // One user, 0.25 s between tasks, for 1.1 s: tasks at 0, .25, .5, .75, 1.0.
-    let plan = common::plan(
+    let plan = crate::common::plan(
         r#"
 name = "think"
 run_time = "1.1s"
@@ -91,7 +89,7 @@ name = "Thinker"
 steps = [{ path = "/c/t1", think = 0.5 }, { path = "/c/t2", think = 0.5 }]
 "#,
     );
-    let out = run_plan(&plan, &common::opts(&srv, dir.path()))
+    let out = run_plan(&plan, &crate::common::opts(&srv, dir.path()))
         .await
         .unwrap();
     let w = count(&out, "/c/w");
@@ -103,9 +101,9 @@ steps = [{ path = "/c/t1", think = 0.5 }, { path = "/c/t2", think = 0.5 }]
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn arrival_rate_is_held() {
-    let srv = common::start().await;
+    let srv = crate::common::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let plan = common::plan(
+    let plan = crate::common::plan(
         r#"
 name = "arrival"
 [arrival]
@@ -117,7 +115,7 @@ name = "U"
 steps = [{ path = "/c/arr" }]
 "#,
     );
-    let out = run_plan(&plan, &common::opts(&srv, dir.path()))
+    let out = run_plan(&plan, &crate::common::opts(&srv, dir.path()))
         .await
         .unwrap();
     let n = count(&out, "/c/arr") as f64;
@@ -131,9 +129,9 @@ steps = [{ path = "/c/arr" }]
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn captured_values_flow_into_later_steps() {
-    let srv = common::start().await;
+    let srv = crate::common::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let plan = common::plan(
+    let plan = crate::common::plan(
         r#"
 name = "capture"
 run_time = "1.5s"
@@ -170,7 +168,7 @@ path = "/success/"
 body = { session_id = "{{session_id}}" }
 "#,
     );
-    let out = run_plan(&plan, &common::opts(&srv, dir.path()))
+    let out = run_plan(&plan, &crate::common::opts(&srv, dir.path()))
         .await
         .unwrap();
     let st = &srv.state;
@@ -195,9 +193,9 @@ body = { session_id = "{{session_id}}" }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_variables_skip_and_count() {
-    let srv = common::start().await;
+    let srv = crate::common::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let plan = common::plan(
+    let plan = crate::common::plan(
         r#"
 name = "skip"
 max_requests = 30
@@ -213,7 +211,7 @@ wait = { constant = 0.01 }
 steps = [{ path = "/c/x", capture = [{ var = "never", pointer = "/nope" }] }, { path = "/c/{{never}}" }]
 "#,
     );
-    let out = run_plan(&plan, &common::opts(&srv, dir.path()))
+    let out = run_plan(&plan, &crate::common::opts(&srv, dir.path()))
         .await
         .unwrap();
     let skipped = out
@@ -246,16 +244,16 @@ steps = [{ path = "/slow", name = "slow" }]
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thresholds_flip_the_exit_code() {
-    let srv = common::start().await;
+    let srv = crate::common::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let fail = common::plan(&SLOW_PLAN.replace("LIMIT", "p95 < 50ms"));
-    let out = run_plan(&fail, &common::opts(&srv, dir.path()))
+    let fail = crate::common::plan(&SLOW_PLAN.replace("LIMIT", "p95 < 50ms"));
+    let out = run_plan(&fail, &crate::common::opts(&srv, dir.path()))
         .await
         .unwrap();
     assert_eq!(out.exit_code, 1);
     assert!(!out.summary.thresholds[0].passed);
-    let pass = common::plan(&SLOW_PLAN.replace("LIMIT", "p95 < 500ms"));
-    let out = run_plan(&pass, &common::opts(&srv, dir.path()))
+    let pass = crate::common::plan(&SLOW_PLAN.replace("LIMIT", "p95 < 500ms"));
+    let out = run_plan(&pass, &crate::common::opts(&srv, dir.path()))
         .await
         .unwrap();
     assert_eq!(out.exit_code, 0, "{:?}", out.summary.thresholds);
@@ -263,9 +261,9 @@ async fn thresholds_flip_the_exit_code() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn percentiles_match_an_injected_distribution() {
-    let srv = common::start().await;
+    let srv = crate::common::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let plan = common::plan(
+    let plan = crate::common::plan(
         r#"
 name = "dist"
 max_requests = 600
@@ -280,7 +278,7 @@ name = "U"
 steps = [{ path = "/dist" }]
 "#,
     );
-    let out = run_plan(&plan, &common::opts(&srv, dir.path()))
+    let out = run_plan(&plan, &crate::common::opts(&srv, dir.path()))
         .await
         .unwrap();
     let r = &out.summary.aggregated;
@@ -292,7 +290,7 @@ steps = [{ path = "/dist" }]
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_model_latency_includes_a_server_stall() {
-    let srv = common::start().await;
+    let srv = crate::common::start().await;
     let dir = tempfile::tempdir().unwrap();
     let state = srv.state.clone();
     // The whole server freezes for 1 s, starting 1 s into the run.
@@ -301,7 +299,7 @@ async fn open_model_latency_includes_a_server_stall() {
         let _w = state.stall.write().await;
         tokio::time::sleep(Duration::from_millis(1000)).await;
     });
-    let plan = common::plan(
+    let plan = crate::common::plan(
         r#"
 name = "stall"
 [arrival]
@@ -313,7 +311,7 @@ name = "U"
 steps = [{ path = "/stallable" }]
 "#,
     );
-    let out = run_plan(&plan, &common::opts(&srv, dir.path()))
+    let out = run_plan(&plan, &crate::common::opts(&srv, dir.path()))
         .await
         .unwrap();
     let r = &out.summary.aggregated;
@@ -331,9 +329,9 @@ steps = [{ path = "/stallable" }]
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn capacity_search_finds_the_breaking_point() {
-    let srv = common::start().await;
+    let srv = crate::common::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let plan = common::plan(
+    let plan = crate::common::plan(
         r#"
 name = "capacity"
 [capacity]
@@ -348,7 +346,7 @@ name = "U"
 steps = [{ path = "/limited" }]
 "#,
     );
-    let out = run_plan(&plan, &common::opts(&srv, dir.path()))
+    let out = run_plan(&plan, &crate::common::opts(&srv, dir.path()))
         .await
         .unwrap();
     let cap = out.summary.capacity.as_ref().unwrap();
@@ -407,7 +405,7 @@ async fn connections_closed_by_the_server_are_replaced_without_errors() {
     for announce in [true, false] {
         let (url, served) = one_shot_server(announce).await;
         let dir = tempfile::tempdir().unwrap();
-        let plan = common::plan(
+        let plan = crate::common::plan(
             r#"
 name = "close"
 max_requests = 300

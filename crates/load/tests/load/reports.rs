@@ -1,7 +1,5 @@
 //! Output files: report.html, Locust-format CSVs, summary.json, grading, compare.
 
-mod common;
-
 use std::sync::atomic::Ordering;
 
 use pique_load::grade::Grade;
@@ -27,10 +25,10 @@ steps = [{ path = "/c/ok" }, { method = "POST", path = "/success/", body = { ses
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_writes_every_output_and_grades_honestly() {
-    let srv = common::start().await;
+    let srv = crate::common::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let plan = common::plan(PLAN);
-    let out = run_plan(&plan, &common::opts(&srv, dir.path()))
+    let plan = crate::common::plan(PLAN);
+    let out = run_plan(&plan, &crate::common::opts(&srv, dir.path()))
         .await
         .unwrap();
     let run = &out.run_dir;
@@ -102,7 +100,7 @@ async fn run_writes_every_output_and_grades_honestly() {
 
     // Compare the run with a second one.
     srv.state.metrics.store(true, Ordering::Relaxed);
-    let out2 = run_plan(&plan, &common::opts(&srv, dir.path()))
+    let out2 = run_plan(&plan, &crate::common::opts(&srv, dir.path()))
         .await
         .unwrap();
     let grade2 = |id: &str| {
@@ -130,14 +128,14 @@ async fn run_writes_every_output_and_grades_honestly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_plan_is_send_and_the_web_ui_starts_and_stops_a_run() {
     fn assert_send<T: Send>(_: &T) {}
-    let srv = common::start().await;
+    let srv = crate::common::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let plan = common::plan(
+    let plan = crate::common::plan(
         &PLAN
             .replace("max_requests = 60", "max_requests = 100000")
             .replace("\"3s\"", "\"30s\""),
     );
-    let opts = common::opts(&srv, dir.path());
+    let opts = crate::common::opts(&srv, dir.path());
     assert_send(&run_plan(&plan, &opts));
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

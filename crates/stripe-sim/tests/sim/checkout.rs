@@ -1,8 +1,6 @@
 //! Checkout Sessions, hosted page, refunds and webhooks, driven with the real async-stripe client.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use stripe::StripeError;
 use stripe_checkout::checkout_session::{
     CreateCheckoutSession, ExpireCheckoutSession, RetrieveCheckoutSession,

@@ -1,8 +1,6 @@
 //! Connect: accounts, onboarding links, destination charges and per-account balances.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use stripe::{AccountId, StripeError, StripeRequest};
 use stripe_checkout::checkout_session::{
     CreateCheckoutSessionPaymentIntentData, CreateCheckoutSessionPaymentIntentDataTransferData,

@@ -1,10 +1,8 @@
 //! Fault injection, authentication, runtime config and stats.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 use stripe::{StripeError, StripeRequest};
 use stripe_core::balance::RetrieveForMyAccountBalance;

@@ -1,0 +1,8 @@
+//! The load generator against real local HTTP servers, in one test binary.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod engine;
+mod plans;
+mod reports;
