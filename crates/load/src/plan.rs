@@ -690,12 +690,12 @@ fn is_ident(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// Checks a host is an `http://` URL we can send to.
+/// Checks a host is an `http://` or `https://` URL we can send to.
 pub fn check_host(host: &str) -> Result<(), String> {
     let url = url::Url::parse(host).map_err(|e| format!("bad host `{host}`: {e}"))?;
-    if url.scheme() != "http" {
+    if !matches!(url.scheme(), "http" | "https") {
         return Err(format!(
-            "host `{host}`: only http:// is supported (this build has no TLS)"
+            "host `{host}`: only http:// and https:// are supported"
         ));
     }
     Ok(())

@@ -8,8 +8,17 @@
 //! one core against a static server it sends about twice as many requests as reqwest did,
 //! on a par with `wrk`. It is also what Locust and k6 do semantically: a user is one client
 //! with its own connections.
+//!
+//! `https://` targets (a hosted deployment) go through the system's TLS (native-tls), with
+//! one connector shared by the whole process.
 
-use std::{pin::Pin, time::Duration};
+use std::{
+    io,
+    pin::Pin,
+    sync::OnceLock,
+    task::{Context, Poll},
+    time::Duration,
+};
 
 use bytes::Bytes;
 use futures::FutureExt;
@@ -20,7 +29,11 @@ use hyper::{
     header::{CONTENT_TYPE, HOST, HeaderName, HeaderValue, USER_AGENT},
 };
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    net::TcpStream,
+};
+use tokio_native_tls::TlsStream;
 use url::Url;
 
 /// A request ready to send.
@@ -52,10 +65,92 @@ pub(crate) enum HttpError {
     Connection(String),
 }
 
-type Driver = Pin<Box<Connection<TokioIo<TcpStream>, Full<Bytes>>>>;
+type Driver = Pin<Box<Connection<TokioIo<Stream>, Full<Bytes>>>>;
+
+/// A plain or TLS connection (one enum, so both share the connection type).
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Stream::Plain(s) => s.is_write_vectored(),
+            Stream::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// The process's TLS connector (system roots), built on first `https://` use.
+fn tls_connector() -> Result<&'static tokio_native_tls::TlsConnector, HttpError> {
+    static CONNECTOR: OnceLock<Result<tokio_native_tls::TlsConnector, String>> = OnceLock::new();
+    CONNECTOR
+        .get_or_init(|| {
+            native_tls_connector()
+                .map(tokio_native_tls::TlsConnector::from)
+                .map_err(|e| format!("TLS setup failed: {e}"))
+        })
+        .as_ref()
+        .map_err(|e| HttpError::Connection(e.clone()))
+}
+
+fn native_tls_connector()
+-> Result<tokio_native_tls::native_tls::TlsConnector, tokio_native_tls::native_tls::Error> {
+    tokio_native_tls::native_tls::TlsConnector::builder().build()
+}
 
 struct Conn {
-    /// `host:port` this connection goes to.
+    /// `scheme://host:port` this connection goes to.
     authority: String,
     sender: SendRequest<Full<Bytes>>,
     driver: Driver,
@@ -92,15 +187,17 @@ impl Connections {
     }
 
     async fn send_inner(&mut self, req: OutRequest) -> Result<InResponse, HttpError> {
-        if req.url.scheme() != "http" {
-            return Err(HttpError::Connection(format!(
-                "unsupported scheme {}",
-                req.url.scheme()
-            )));
-        }
+        let tls = match req.url.scheme() {
+            "http" => false,
+            "https" => true,
+            other => return Err(HttpError::Connection(format!("unsupported scheme {other}"))),
+        };
         let host = req.url.host_str().unwrap_or("localhost").to_string();
-        let port = req.url.port_or_known_default().unwrap_or(80);
-        let authority = format!("{host}:{port}");
+        let port = req
+            .url
+            .port_or_known_default()
+            .unwrap_or(if tls { 443 } else { 80 });
+        let authority = format!("{}://{host}:{port}", req.url.scheme());
         let idempotent = matches!(req.method, Method::GET | Method::HEAD | Method::OPTIONS);
         let mut fresh = false;
         loop {
@@ -110,13 +207,13 @@ impl Connections {
                     if let Some(i) = found {
                         self.conns.swap_remove(i);
                     }
-                    self.conns
-                        .push(self.connect(&host, port, authority.clone()).await?);
+                    let conn = self.connect(&host, port, tls, authority.clone()).await?;
+                    self.conns.push(conn);
                     fresh = true;
                     self.conns.len() - 1
                 }
             };
-            let request = self.build(&req, &authority)?;
+            let request = self.build(&req)?;
             match exchange(&mut self.conns[index], request).await {
                 Ok(resp) => {
                     if self.conns[index].ended {
@@ -138,19 +235,43 @@ impl Connections {
         }
     }
 
-    async fn connect(&self, host: &str, port: u16, authority: String) -> Result<Conn, HttpError> {
-        let stream = match tokio::time::timeout(
-            self.connect_timeout,
-            TcpStream::connect((host, port)),
-        )
-        .await
+    async fn connect(
+        &self,
+        host: &str,
+        port: u16,
+        tls: bool,
+        authority: String,
+    ) -> Result<Conn, HttpError> {
+        match tokio::time::timeout(self.connect_timeout, self.open(host, port, tls, authority))
+            .await
         {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => return Err(HttpError::Connection(io_kind(&e))),
-            Err(_) => return Err(HttpError::Timeout),
-        };
+            Ok(result) => result,
+            Err(_) => Err(HttpError::Timeout),
+        }
+    }
+
+    /// TCP connect, TLS handshake for `https`, then the HTTP/1.1 handshake.
+    async fn open(
+        &self,
+        host: &str,
+        port: u16,
+        tls: bool,
+        authority: String,
+    ) -> Result<Conn, HttpError> {
+        let tcp = TcpStream::connect((host, port))
+            .await
+            .map_err(|e| HttpError::Connection(io_kind(&e)))?;
         // Small requests and responses: never wait for Nagle.
-        let _ = stream.set_nodelay(true);
+        let _ = tcp.set_nodelay(true);
+        let stream = if tls {
+            let tls = tls_connector()?
+                .connect(host, tcp)
+                .await
+                .map_err(|e| HttpError::Connection(format!("TLS handshake: {e}")))?;
+            Stream::Tls(Box::new(tls))
+        } else {
+            Stream::Plain(tcp)
+        };
         let (sender, driver) = http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| HttpError::Connection(hyper_kind(&e)))?;
@@ -162,7 +283,9 @@ impl Connections {
         })
     }
 
-    fn build(&self, req: &OutRequest, authority: &str) -> Result<Request<Full<Bytes>>, HttpError> {
+    fn build(&self, req: &OutRequest) -> Result<Request<Full<Bytes>>, HttpError> {
+        // `host` or `host:port` as written in the URL (no default port), as browsers send it.
+        let host = &req.url[url::Position::BeforeHost..url::Position::AfterPort];
         let target = match req.url.query() {
             Some(q) => format!("{}?{q}", req.url.path()),
             None => req.url.path().to_string(),
@@ -170,7 +293,7 @@ impl Connections {
         let mut builder = Request::builder()
             .method(req.method.clone())
             .uri(target)
-            .header(HOST, authority)
+            .header(HOST, host)
             .header(USER_AGENT, self.user_agent.clone());
         if req.json.is_some() {
             builder = builder.header(CONTENT_TYPE, HeaderValue::from_static("application/json"));

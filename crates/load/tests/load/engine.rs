@@ -449,3 +449,47 @@ steps = [{ path = "/x", name = "x" }]
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_targets_go_through_tls() {
+    // A plain-HTTP server addressed as https://: the engine must attempt a TLS handshake (and
+    // report that it failed) rather than send cleartext or reject the scheme.
+    let srv = crate::common::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let plan = crate::common::plan(
+        r#"
+name = "tls"
+max_requests = 5
+run_time = "5s"
+[[stages]]
+duration = "5s"
+users = 1
+spawn_rate = 10
+[[users]]
+name = "U"
+wait = { constant = 0.01 }
+[[users.tasks]]
+steps = [{ path = "/c/tls", name = "tls" }]
+"#,
+    );
+    let opts = pique_load::RunOptions {
+        host: Some(format!("https://{}", srv.addr)),
+        out_dir: dir.path().to_path_buf(),
+        quiet: true,
+        ..Default::default()
+    };
+    let out = run_plan(&plan, &opts).await.unwrap();
+    assert_eq!(
+        srv.state.hits("tls"),
+        0,
+        "no cleartext request reached the server"
+    );
+    let failures = &out.summary.failures;
+    assert!(!failures.is_empty());
+    assert!(
+        failures
+            .iter()
+            .all(|f| f.category == "connection" && f.error.contains("TLS handshake")),
+        "{failures:?}"
+    );
+}
