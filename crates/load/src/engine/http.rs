@@ -192,7 +192,12 @@ impl Connections {
             "https" => true,
             other => return Err(HttpError::Connection(format!("unsupported scheme {other}"))),
         };
-        let host = req.url.host_str().unwrap_or("localhost").to_string();
+        // A bare address for connect and SNI: `::1`, not the URL's `[::1]`.
+        let host = match req.url.host() {
+            Some(url::Host::Ipv6(addr)) => addr.to_string(),
+            Some(host) => host.to_string(),
+            None => "localhost".to_string(),
+        };
         let port = req
             .url
             .port_or_known_default()

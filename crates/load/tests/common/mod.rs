@@ -139,6 +139,11 @@ impl TestServer {
 }
 
 pub async fn start() -> TestServer {
+    start_on("127.0.0.1:0").await
+}
+
+/// [`start`] on another address (e.g. `[::1]:0`).
+pub async fn start_on(bind: &str) -> TestServer {
     let state = Arc::new(TestState::default());
     let app = Router::new()
         .route("/c/{route}", get(counted))
@@ -152,7 +157,7 @@ pub async fn start() -> TestServer {
         .route("/success/", post(success))
         .route("/metrics", get(metrics))
         .with_state(state.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listener = tokio::net::TcpListener::bind(bind).await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         axum::serve(listener, app).await.unwrap();

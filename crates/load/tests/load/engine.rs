@@ -493,3 +493,35 @@ steps = [{ path = "/c/tls", name = "tls" }]
         "{failures:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipv6_hosts_are_reached() {
+    let srv = crate::common::start_on("[::1]:0").await;
+    let dir = tempfile::tempdir().unwrap();
+    let plan = crate::common::plan(
+        r#"
+name = "v6"
+max_requests = 20
+run_time = "5s"
+[[stages]]
+duration = "5s"
+users = 2
+spawn_rate = 10
+[[users]]
+name = "U"
+wait = { constant = 0.01 }
+[[users.tasks]]
+steps = [{ path = "/c/v6", name = "v6" }]
+"#,
+    );
+    let out = run_plan(&plan, &crate::common::opts(&srv, dir.path()))
+        .await
+        .unwrap();
+    assert!(srv.url().starts_with("http://[::1]:"), "{}", srv.url());
+    assert_eq!(
+        out.summary.aggregated.failures, 0,
+        "{:?}",
+        out.summary.failures
+    );
+    assert!(srv.state.hits("v6") >= 20);
+}
