@@ -240,6 +240,8 @@ impl Connections {
         }
     }
 
+    /// TCP connect, TLS handshake for `https`, then the HTTP/1.1 handshake, all within the
+    /// connect timeout.
     async fn connect(
         &self,
         host: &str,
@@ -247,45 +249,10 @@ impl Connections {
         tls: bool,
         authority: String,
     ) -> Result<Conn, HttpError> {
-        match tokio::time::timeout(self.connect_timeout, self.open(host, port, tls, authority))
-            .await
-        {
+        match tokio::time::timeout(self.connect_timeout, open(host, port, tls, authority)).await {
             Ok(result) => result,
             Err(_) => Err(HttpError::Timeout),
         }
-    }
-
-    /// TCP connect, TLS handshake for `https`, then the HTTP/1.1 handshake.
-    async fn open(
-        &self,
-        host: &str,
-        port: u16,
-        tls: bool,
-        authority: String,
-    ) -> Result<Conn, HttpError> {
-        let tcp = TcpStream::connect((host, port))
-            .await
-            .map_err(|e| HttpError::Connection(io_kind(&e)))?;
-        // Small requests and responses: never wait for Nagle.
-        let _ = tcp.set_nodelay(true);
-        let stream = if tls {
-            let tls = tls_connector()?
-                .connect(host, tcp)
-                .await
-                .map_err(|e| HttpError::Connection(format!("TLS handshake: {e}")))?;
-            Stream::Tls(Box::new(tls))
-        } else {
-            Stream::Plain(tcp)
-        };
-        let (sender, driver) = http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| HttpError::Connection(hyper_kind(&e)))?;
-        Ok(Conn {
-            authority,
-            sender,
-            driver: Box::pin(driver),
-            ended: false,
-        })
     }
 
     fn build(&self, req: &OutRequest) -> Result<Request<Full<Bytes>>, HttpError> {
@@ -310,6 +277,33 @@ impl Connections {
             .body(Full::new(req.json.clone().unwrap_or_default()))
             .map_err(|e| HttpError::Connection(format!("invalid request: {e}")))
     }
+}
+
+/// TCP connect, TLS handshake for `https`, then the HTTP/1.1 handshake.
+async fn open(host: &str, port: u16, tls: bool, authority: String) -> Result<Conn, HttpError> {
+    let tcp = TcpStream::connect((host, port))
+        .await
+        .map_err(|e| HttpError::Connection(io_kind(&e)))?;
+    // Small requests and responses: never wait for Nagle.
+    let _ = tcp.set_nodelay(true);
+    let stream = if tls {
+        let tls = tls_connector()?
+            .connect(host, tcp)
+            .await
+            .map_err(|e| HttpError::Connection(format!("TLS handshake: {e}")))?;
+        Stream::Tls(Box::new(tls))
+    } else {
+        Stream::Plain(tcp)
+    };
+    let (sender, driver) = http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| HttpError::Connection(hyper_kind(&e)))?;
+    Ok(Conn {
+        authority,
+        sender,
+        driver: Box::pin(driver),
+        ended: false,
+    })
 }
 
 /// Polls the idle connection once without waiting, so a close the server sent while this

@@ -167,12 +167,38 @@ pub async fn start_on(bind: &str) -> TestServer {
 
 /// Options for a quiet run against `server`, writing into `dir`.
 pub fn opts(server: &TestServer, dir: &std::path::Path) -> pique_load::RunOptions {
+    opts_for(server.url(), dir)
+}
+
+/// Options for a quiet run against any `host`, writing into `dir`.
+pub fn opts_for(host: String, dir: &std::path::Path) -> pique_load::RunOptions {
     pique_load::RunOptions {
-        host: Some(server.url()),
+        host: Some(host),
         out_dir: dir.to_path_buf(),
         quiet: true,
         ..Default::default()
     }
+}
+
+/// One class of `users` users requesting `path` (request name = `name`) every 2 ms until
+/// `max_requests`, 10 s at most.
+pub fn steady_plan(name: &str, users: u32, max_requests: u64, path: &str) -> pique_load::Plan {
+    plan(&format!(
+        r#"
+name = "{name}"
+max_requests = {max_requests}
+run_time = "10s"
+[[stages]]
+duration = "10s"
+users = {users}
+spawn_rate = 1000
+[[users]]
+name = "U"
+wait = {{ constant = 0.002 }}
+[[users.tasks]]
+steps = [{{ path = "{path}", name = "{name}" }}]
+"#
+    ))
 }
 
 pub fn plan(src: &str) -> pique_load::Plan {

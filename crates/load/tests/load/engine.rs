@@ -405,28 +405,8 @@ async fn connections_closed_by_the_server_are_replaced_without_errors() {
     for announce in [true, false] {
         let (url, served) = one_shot_server(announce).await;
         let dir = tempfile::tempdir().unwrap();
-        let plan = crate::common::plan(
-            r#"
-name = "close"
-max_requests = 300
-run_time = "10s"
-[[stages]]
-duration = "10s"
-users = 4
-spawn_rate = 1000
-[[users]]
-name = "U"
-wait = { constant = 0.002 }
-[[users.tasks]]
-steps = [{ path = "/x", name = "x" }]
-"#,
-        );
-        let opts = pique_load::RunOptions {
-            host: Some(url),
-            out_dir: dir.path().to_path_buf(),
-            quiet: true,
-            ..Default::default()
-        };
+        let plan = crate::common::steady_plan("x", 4, 300, "/x");
+        let opts = crate::common::opts_for(url, dir.path());
         let out = run_plan(&plan, &opts).await.unwrap();
         let r = &out.summary.aggregated;
         assert!(
@@ -456,28 +436,8 @@ async fn https_targets_go_through_tls() {
     // report that it failed) rather than send cleartext or reject the scheme.
     let srv = crate::common::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let plan = crate::common::plan(
-        r#"
-name = "tls"
-max_requests = 5
-run_time = "5s"
-[[stages]]
-duration = "5s"
-users = 1
-spawn_rate = 10
-[[users]]
-name = "U"
-wait = { constant = 0.01 }
-[[users.tasks]]
-steps = [{ path = "/c/tls", name = "tls" }]
-"#,
-    );
-    let opts = pique_load::RunOptions {
-        host: Some(format!("https://{}", srv.addr)),
-        out_dir: dir.path().to_path_buf(),
-        quiet: true,
-        ..Default::default()
-    };
+    let plan = crate::common::steady_plan("tls", 1, 5, "/c/tls");
+    let opts = crate::common::opts_for(format!("https://{}", srv.addr), dir.path());
     let out = run_plan(&plan, &opts).await.unwrap();
     assert_eq!(
         srv.state.hits("tls"),
@@ -498,22 +458,7 @@ steps = [{ path = "/c/tls", name = "tls" }]
 async fn ipv6_hosts_are_reached() {
     let srv = crate::common::start_on("[::1]:0").await;
     let dir = tempfile::tempdir().unwrap();
-    let plan = crate::common::plan(
-        r#"
-name = "v6"
-max_requests = 20
-run_time = "5s"
-[[stages]]
-duration = "5s"
-users = 2
-spawn_rate = 10
-[[users]]
-name = "U"
-wait = { constant = 0.01 }
-[[users.tasks]]
-steps = [{ path = "/c/v6", name = "v6" }]
-"#,
-    );
+    let plan = crate::common::steady_plan("v6", 2, 20, "/c/v6");
     let out = run_plan(&plan, &crate::common::opts(&srv, dir.path()))
         .await
         .unwrap();
