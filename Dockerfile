@@ -12,7 +12,7 @@ COPY loadtests loadtests
 RUN cargo build --release --locked --bin pique && cp target/release/pique /usr/local/bin/pique
 
 FROM debian:bookworm-slim
-# libssl3: async-stripe's TLS for real Stripe; curl: health checks.
+# libssl3: TLS for real Stripe and for https:// load targets; curl: health checks.
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates libssl3 curl \
     && rm -rf /var/lib/apt/lists/* && useradd --create-home --uid 10001 pique \
     && mkdir -p /data/media /data/mail && chown -R pique /data
