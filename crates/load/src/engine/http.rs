@@ -150,8 +150,10 @@ fn native_tls_connector()
 }
 
 struct Conn {
-    /// `scheme://host:port` this connection goes to.
-    authority: String,
+    /// Where this connection goes: TLS or not, host as written in URLs, port.
+    tls: bool,
+    host: String,
+    port: u16,
     sender: SendRequest<Full<Bytes>>,
     driver: Driver,
     /// The driver has completed (the server closed, e.g. `Connection: close`); a completed
@@ -192,27 +194,31 @@ impl Connections {
             "https" => true,
             other => return Err(HttpError::Connection(format!("unsupported scheme {other}"))),
         };
-        // A bare address for connect and SNI: `::1`, not the URL's `[::1]`.
-        let host = match req.url.host() {
-            Some(url::Host::Ipv6(addr)) => addr.to_string(),
-            Some(host) => host.to_string(),
-            None => "localhost".to_string(),
-        };
         let port = req
             .url
             .port_or_known_default()
             .unwrap_or(if tls { 443 } else { 80 });
-        let authority = format!("{}://{host}:{port}", req.url.scheme());
+        // Matched against open connections without allocating: this runs per request.
+        let url_host = req.url.host_str().unwrap_or("localhost");
         let idempotent = matches!(req.method, Method::GET | Method::HEAD | Method::OPTIONS);
         let mut fresh = false;
         loop {
-            let index = match self.conns.iter().position(|c| c.authority == authority) {
+            let index = match self
+                .conns
+                .iter()
+                .position(|c| c.tls == tls && c.port == port && c.host == url_host)
+            {
                 Some(i) if still_open(&mut self.conns[i]) => i,
                 found => {
                     if let Some(i) = found {
                         self.conns.swap_remove(i);
                     }
-                    let conn = self.connect(&host, port, tls, authority.clone()).await?;
+                    // A bare address for connect and SNI: `::1`, not the URL's `[::1]`.
+                    let address = match req.url.host() {
+                        Some(url::Host::Ipv6(addr)) => addr.to_string(),
+                        _ => url_host.to_string(),
+                    };
+                    let conn = self.connect(&address, port, tls, url_host).await?;
                     self.conns.push(conn);
                     fresh = true;
                     self.conns.len() - 1
@@ -247,9 +253,9 @@ impl Connections {
         host: &str,
         port: u16,
         tls: bool,
-        authority: String,
+        url_host: &str,
     ) -> Result<Conn, HttpError> {
-        match tokio::time::timeout(self.connect_timeout, open(host, port, tls, authority)).await {
+        match tokio::time::timeout(self.connect_timeout, open(host, port, tls, url_host)).await {
             Ok(result) => result,
             Err(_) => Err(HttpError::Timeout),
         }
@@ -258,10 +264,8 @@ impl Connections {
     fn build(&self, req: &OutRequest) -> Result<Request<Full<Bytes>>, HttpError> {
         // `host` or `host:port` as written in the URL (no default port), as browsers send it.
         let host = &req.url[url::Position::BeforeHost..url::Position::AfterPort];
-        let target = match req.url.query() {
-            Some(q) => format!("{}?{q}", req.url.path()),
-            None => req.url.path().to_string(),
-        };
+        // Path and query, as written in the URL.
+        let target = &req.url[url::Position::BeforePath..url::Position::AfterQuery];
         let mut builder = Request::builder()
             .method(req.method.clone())
             .uri(target)
@@ -280,7 +284,7 @@ impl Connections {
 }
 
 /// TCP connect, TLS handshake for `https`, then the HTTP/1.1 handshake.
-async fn open(host: &str, port: u16, tls: bool, authority: String) -> Result<Conn, HttpError> {
+async fn open(host: &str, port: u16, tls: bool, url_host: &str) -> Result<Conn, HttpError> {
     let tcp = TcpStream::connect((host, port))
         .await
         .map_err(|e| HttpError::Connection(io_kind(&e)))?;
@@ -299,7 +303,9 @@ async fn open(host: &str, port: u16, tls: bool, authority: String) -> Result<Con
         .await
         .map_err(|e| HttpError::Connection(hyper_kind(&e)))?;
     Ok(Conn {
-        authority,
+        tls,
+        host: url_host.to_string(),
+        port,
         sender,
         driver: Box::pin(driver),
         ended: false,
