@@ -13,8 +13,10 @@ use serde_json::Value;
 
 use crate::duration::Dur;
 use crate::error::{Location, PlanError};
+use crate::grade::{Phase, Rules};
+use crate::stats::{Key, KeyKind};
 use crate::template::{BodyTemplate, Template};
-use crate::threshold::Threshold;
+use crate::threshold::{Metric, Threshold};
 
 /// Variables every user has without declaring them.
 const BUILTIN_VARS: &[&str] = &[];
@@ -34,7 +36,7 @@ pub struct Plan {
     pub run_time: Option<Dur>,
     /// Hard cap on the number of requests sent.
     pub max_requests: Option<u64>,
-    /// Per-request timeout (default 60 s, gunicorn's timeout in the seed).
+    /// Per-request timeout (default 60 s, the original deployment's gunicorn timeout).
     pub request_timeout: Option<Dur>,
     /// How often server-side metrics are scraped (default 2 s).
     pub scrape_interval: Option<Dur>,
@@ -67,9 +69,9 @@ pub struct Plan {
     /// The plan text as written, copied into reports.
     #[serde(skip)]
     pub source: String,
-    /// Distinct (method, name) statistics keys, indexed by [`Step::key`].
+    /// Distinct statistics keys, indexed by [`Step::key`] (and [`Step::poll_key`]).
     #[serde(skip)]
-    pub request_keys: Vec<(String, String)>,
+    pub request_keys: Vec<Key>,
 }
 
 /// One closed-model stage: move to `users` and hold until `duration` has passed.
@@ -128,14 +130,96 @@ pub struct Capacity {
     pub stop_p95_ms: Option<f64>,
 }
 
-/// Grading options.
+/// Which success criteria the plan grades, and the windows that decide whether load held.
+///
+/// ```toml
+/// [grading]
+/// phase = "baseline"          # the phase's default criteria (see `pique_load::grade::Phase`)
+/// criteria = ["p95", "error_rate"]   # or exactly these instead
+/// exclude = ["cpu"]           # minus these
+/// hold = "1m"                 # load counts as held when it lasted this long ...
+/// held_p95 = "500ms"          # ... with p95 below this ...
+/// held_error_rate = "0.1%"    # ... and errors below this
+/// ```
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Grading {
-    /// Criteria ids (see [`crate::grade::CRITERIA`]) graded and shown but left out of the
-    /// verdict, e.g. `concurrent_users` in a smoke plan that runs three users on purpose.
+    /// The phase of the original plan this plan runs; it picks the default criteria.
+    #[serde(default)]
+    pub phase: Phase,
+    /// Criterion ids graded instead of the phase's defaults.
+    pub criteria: Option<Vec<String>>,
+    /// Criterion ids not graded (shown as "not graded by this plan").
     #[serde(default)]
     pub exclude: Vec<String>,
+    /// How long load must hold to count for concurrent users, normal/peak load and throughput
+    /// (default 1 minute).
+    pub hold: Option<Dur>,
+    /// How long the Sustained Load row needs (default 2 h, as in the original plan).
+    pub sustain: Option<Dur>,
+    /// The spike's window: users reached within this of the first user (default 1 minute).
+    pub spike_within: Option<Dur>,
+    /// Load holds while p95 stays below this (default 500 ms, the Target column).
+    pub held_p95: Option<String>,
+    /// ... and the error rate below this (default 0.1 %, the Target column).
+    pub held_error_rate: Option<String>,
+}
+
+impl Grading {
+    /// The ids this plan grades: the explicit list or the phase's, minus `exclude`.
+    pub fn criteria_ids(&self) -> Vec<String> {
+        let base: Vec<String> = match &self.criteria {
+            Some(list) => list.clone(),
+            None => self
+                .phase
+                .criteria()
+                .into_iter()
+                .map(String::from)
+                .collect(),
+        };
+        base.into_iter()
+            .filter(|id| !self.exclude.contains(id))
+            .collect()
+    }
+
+    /// The resolved grading rules for a run at `time_scale` whose shape asks for at most
+    /// `target_users` users.
+    pub fn rules(&self, time_scale: f64, target_users: Option<u32>) -> Rules {
+        let d = Rules::default();
+        let scaled =
+            |v: Option<Dur>, default: f64| v.map_or(default, |d| d.0.as_secs_f64()) * time_scale;
+        Rules {
+            phase: self.phase,
+            criteria: self.criteria_ids(),
+            hold_s: scaled(self.hold, d.hold_s),
+            sustain_s: scaled(self.sustain, d.sustain_s),
+            spike_within_s: scaled(self.spike_within, d.spike_within_s),
+            held_p95_ms: self
+                .held_p95
+                .as_deref()
+                .and_then(|t| parse_limit(t, Metric::Avg))
+                .unwrap_or(d.held_p95_ms),
+            held_error_rate: self
+                .held_error_rate
+                .as_deref()
+                .and_then(|t| parse_limit(t, Metric::ErrorRate))
+                .unwrap_or(d.held_error_rate),
+            target_users,
+            time_scale,
+        }
+    }
+}
+
+/// Parses a latency (`500ms`, `1s`) or a rate (`0.1%`, `0.001`) the way thresholds do.
+fn parse_limit(text: &str, metric: Metric) -> Option<f64> {
+    let name = if metric == Metric::ErrorRate {
+        "error_rate"
+    } else {
+        "avg"
+    };
+    Threshold::parse(&format!("{name} < {text}"))
+        .ok()
+        .map(|t| t.limit)
 }
 
 /// A class of simulated users (a Locust `HttpUser` subclass).
@@ -222,16 +306,30 @@ pub struct Step {
     /// What makes the response a success.
     #[serde(default)]
     pub checks: Checks,
-    /// Run the step only with this probability (the seed's "30 % validate promo").
+    /// Run the step only with this probability (the original plan's "30 % validate promo").
     pub probability: Option<f64>,
     /// Run the step only when all these variables are set (not counted as skipped otherwise).
     #[serde(default, deserialize_with = "one_or_many")]
     pub when: Vec<String>,
     /// Seconds to pause after the step (Artillery `think`, k6 `sleep`).
     pub think: Option<f64>,
+    /// Repeat the request until its JSON answer satisfies this condition (a queued checkout's
+    /// `status` leaving `processing`). Each request counts under `poll_name`; the whole wait,
+    /// from the start of the previous request of the task (the accept) to the answer that
+    /// ended it, counts once under `name` (default: the path followed by ` [done]`).
+    pub until: Option<Until>,
+    /// Time between two polls (default 1 s).
+    pub every: Option<Dur>,
+    /// Give up polling after this long (default 60 s): the completion fails with a timeout.
+    pub timeout: Option<Dur>,
+    /// Statistics name of the poll requests (default: the path as written).
+    pub poll_name: Option<String>,
     /// Index into [`Plan::request_keys`], assigned by validation.
     #[serde(skip)]
     pub key: usize,
+    /// For a polling step, the statistics key of its individual requests.
+    #[serde(skip)]
+    pub poll_key: usize,
     /// Position of the step in the whole plan (0-based), assigned by validation.
     #[serde(skip)]
     pub index: usize,
@@ -278,6 +376,38 @@ impl<'de> Deserialize<'de> for Template {
     }
 }
 
+/// A condition on a JSON answer that ends a polling step.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Until {
+    /// JSON pointer to the value tested (`/status`).
+    pub pointer: String,
+    /// Done when the value is one of these.
+    #[serde(rename = "in")]
+    pub is_in: Option<Vec<Value>>,
+    /// Done when the value is none of these (a missing value counts as none of them).
+    pub not_in: Option<Vec<Value>>,
+    /// Done when the value equals this.
+    pub equals: Option<Value>,
+}
+
+impl Until {
+    /// Whether `doc` satisfies the condition.
+    pub fn holds(&self, doc: &Value) -> bool {
+        let found = doc.pointer(&self.pointer);
+        if let Some(want) = &self.equals {
+            return found == Some(want);
+        }
+        if let Some(list) = &self.is_in {
+            return found.is_some_and(|v| list.contains(v));
+        }
+        if let Some(list) = &self.not_in {
+            return found.is_none_or(|v| !list.contains(v));
+        }
+        false
+    }
+}
+
 /// Takes a value from a JSON response into a user variable.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -314,14 +444,59 @@ pub enum Pick {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Checks {
-    /// Accepted status codes (default: anything below 400, like Locust).
+    /// Accepted status codes or classes (`[200, 201, "4xx"]`; default: anything below 400,
+    /// like Locust).
     #[serde(default)]
-    pub status: Vec<u16>,
+    pub status: Vec<StatusMatch>,
     /// Conditions on the JSON body.
     #[serde(default)]
     pub json: Vec<JsonCheck>,
     /// Maximum response time in milliseconds (k6 `r.timings.duration < 500`).
     pub max_ms: Option<f64>,
+}
+
+/// An accepted status: a code (`201`) or a class (`"4xx"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusMatch {
+    /// Exactly this code.
+    Code(u16),
+    /// Any code of this hundred (`4` for `4xx`).
+    Class(u16),
+}
+
+impl StatusMatch {
+    /// Whether `status` is accepted.
+    pub fn matches(self, status: u16) -> bool {
+        match self {
+            StatusMatch::Code(c) => c == status,
+            StatusMatch::Class(h) => status / 100 == h,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for StatusMatch {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Code(u16),
+            Class(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Code(c) if (100..=599).contains(&c) => Ok(StatusMatch::Code(c)),
+            Raw::Code(c) => Err(serde::de::Error::custom(format!("bad status code {c}"))),
+            Raw::Class(s) => {
+                let bad =
+                    || serde::de::Error::custom(format!("bad status class `{s}` (e.g. \"4xx\")"));
+                let h = s
+                    .strip_suffix("xx")
+                    .and_then(|h| h.parse::<u16>().ok())
+                    .filter(|h| (1..=5).contains(h))
+                    .ok_or_else(bad)?;
+                Ok(StatusMatch::Class(h))
+            }
+        }
+    }
 }
 
 /// A condition on a JSON response.
@@ -414,7 +589,7 @@ impl Plan {
         self.validate_shape()?;
         self.validate_users()?;
         self.assign_keys();
-        let names: BTreeSet<&str> = self.request_keys.iter().map(|(_, n)| n.as_str()).collect();
+        let names: BTreeSet<&str> = self.request_keys.iter().map(|k| k.name.as_str()).collect();
         for key in self.thresholds.keys() {
             if key != "*" && !names.contains(key.as_str()) {
                 return Err(self.invalid(
@@ -425,9 +600,34 @@ impl Plan {
                 ));
             }
         }
-        for id in &self.grading.exclude {
-            if !crate::grade::CRITERIA.iter().any(|c| c.id == id) {
-                return Err(self.invalid(id, format!("grading.exclude: unknown criterion `{id}`")));
+        let named = self.grading.criteria.iter().flatten();
+        for id in named.chain(&self.grading.exclude) {
+            if crate::grade::criterion(id).is_none() {
+                let known: Vec<&str> = crate::grade::CRITERIA.iter().map(|c| c.id).collect();
+                return Err(self.invalid(
+                    id,
+                    format!(
+                        "[grading]: unknown criterion `{id}` (known: {})",
+                        known.join(", ")
+                    ),
+                ));
+            }
+        }
+        for (field, text, metric) in [
+            ("held_p95", &self.grading.held_p95, Metric::Avg),
+            (
+                "held_error_rate",
+                &self.grading.held_error_rate,
+                Metric::ErrorRate,
+            ),
+        ] {
+            if let Some(t) = text
+                && parse_limit(t, metric).is_none()
+            {
+                return Err(self.invalid(
+                    field,
+                    format!("[grading] {field}: cannot read `{t}` (e.g. 500ms, 0.1%)"),
+                ));
             }
         }
         if let Some(host) = &self.host {
@@ -612,9 +812,7 @@ impl Plan {
             if matches!(s.think, Some(t) if !(t >= 0.0 && t.is_finite())) {
                 return Err(self.invalid("think", "`think` must be >= 0 seconds".into()));
             }
-            if let Some(bad) = s.checks.status.iter().find(|c| !(100..=599).contains(*c)) {
-                return Err(self.invalid("status", format!("bad status code {bad} in checks")));
-            }
+            self.validate_polling(s)?;
             for c in &s.capture {
                 let pointers = [c.pointer.as_str(), c.then.as_str()];
                 let ok = pointers.iter().all(|p| p.is_empty() || p.starts_with('/'))
@@ -647,9 +845,46 @@ impl Plan {
         Ok(())
     }
 
-    /// Gives every step the index of its (method, name) statistics key.
+    fn validate_polling(&self, s: &Step) -> Result<(), PlanError> {
+        let path = s.path.source();
+        let Some(u) = &s.until else {
+            if s.every.is_some() || s.timeout.is_some() || s.poll_name.is_some() {
+                return Err(self.invalid(
+                    path,
+                    format!("step `{path}`: `every`, `timeout` and `poll_name` need `until`"),
+                ));
+            }
+            return Ok(());
+        };
+        if !(u.pointer.is_empty() || u.pointer.starts_with('/')) {
+            return Err(self.invalid(&u.pointer, "JSON pointers start with `/`".into()));
+        }
+        let conditions = [u.is_in.is_some(), u.not_in.is_some(), u.equals.is_some()];
+        if conditions.iter().filter(|c| **c).count() != 1 {
+            return Err(self.invalid(
+                "until",
+                format!("step `{path}`: `until` needs exactly one of `in`, `not_in`, `equals`"),
+            ));
+        }
+        if s.every.is_some_and(|d| d.0.is_zero()) || s.timeout.is_some_and(|d| d.0.is_zero()) {
+            return Err(self.invalid(
+                "every",
+                format!("step `{path}`: `every` and `timeout` must be positive"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Gives every step the index of its statistics key (and a polling step the key of its
+    /// individual requests).
     fn assign_keys(&mut self) {
-        let mut keys: Vec<(String, String)> = Vec::new();
+        let mut keys: Vec<Key> = Vec::new();
+        let mut intern = |key: Key| {
+            keys.iter().position(|k| *k == key).unwrap_or_else(|| {
+                keys.push(key);
+                keys.len() - 1
+            })
+        };
         let mut index = 0;
         for class in &mut self.users {
             let steps = class
@@ -657,21 +892,38 @@ impl Plan {
                 .iter_mut()
                 .chain(class.tasks.iter_mut().flat_map(|t| t.steps.iter_mut()));
             for s in steps {
-                let key = (
-                    s.method.clone(),
-                    s.name
-                        .clone()
-                        .unwrap_or_else(|| s.path.source().to_string()),
-                );
+                let path = s.path.source().to_string();
                 s.index = index;
                 index += 1;
-                s.key = keys.iter().position(|k| *k == key).unwrap_or_else(|| {
-                    keys.push(key);
-                    keys.len() - 1
-                });
+                let request = |name: String| Key {
+                    method: s.method.clone(),
+                    name,
+                    kind: KeyKind::Request,
+                };
+                if s.until.is_some() {
+                    let poll = s.poll_name.clone().unwrap_or_else(|| path.clone());
+                    s.poll_key = intern(request(poll));
+                    s.key = intern(Key {
+                        method: s.method.clone(),
+                        name: s.name.clone().unwrap_or_else(|| format!("{path} [done]")),
+                        kind: KeyKind::Completion,
+                    });
+                } else {
+                    s.key = intern(request(s.name.clone().unwrap_or(path)));
+                    s.poll_key = s.key;
+                }
             }
         }
         self.request_keys = keys;
+    }
+
+    /// The most users the plan's shape asks for.
+    pub fn target_users(&self) -> u32 {
+        match self.shape() {
+            ShapeRef::Stages(st) => st.iter().map(|s| s.users).max().unwrap_or(0),
+            ShapeRef::Arrival(a) => a.max_users,
+            ShapeRef::Capacity(c) => c.max_users,
+        }
     }
 }
 
@@ -726,7 +978,14 @@ path = "/x"
     #[test]
     fn minimal_plan_parses() {
         let p = Plan::from_toml_str(MINIMAL, "t.toml").unwrap();
-        assert_eq!(p.request_keys, vec![("GET".to_string(), "/x".to_string())]);
+        assert_eq!(p.request_keys.len(), 1);
+        assert_eq!(
+            (
+                p.request_keys[0].method.as_str(),
+                p.request_keys[0].name.as_str()
+            ),
+            ("GET", "/x")
+        );
         assert!(matches!(p.shape(), ShapeRef::Stages(s) if s.len() == 1));
     }
 

@@ -12,10 +12,11 @@ use crate::duration::{Dur, format_duration};
 use crate::engine::{self, EngineConfig};
 use crate::error::LoadError;
 use crate::grade::{self, GradeInput};
-use crate::plan::{Plan, ShapeRef, Stage, check_host};
+use crate::plan::{Plan, ShapeRef, Stage, Step, check_host};
 use crate::progress::Progress;
 use crate::report::{self, PlanInfo, Settings, Summary, ThresholdResult};
 use crate::scrape::{ScrapeConfig, Scraper};
+use crate::stats::RequestStats;
 
 /// Options of one run (what `pique load run` flags set).
 #[derive(Debug, Clone)]
@@ -45,6 +46,10 @@ pub struct RunOptions {
     pub vars: Vec<(String, String)>,
     /// Free label recorded in the report (e.g. the target's `PIQUE_PROFILE`).
     pub label: Option<String>,
+    /// Runs the plan's shape faster: every duration of the shape (stages, arrival stages,
+    /// capacity steps, the plan's `run_time`) and every grading window is multiplied by this
+    /// factor in (0, 1]; spawn rates are divided by it. Think and wait times stay as written.
+    pub time_scale: f64,
 }
 
 impl Default for RunOptions {
@@ -62,6 +67,7 @@ impl Default for RunOptions {
             redis_url: None,
             vars: Vec::new(),
             label: None,
+            time_scale: 1.0,
         }
     }
 }
@@ -81,8 +87,42 @@ pub struct RunOutcome {
     pub exit_code: i32,
 }
 
-/// Applies `--users`, `--spawn-rate` and `--run-time` to the plan's shape.
+/// Multiplies every duration of the plan's shape by `f` (and divides spawn rates by it), so the
+/// shape keeps its proportions in `f` of the time.
+fn scale_shape(plan: &mut Plan, f: f64) {
+    let scale = |d: &mut Dur| d.0 = d.0.mul_f64(f);
+    for s in &mut plan.stages {
+        scale(&mut s.duration);
+        s.spawn_rate = s.spawn_rate.map(|r| r / f);
+    }
+    if let Some(a) = &mut plan.arrival {
+        a.stages.iter_mut().for_each(|s| scale(&mut s.duration));
+    }
+    if let Some(c) = &mut plan.capacity {
+        scale(&mut c.step_every);
+        c.spawn_rate = c.spawn_rate.map(|r| r / f);
+    }
+    if let Some(rt) = &mut plan.run_time {
+        scale(rt);
+    }
+    // More samples of the server in a shorter run (memory growth needs a slope), but not
+    // more often than four times a second.
+    let interval = plan.scrape_interval.map_or(Duration::from_secs(2), |d| d.0);
+    plan.scrape_interval = Some(Dur(interval.mul_f64(f).max(Duration::from_millis(250))));
+}
+
+/// Applies `--time-scale`, then `--users`, `--spawn-rate` and `--run-time` (wall-clock, not
+/// scaled) to the plan's shape.
 fn apply_overrides(plan: &mut Plan, opts: &RunOptions) -> Result<(), LoadError> {
+    let f = opts.time_scale;
+    if !(f > 0.0 && f <= 1.0) {
+        return Err(LoadError::Options(format!(
+            "--time-scale must be in (0, 1], got {f}"
+        )));
+    }
+    if f < 1.0 {
+        scale_shape(plan, f);
+    }
     if let Some(r) = opts.spawn_rate
         && !(r > 0.0 && r.is_finite())
     {
@@ -275,11 +315,12 @@ pub async fn run_plan_controlled(
     let progress = Progress::new(opts.quiet, &plan.name).with_live(control.live.clone());
     let scraper = Scraper::start(scrape_cfg, tokio::time::Instant::now());
     let plan = Arc::new(plan);
+    let time_scale = opts.time_scale;
     let cfg = EngineConfig {
         base: host.clone(),
         run_time: plan.run_time.map(|d| d.0),
         max_requests: plan.max_requests,
-        vars,
+        vars: vars.clone(),
         stop: control.stop.clone(),
     };
     let result = engine::run(plan.clone(), cfg, &progress).await;
@@ -288,48 +329,58 @@ pub async fn run_plan_controlled(
     let result = result?;
 
     let fin = result.stats.finish(result.run_secs);
-    let keys_where = |pred: &dyn Fn(&str, &str) -> bool| -> Vec<usize> {
+    let keys_where = |pred: &dyn Fn(&Step) -> bool| -> Vec<usize> {
         let mut keys: Vec<usize> = plan
             .steps()
-            .filter(|(_, s)| pred(&s.method, s.path.source()))
+            .filter(|(_, s)| pred(s))
             .map(|(_, s)| s.key)
             .collect();
         keys.sort_unstable();
         keys.dedup();
         keys
     };
-    // The seed's checkout criteria apply to POSTs to these paths, whatever the step is named.
-    let checkout_keys =
-        keys_where(&|m, p| m == "POST" && p.contains("/checkout/") && !p.contains("/status"));
-    let success_keys = keys_where(&|m, p| m == "POST" && p.contains("/success/"));
+    // The original plan's checkout criteria apply to POSTs to these paths, whatever the step
+    // is named; a queued checkout completes in a step polling its status.
+    let path = |s: &Step| s.path.source().to_string();
+    let checkout_keys = keys_where(&|s| {
+        s.method == "POST" && path(s).contains("/checkout/") && !path(s).contains("/status")
+    });
+    let done_keys = keys_where(&|s| s.until.is_some() && path(s).contains("/checkout/status"));
+    let success_keys = keys_where(&|s| s.method == "POST" && path(s).contains("/success/"));
+    let secs = result.run_secs;
     let checkout = result
         .stats
-        .group(&checkout_keys, "POST", "/checkout/", result.run_secs);
-    let success = result
+        .group(&checkout_keys, "POST", "/checkout/", secs);
+    let checkout_done = result
         .stats
-        .group(&success_keys, "POST", "/success/", result.run_secs);
+        .group(&done_keys, "GET", "/checkout/ [done]", secs);
+    let success = result.stats.group(&success_keys, "POST", "/success/", secs);
 
+    let rules = plan
+        .grading
+        .rules(time_scale, Some(plan.target_users()).filter(|u| *u > 0));
     let grades = grade::grade(&GradeInput {
         aggregated: &fin.aggregated,
         methods: &fin.methods,
         checkout: checkout.as_ref(),
+        checkout_done: checkout_done.as_ref(),
         success: success.as_ref(),
         run_secs: result.run_secs,
-        peak_users: result.peak_users,
         series: &fin.series,
         server: &server,
         capacity: result.capacity.as_ref(),
-        exclude: &plan.grading.exclude,
+        rules: &rules,
     });
     let verdict = grade::verdict(&grades);
 
+    let never_run = steps_never_run(&plan, &vars);
     let mut thresholds = Vec::new();
     for (scope, list) in &plan.thresholds {
         let keys: Option<Vec<usize>> = (scope != "*").then(|| {
             plan.request_keys
                 .iter()
                 .enumerate()
-                .filter(|(_, (_, n))| n == scope)
+                .filter(|(_, k)| k.name == *scope)
                 .map(|(i, _)| i)
                 .collect()
         });
@@ -337,15 +388,27 @@ pub async fn run_plan_controlled(
             let measured = result
                 .stats
                 .measure(keys.as_deref(), t.metric, result.run_secs);
+            let (passed, skipped, note) = match measured {
+                Some(m) => (t.op.holds(m, t.limit), false, String::new()),
+                None => no_data(
+                    &plan,
+                    keys.as_deref(),
+                    &never_run,
+                    &result.stats,
+                    &fin.requests,
+                ),
+            };
             thresholds.push(ThresholdResult {
                 scope: scope.clone(),
                 expr: t.source.clone(),
                 measured,
-                passed: measured.is_some_and(|m| t.op.holds(m, t.limit)),
+                passed,
+                skipped,
+                note,
             });
         }
     }
-    let exit_code = i32::from(thresholds.iter().any(|t| !t.passed));
+    let exit_code = i32::from(thresholds.iter().any(|t| !t.passed && !t.skipped));
 
     let summary = Summary {
         tool: concat!("pique-load ", env!("CARGO_PKG_VERSION")).into(),
@@ -359,6 +422,7 @@ pub async fn run_plan_controlled(
             host,
             label: opts.label.clone(),
             shape: describe_shape(&plan),
+            time_scale,
             run_time_cap: plan.run_time.map(|d| format_duration(d.0)),
             max_requests: plan.max_requests,
             started_at: started.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
@@ -382,6 +446,7 @@ pub async fn run_plan_controlled(
         lag: result.lag,
         capacity: result.capacity,
         thresholds,
+        grading: rules,
         grades,
         verdict: verdict.clone(),
         exit_code,
@@ -396,6 +461,99 @@ pub async fn run_plan_controlled(
         verdict,
         exit_code,
     })
+}
+
+/// For every step (by [`Step::index`]), the `when` variables that nothing can ever set in this
+/// run: not in the plan's `vars`, not given with `--var`, never captured or `set` by the
+/// class. Such a step never runs (a payment step without `--var stripe_base`).
+fn steps_never_run(plan: &Plan, vars: &HashMap<String, Value>) -> HashMap<usize, Vec<String>> {
+    let mut out = HashMap::new();
+    for class in &plan.users {
+        let steps: Vec<&Step> = class
+            .on_start
+            .iter()
+            .chain(class.tasks.iter().flat_map(|t| t.steps.iter()))
+            .collect();
+        let produced = |v: &str| {
+            vars.contains_key(v)
+                || steps
+                    .iter()
+                    .any(|s| s.capture.iter().any(|c| c.var == v) || s.set.contains_key(v))
+        };
+        for s in &steps {
+            let unset: Vec<String> = s.when.iter().filter(|v| !produced(v)).cloned().collect();
+            if !unset.is_empty() {
+                out.insert(s.index, unset);
+            }
+        }
+    }
+    out
+}
+
+/// A threshold without data: skipped when every step it covers did not run because of its
+/// `when` variables (unset by the run, like `stripe_base` without `--var`, or never captured,
+/// like the status poll of a checkout that was not queued); failed otherwise, with the reason.
+fn no_data(
+    plan: &Plan,
+    keys: Option<&[usize]>,
+    never_run: &HashMap<usize, Vec<String>>,
+    stats: &crate::stats::Stats,
+    rows: &[RequestStats],
+) -> (bool, bool, String) {
+    let Some(keys) = keys else {
+        return (false, false, "no requests completed".into());
+    };
+    let steps: Vec<&Step> = plan
+        .steps()
+        .map(|(_, s)| s)
+        .filter(|s| keys.contains(&s.key) || keys.contains(&s.poll_key))
+        .collect();
+    let not_wanted = |s: &Step| never_run.contains_key(&s.index) || stats.unmet_count(s.key) > 0;
+    if !steps.is_empty() && steps.iter().all(|s| not_wanted(s)) {
+        let mut unset: Vec<&str> = steps
+            .iter()
+            .flat_map(|s| s.when.iter())
+            .map(String::as_str)
+            .collect();
+        unset.sort_unstable();
+        unset.dedup();
+        let given_with_var: Vec<String> = steps
+            .iter()
+            .filter_map(|s| never_run.get(&s.index))
+            .flatten()
+            .map(|v| format!("--var {v}=..."))
+            .collect();
+        let hint = if given_with_var.is_empty() {
+            String::new()
+        } else {
+            format!("; give {}", given_with_var.join(", "))
+        };
+        return (
+            false,
+            true,
+            format!(
+                "skipped: `when` {} never set in this run{hint}",
+                unset.join(", ")
+            ),
+        );
+    }
+    let skipped: u64 = rows
+        .iter()
+        .filter(|r| {
+            keys.iter().any(|k| {
+                plan.request_keys
+                    .get(*k)
+                    .is_some_and(|key| key.name == r.name && key.method == r.method)
+            })
+        })
+        .map(|r| r.skipped)
+        .sum();
+    let note = if skipped > 0 {
+        format!("failed: no requests ran; skipped {skipped} times for a missing variable")
+    } else {
+        "failed: no requests ran, although the plan should have sent some".into()
+    };
+    (false, false, note)
 }
 
 fn unique_dir(parent: &std::path::Path, base: &str) -> PathBuf {

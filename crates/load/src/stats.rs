@@ -1,6 +1,11 @@
 //! Request statistics: HdrHistograms (microsecond resolution, exact merges) per request key and
 //! overall, failures per (key, error), skipped steps, and the one-second time series.
 //!
+//! Every second closes a window into a [`Point`] that carries that second's counts and its
+//! response-time histogram in HdrHistogram's portable encoding. Grading reads only those
+//! points and the run totals, so several generators' seconds can be merged first and graded
+//! the same way.
+//!
 //! Recording takes one short mutex section; with a handful of cores this is far cheaper than the
 //! HTTP round trip it measures, and it keeps every number exact (no sampling).
 
@@ -9,6 +14,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
+use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 use serde::{Deserialize, Serialize};
 
 use crate::error::LoadError;
@@ -55,6 +61,29 @@ impl std::fmt::Display for ErrorKind {
     }
 }
 
+/// What a statistics key counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyKind {
+    /// HTTP requests (every row of Locust's table).
+    #[default]
+    Request,
+    /// Completions of a polled step (`/checkout/ [done]`): from the accept to the answer that
+    /// ended the polling. Not HTTP requests, so not in the aggregated row or the time series.
+    Completion,
+}
+
+/// A statistics key: method, name and kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Key {
+    /// HTTP method.
+    pub method: String,
+    /// Request name (Locust's `name=`).
+    pub name: String,
+    /// What it counts.
+    pub kind: KeyKind,
+}
+
 #[derive(Debug, Clone)]
 struct Acc {
     hist: Histogram<u64>,
@@ -99,6 +128,50 @@ impl Acc {
     }
 }
 
+/// A response-time histogram (microseconds) in HdrHistogram's V2 encoding, stored as base64 in
+/// summary.json. It is what one generator's second weighs on the wire, and it merges exactly.
+#[derive(Clone, PartialEq, Default)]
+pub struct EncodedHistogram(pub Vec<u8>);
+
+impl EncodedHistogram {
+    /// Encodes `h`.
+    pub fn encode(h: &Histogram<u64>) -> Self {
+        let mut out = Vec::new();
+        // Encoding into a Vec cannot fail for a histogram that exists.
+        let _ = V2Serializer::new().serialize(h, &mut out);
+        EncodedHistogram(out)
+    }
+
+    /// Decodes the histogram; `None` when the bytes are not a V2 histogram.
+    pub fn decode(&self) -> Option<Histogram<u64>> {
+        Deserializer::new().deserialize(&mut self.0.as_slice()).ok()
+    }
+}
+
+impl std::fmt::Debug for EncodedHistogram {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "EncodedHistogram({} bytes)", self.0.len())
+    }
+}
+
+impl Serialize for EncodedHistogram {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use base64::Engine as _;
+        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(&self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for EncodedHistogram {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use base64::Engine as _;
+        let text = String::deserialize(d)?;
+        base64::engine::general_purpose::STANDARD
+            .decode(text.as_bytes())
+            .map(EncodedHistogram)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 /// Final statistics of one request key (a row of Locust's stats.csv).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RequestStats {
@@ -126,6 +199,9 @@ pub struct RequestStats {
     pub percentiles_ms: Vec<f64>,
     /// Steps with this key skipped because a variable was missing.
     pub skipped: u64,
+    /// What the row counts.
+    #[serde(default)]
+    pub kind: KeyKind,
 }
 
 impl RequestStats {
@@ -147,7 +223,8 @@ impl RequestStats {
         }
     }
 
-    fn from_acc(method: &str, name: &str, acc: &Acc, secs: f64, skipped: u64) -> Self {
+    fn from_acc(key: (&str, &str, KeyKind), acc: &Acc, secs: f64, skipped: u64) -> Self {
+        let (method, name, kind) = key;
         let ms = |us: u64| us as f64 / 1000.0;
         let n = acc.count.max(1) as f64;
         let empty = acc.count == 0;
@@ -177,6 +254,7 @@ impl RequestStats {
                 })
                 .collect(),
             skipped,
+            kind,
         }
     }
 }
@@ -196,6 +274,16 @@ pub struct FailureRow {
     pub occurrences: u64,
 }
 
+/// How the generator itself fared during one second (see `crate::engine::watch`).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+pub struct GeneratorSample {
+    /// CPU the generator's process used, in cores (1.0 = one core busy for the second).
+    pub cpu_cores: f64,
+    /// Worst delay of the generator's scheduler in this second, ms: how late a timer that
+    /// should have fired on time actually ran (time a response waited to be read).
+    pub lag_ms: f64,
+}
+
 /// One second of the run.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Point {
@@ -203,9 +291,9 @@ pub struct Point {
     pub t: f64,
     /// Users running (busy users in the open model).
     pub users: u32,
-    /// Requests completed in this second.
+    /// Requests completed per second in this window.
     pub rps: f64,
-    /// Failures in this second.
+    /// Failures per second in this window.
     pub errors_per_s: f64,
     /// Percentiles of this second's responses, ms, in [`QUANTILES`] order (0 when idle).
     pub percentiles_ms: Vec<f64>,
@@ -223,6 +311,18 @@ pub struct Point {
     pub total_max_ms: f64,
     /// Mean body size so far.
     pub total_avg_content_size: f64,
+    /// Requests completed in this window.
+    #[serde(default)]
+    pub requests: u64,
+    /// Of which failed.
+    #[serde(default)]
+    pub failures: u64,
+    /// This window's response times (absent when nothing completed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hist: Option<EncodedHistogram>,
+    /// The generator's own load in this window.
+    #[serde(default)]
+    pub generator: GeneratorSample,
 }
 
 impl Point {
@@ -254,19 +354,20 @@ struct Inner {
     interval: Acc,
     failures: HashMap<(usize, ErrorKind), u64>,
     skipped: Vec<u64>,
+    unmet: Vec<u64>,
     series: Vec<Point>,
 }
 
 /// Shared, thread-safe statistics of a run.
 pub struct Stats {
-    keys: Vec<(String, String)>,
+    keys: Vec<Key>,
     template: Histogram<u64>,
     inner: Mutex<Inner>,
 }
 
 impl Stats {
-    /// Statistics for the given (method, name) keys.
-    pub fn new(keys: Vec<(String, String)>) -> Result<Self, LoadError> {
+    /// Statistics for the given keys.
+    pub fn new(keys: Vec<Key>) -> Result<Self, LoadError> {
         let n = keys.len();
         // Auto-resizing with 3 significant digits: small until slow responses show up.
         let template =
@@ -279,6 +380,7 @@ impl Stats {
             interval: acc(),
             failures: HashMap::new(),
             skipped: vec![0; n],
+            unmet: vec![0; n],
             series: Vec::new(),
         };
         Ok(Self {
@@ -294,17 +396,23 @@ impl Stats {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Records one completed request.
+    /// Records one completed request (or one completion, for a completion key).
     pub fn record(&self, key: usize, latency: Duration, bytes: u64, error: Option<ErrorKind>) {
         let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
         let failed = error.is_some();
+        let request = self
+            .keys
+            .get(key)
+            .is_none_or(|k| k.kind == KeyKind::Request);
         let mut g = self.lock();
         if let Some(acc) = g.per_key.get_mut(key) {
             acc.record(us, bytes, failed);
         }
-        g.total.record(us, bytes, failed);
-        g.window.record(us, bytes, failed);
-        g.interval.record(us, bytes, failed);
+        if request {
+            g.total.record(us, bytes, failed);
+            g.window.record(us, bytes, failed);
+            g.interval.record(us, bytes, failed);
+        }
         if let Some(e) = error {
             *g.failures.entry((key, e)).or_insert(0) += 1;
         }
@@ -317,13 +425,26 @@ impl Stats {
         }
     }
 
+    /// Counts a step not run because a variable of its `when` was not set (a payment step
+    /// without `stripe_base`, a status poll after a checkout that was not queued).
+    pub fn unmet(&self, key: usize) {
+        if let Some(s) = self.lock().unmet.get_mut(key) {
+            *s += 1;
+        }
+    }
+
+    /// How often steps with this key were not run for an unset `when` variable.
+    pub fn unmet_count(&self, key: usize) -> u64 {
+        self.lock().unmet.get(key).copied().unwrap_or(0)
+    }
+
     /// Requests completed so far.
     pub fn total_requests(&self) -> u64 {
         self.lock().total.count
     }
 
-    /// Closes the current one-second window and appends it to the time series.
-    pub fn tick(&self, t: f64, users: u32, window_secs: f64) -> Point {
+    /// Closes the current window (normally one second) and appends it to the time series.
+    pub fn tick(&self, t: f64, users: u32, window_secs: f64, generator: GeneratorSample) -> Point {
         let mut g = self.lock();
         let w = std::mem::replace(&mut g.window, Acc::new(&self.template));
         let secs = window_secs.max(1e-3);
@@ -359,6 +480,10 @@ impl Stats {
             },
             total_max_ms: ms(total.hist.max()),
             total_avg_content_size: total.bytes as f64 / total.count.max(1) as f64,
+            requests: w.count,
+            failures: w.failures,
+            hist: (w.count > 0).then(|| EncodedHistogram::encode(&w.hist)),
+            generator,
         };
         g.series.push(point.clone());
         point
@@ -367,6 +492,11 @@ impl Stats {
     /// Time of the last closed window (0 before the first).
     pub fn last_tick_t(&self) -> f64 {
         self.lock().series.last().map_or(0.0, |p| p.t)
+    }
+
+    /// A copy of the time series so far (what a live view or a grader reads mid-run).
+    pub fn series(&self) -> Vec<Point> {
+        self.lock().series.clone()
     }
 
     /// Statistics since the previous call (used to judge capacity steps), then resets them.
@@ -389,30 +519,46 @@ impl Stats {
         let g = self.lock();
         let mut by_method: Vec<(String, Acc)> = Vec::new();
         let mut requests = Vec::new();
-        for (i, (method, name)) in self.keys.iter().enumerate() {
+        for (i, key) in self.keys.iter().enumerate() {
             let acc = &g.per_key[i];
             let skipped = g.skipped[i];
             if acc.count > 0 || skipped > 0 {
-                requests.push(RequestStats::from_acc(method, name, acc, run_secs, skipped));
+                requests.push(RequestStats::from_acc(
+                    (&key.method, &key.name, key.kind),
+                    acc,
+                    run_secs,
+                    skipped,
+                ));
             }
-            match by_method.iter_mut().find(|(m, _)| m == method) {
+            if key.kind != KeyKind::Request {
+                continue;
+            }
+            match by_method.iter_mut().find(|(m, _)| *m == key.method) {
                 Some((_, a)) => a.merge(acc),
-                None => by_method.push((method.clone(), acc.clone())),
+                None => by_method.push((key.method.clone(), acc.clone())),
             }
         }
         let skipped_total = g.skipped.iter().sum();
-        let aggregated =
-            RequestStats::from_acc("", "Aggregated", &g.total, run_secs, skipped_total);
+        let aggregated = RequestStats::from_acc(
+            ("", "Aggregated", KeyKind::Request),
+            &g.total,
+            run_secs,
+            skipped_total,
+        );
         let methods = by_method
             .iter()
             .filter(|(_, a)| a.count > 0)
-            .map(|(m, a)| RequestStats::from_acc(m, m, a, run_secs, 0))
+            .map(|(m, a)| RequestStats::from_acc((m, m, KeyKind::Request), a, run_secs, 0))
             .collect();
         let mut failures: Vec<FailureRow> = g
             .failures
             .iter()
             .map(|((key, err), n)| {
-                let (method, name) = self.keys.get(*key).cloned().unwrap_or_default();
+                let (method, name) = self
+                    .keys
+                    .get(*key)
+                    .map(|k| (k.method.clone(), k.name.clone()))
+                    .unwrap_or_default();
                 FailureRow {
                     method,
                     name,
@@ -431,9 +577,7 @@ impl Stats {
             series: g.series.clone(),
         }
     }
-}
 
-impl Stats {
     /// The requests of several keys merged into one row named `name` (e.g. every POST to
     /// `/checkout/`); `None` when none of them ran.
     pub fn group(
@@ -445,10 +589,14 @@ impl Stats {
     ) -> Option<RequestStats> {
         let g = self.lock();
         let mut acc = Acc::new(&self.template);
+        let mut kind = KeyKind::Request;
         for k in keys {
             acc.merge(g.per_key.get(*k)?);
+            if let Some(key) = self.keys.get(*k) {
+                kind = key.kind;
+            }
         }
-        (acc.count > 0).then(|| RequestStats::from_acc(method, name, &acc, run_secs, 0))
+        (acc.count > 0).then(|| RequestStats::from_acc((method, name, kind), &acc, run_secs, 0))
     }
 
     /// Measures a threshold metric over the given keys (`None` = all requests). Percentiles come
@@ -475,9 +623,9 @@ impl Stats {
             Metric::Min => has.then(|| ms(acc.hist.min())),
             Metric::Max => has.then(|| ms(acc.hist.max())),
             Metric::ErrorRate => has.then(|| acc.failures as f64 / acc.count as f64),
-            Metric::Rps => Some(acc.count as f64 / run_secs.max(1e-9)),
-            Metric::Failures => Some(acc.failures as f64),
-            Metric::Requests => Some(acc.count as f64),
+            Metric::Rps => has.then(|| acc.count as f64 / run_secs.max(1e-9)),
+            Metric::Failures => has.then_some(acc.failures as f64),
+            Metric::Requests => has.then_some(acc.count as f64),
         }
     }
 }
@@ -501,11 +649,20 @@ pub struct Finished {
 mod tests {
     use super::*;
 
+    fn key(method: &str, name: &str, kind: KeyKind) -> Key {
+        Key {
+            method: method.into(),
+            name: name.into(),
+            kind,
+        }
+    }
+
     #[test]
     fn percentiles_and_failures_are_exact_enough() {
         let s = Stats::new(vec![
-            ("GET".into(), "/a".into()),
-            ("POST".into(), "/b".into()),
+            key("GET", "/a", KeyKind::Request),
+            key("POST", "/b", KeyKind::Request),
+            key("GET", "/b [done]", KeyKind::Completion),
         ])
         .unwrap();
         for i in 0..1000u64 {
@@ -514,8 +671,12 @@ mod tests {
         }
         s.record(1, Duration::from_millis(1), 0, Some(ErrorKind::Status(500)));
         s.record(1, Duration::from_millis(1), 0, Some(ErrorKind::Status(500)));
-        let p = s.tick(1.0, 3, 1.0);
+        s.record(2, Duration::from_secs(2), 0, None);
+        let p = s.tick(1.0, 3, 1.0, GeneratorSample::default());
         assert_eq!(p.rps, 1002.0);
+        assert_eq!((p.requests, p.failures), (1002, 2));
+        let h = p.hist.as_ref().and_then(EncodedHistogram::decode).unwrap();
+        assert_eq!(h.len(), 1002, "completions are not requests");
         let f = s.finish(2.0);
         let a = &f.requests[0];
         assert!((a.pct(0.5) - 5.0).abs() < 0.01, "{a:?}");
@@ -525,5 +686,21 @@ mod tests {
         assert_eq!(f.failures[0].error, "HTTP 500");
         assert_eq!(f.aggregated.count, 1002);
         assert_eq!(f.methods.len(), 2);
+        assert_eq!(f.requests[2].kind, KeyKind::Completion);
+        assert_eq!(f.requests[2].count, 1);
+    }
+
+    #[test]
+    fn encoded_histograms_round_trip_through_json() {
+        let mut h = Histogram::<u64>::new(3).unwrap();
+        for v in [1u64, 500, 20_000, 1_500_000] {
+            h.record(v).unwrap();
+        }
+        let e = EncodedHistogram::encode(&h);
+        let json = serde_json::to_string(&e).unwrap();
+        let back: EncodedHistogram = serde_json::from_str(&json).unwrap();
+        let d = back.decode().unwrap();
+        assert_eq!(d.len(), 4);
+        assert_eq!(d.value_at_quantile(1.0), h.value_at_quantile(1.0));
     }
 }

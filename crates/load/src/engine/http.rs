@@ -37,6 +37,7 @@ use tokio_native_tls::TlsStream;
 use url::Url;
 
 /// A request ready to send.
+#[derive(Clone)]
 pub(crate) struct OutRequest {
     /// HTTP method.
     pub method: Method,

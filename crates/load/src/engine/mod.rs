@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::error::LoadError;
 use crate::plan::Plan;
 use crate::progress::Progress;
-use crate::stats::Stats;
+use crate::stats::{GeneratorSample, Stats};
 
 pub use scheduler::{CapacityResult, CapacityStep};
 
@@ -93,6 +93,8 @@ pub(crate) struct Shared {
     late: AtomicU64,
     dropped: AtomicU64,
     max_lag_us: AtomicU64,
+    /// The capacity search so far (every judged step), for capacity plans.
+    pub capacity: Mutex<CapacityResult>,
 }
 
 impl Shared {
@@ -216,6 +218,7 @@ pub async fn run(
         late: AtomicU64::new(0),
         dropped: AtomicU64::new(0),
         max_lag_us: AtomicU64::new(0),
+        capacity: Mutex::new(CapacityResult::default()),
     });
 
     let start = Instant::now();
@@ -223,12 +226,8 @@ pub async fn run(
     let limit = cfg.run_time.map_or(shape_len, |r| r.min(shape_len));
     let sampler = tokio::spawn(sample(sh.clone(), start, limit, progress.clone()));
 
-    let mut capacity = None;
     tokio::select! {
-        cap = scheduler::drive(sh.clone(), start) => {
-            capacity = cap;
-            sh.stop_with("load shape finished");
-        }
+        () = scheduler::drive(sh.clone(), start) => sh.stop_with("load shape finished"),
         _ = tokio::time::sleep(limit) => sh.stop_with("run_time reached"),
         // Like Locust: Ctrl-C ends the run early but still produces the report.
         Ok(()) = tokio::signal::ctrl_c() => sh.stop_with("interrupted (Ctrl-C)"),
@@ -256,7 +255,12 @@ pub async fn run(
     // Final partial second, so the series accounts for every request.
     let since_last = stats.last_tick_t();
     let now = start.elapsed().as_secs_f64();
-    stats.tick(now, users_at_stop, (now - since_last).max(1e-3));
+    stats.tick(
+        now,
+        users_at_stop,
+        (now - since_last).max(1e-3),
+        GeneratorSample::default(),
+    );
 
     let peak_users = sh.peak.load(Ordering::Relaxed);
     let stop_reason = sh
@@ -265,6 +269,23 @@ pub async fn run(
         .unwrap_or_else(|p| p.into_inner())
         .clone()
         .unwrap_or_else(|| "stopped".into());
+    let capacity = matches!(plan.shape(), crate::plan::ShapeRef::Capacity(_)).then(|| {
+        let mut c = sh
+            .capacity
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let finished = c.breaking_users.is_some()
+            || c.steps.last().is_some_and(|s| {
+                plan.capacity
+                    .as_ref()
+                    .is_some_and(|cap| s.users >= cap.max_users)
+            });
+        if !finished {
+            c.stopped_by = Some(stop_reason.clone());
+        }
+        c
+    });
     Ok(EngineResult {
         stats,
         run_secs: stopped_at.as_secs_f64().max(1e-3),
@@ -275,9 +296,7 @@ pub async fn run(
             dropped_iterations: sh.dropped.load(Ordering::Relaxed),
             max_lag_ms: sh.max_lag_us.load(Ordering::Relaxed) as f64 / 1000.0,
         },
-        capacity: capacity.or_else(|| {
-            matches!(plan.shape(), crate::plan::ShapeRef::Capacity(_)).then(CapacityResult::default)
-        }),
+        capacity,
     })
 }
 
@@ -291,9 +310,12 @@ async fn sample(sh: Arc<Shared>, start: Instant, limit: Duration, progress: Prog
         let users = sh.users.load(Ordering::Relaxed);
         let window = now.duration_since(last).as_secs_f64();
         last = now;
-        let p = sh
-            .stats
-            .tick(now.duration_since(start).as_secs_f64(), users, window);
+        let p = sh.stats.tick(
+            now.duration_since(start).as_secs_f64(),
+            users,
+            window,
+            GeneratorSample::default(),
+        );
         progress.update(&p, now.duration_since(start), limit);
     }
 }

@@ -24,6 +24,12 @@ const TICK: Duration = Duration::from_millis(100);
 pub struct CapacityStep {
     /// Users during the step.
     pub users: u32,
+    /// When the step started, seconds since the run started.
+    #[serde(default)]
+    pub start_s: f64,
+    /// When it ended.
+    #[serde(default)]
+    pub end_s: f64,
     /// Requests completed in the step.
     pub requests: u64,
     /// Requests per second in the step.
@@ -47,6 +53,10 @@ pub struct CapacityResult {
     pub last_good_users: Option<u32>,
     /// Which limit broke, in words.
     pub reason: Option<String>,
+    /// Why the search ended before a limit broke or the last step finished (`run_time
+    /// reached`, `stopped by the user`); the steps above are every step it finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_by: Option<String>,
 }
 
 /// Length of the plan's shape.
@@ -59,7 +69,7 @@ pub(crate) fn shape_duration(plan: &Plan) -> Duration {
 }
 
 /// Runs the plan's shape until it ends or the run is stopped.
-pub(crate) async fn drive(sh: Arc<Shared>, start: Instant) -> Option<CapacityResult> {
+pub(crate) async fn drive(sh: Arc<Shared>, start: Instant) {
     let plan = sh.plan.clone();
     match plan.shape() {
         ShapeRef::Stages(stages) => {
@@ -82,12 +92,10 @@ pub(crate) async fn drive(sh: Arc<Shared>, start: Instant) -> Option<CapacityRes
                     _ = sh.stop.cancelled() => break,
                 }
             }
-            None
         }
-        ShapeRef::Capacity(cap) => Some(capacity(&sh, cap).await),
+        ShapeRef::Capacity(cap) => capacity(&sh, cap, start).await,
         ShapeRef::Arrival(a) => {
             open_model(&sh, &ArrivalSchedule::new(a), a.max_users, start).await;
-            None
         }
     }
 }
@@ -140,11 +148,12 @@ impl UserPool {
     }
 }
 
-/// Adds users step by step and judges each step; stops at the first broken limit.
-async fn capacity(sh: &Arc<Shared>, cap: &Capacity) -> CapacityResult {
+/// Adds users step by step and judges each step; stops at the first broken limit. Every
+/// judged step is published in [`Shared::capacity`] at once, so a run stopped early (by
+/// `--run-time`, Ctrl-C or the UI) still reports every step it finished.
+async fn capacity(sh: &Arc<Shared>, cap: &Capacity, run_start: Instant) {
     let steps = CapacitySteps { cap: cap.clone() };
     let mut pool = UserPool::new(sh);
-    let mut result = CapacityResult::default();
     for i in 0..steps.step_count() {
         let target = steps.users_in_step(i);
         let step_start = Instant::now();
@@ -168,7 +177,7 @@ async fn capacity(sh: &Arc<Shared>, cap: &Capacity) -> CapacityResult {
                     };
                     pool.resize(sh, want);
                 }
-                _ = sh.stop.cancelled() => return result,
+                _ = sh.stop.cancelled() => return,
             }
         }
         let secs = step_start.elapsed().as_secs_f64();
@@ -197,8 +206,12 @@ async fn capacity(sh: &Arc<Shared>, cap: &Capacity) -> CapacityResult {
                 iv.p95_ms
             ));
         }
+        let since = |t: Instant| t.duration_since(run_start).as_secs_f64();
+        let mut result = sh.capacity.lock().unwrap_or_else(|p| p.into_inner());
         result.steps.push(CapacityStep {
             users: target,
+            start_s: since(step_start),
+            end_s: since(Instant::now()),
             requests: iv.count,
             rps: iv.count as f64 / secs.max(1e-3),
             error_rate,
@@ -208,11 +221,10 @@ async fn capacity(sh: &Arc<Shared>, cap: &Capacity) -> CapacityResult {
         if let Some(r) = reason {
             result.breaking_users = Some(target);
             result.reason = Some(r);
-            return result;
+            return;
         }
         result.last_good_users = Some(target);
     }
-    result
 }
 
 /// Open model: start one iteration per scheduled arrival, whatever earlier ones are doing.

@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use super::Shared;
 use super::http::{Connections, HttpError, OutRequest};
-use crate::plan::{Capture, Checks, Pick, Step, Wait};
+use crate::plan::{Capture, Checks, Pick, Step, Until, Wait};
 use crate::stats::ErrorKind;
 use crate::template::{Ctx, RenderError};
 
@@ -39,6 +39,9 @@ pub(crate) struct VirtualUser {
     iteration: u64,
     /// This user's own keep-alive connections.
     http: Connections,
+    /// When the last request of the current task was sent (a polling step times its
+    /// completion from there: the accept it waits on).
+    last_sent: Option<Instant>,
 }
 
 impl VirtualUser {
@@ -51,6 +54,7 @@ impl VirtualUser {
             rng: SmallRng::seed_from_u64(rand::random()),
             iteration: 0,
             http: Connections::new(sh.timeout),
+            last_sent: None,
         }
     }
 
@@ -103,6 +107,7 @@ impl VirtualUser {
         };
         let mut intended = intended;
         let mut sent = false;
+        self.last_sent = None;
         for step in &task.steps {
             let res = self.run_step(sh, step, intended).await;
             if matches!(res, StepResult::Ok | StepResult::Failed) {
@@ -148,6 +153,7 @@ impl VirtualUser {
             return StepResult::Stopped;
         }
         if !step.when.iter().all(|v| is_set(&self.vars, v)) {
+            sh.stats.unmet(step.key);
             return StepResult::NotRun;
         }
         if let Some(p) = step.probability
@@ -162,23 +168,49 @@ impl VirtualUser {
                 return StepResult::Skipped;
             }
         };
+        if let Some(until) = &step.until {
+            return self.poll(sh, step, until, request).await;
+        }
         if !sh.take_budget() {
             return StepResult::Stopped;
         }
         let start = intended.unwrap_or_else(Instant::now);
-        let (outcome, bytes, json) = send(&mut self.http, request, needs_json(step)).await;
+        self.last_sent = Some(start);
+        // The clock stops at the last byte of the body; parsing it is the generator's work.
+        let (outcome, bytes, body) = send(&mut self.http, request).await;
         let latency = start.elapsed();
+        let json = match (&outcome, body) {
+            (Ok(_), Some(body)) if needs_json(step) => parse_json(&body),
+            _ => None,
+        };
         let error = match outcome {
             Err(e) => Some(e),
-            Ok(status) => judge(&step.checks, status, latency, json.as_ref()),
+            Ok(status) => judge_status(&step.checks, status, latency)
+                .or_else(|| judge_json(&step.checks, json.as_ref())),
         };
         let failed = error.is_some();
         sh.stats.record(step.key, latency, bytes, error);
+        self.apply_captures(step, json.as_ref(), failed);
+        if let Some(t) = step.think.filter(|t| *t > 0.0) {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs_f64(t)) => {}
+                _ = sh.stop.cancelled() => return StepResult::Stopped,
+            }
+        }
+        if failed {
+            StepResult::Failed
+        } else {
+            StepResult::Ok
+        }
+    }
+
+    /// Sets (or unsets) the step's captured variables from a response.
+    fn apply_captures(&mut self, step: &Step, json: Option<&Value>, failed: bool) {
         for c in &step.capture {
             let value = if failed {
                 None
             } else {
-                capture(c, json.as_ref(), &mut self.rng)
+                capture(c, json, &mut self.rng)
             };
             match value {
                 Some(v) => self.vars.insert(c.var.clone(), v),
@@ -186,12 +218,65 @@ impl VirtualUser {
                 None => self.vars.remove(&c.var),
             };
         }
-        if let Some(t) = step.think.filter(|t| *t > 0.0) {
+    }
+
+    /// A polling step: sends `request` every `every` until the answer satisfies `until` or
+    /// `timeout` passes. Each request is recorded under the step's poll key; the completion,
+    /// timed from the task's previous request (the accept), under its own key.
+    async fn poll(
+        &mut self,
+        sh: &Shared,
+        step: &Step,
+        until: &Until,
+        request: OutRequest,
+    ) -> StepResult {
+        let every = step.every.map_or(Duration::from_secs(1), |d| d.0);
+        let limit = step.timeout.map_or(Duration::from_secs(60), |d| d.0);
+        let began = Instant::now();
+        let accepted = self.last_sent.unwrap_or(began);
+        let result = loop {
+            if !sh.take_budget() {
+                return StepResult::Stopped;
+            }
+            let start = Instant::now();
+            let (outcome, bytes, body) = send(&mut self.http, request.clone()).await;
+            let latency = start.elapsed();
+            let status_error = match &outcome {
+                Err(e) => Some(e.clone()),
+                Ok(status) => judge_status(&step.checks, *status, latency),
+            };
+            sh.stats
+                .record(step.poll_key, latency, bytes, status_error.clone());
+            if let Some(e) = status_error {
+                break Some(e);
+            }
+            let json = body.as_deref().and_then(parse_json);
+            if json.as_ref().is_some_and(|doc| until.holds(doc)) {
+                let error = judge_json(&step.checks, json.as_ref());
+                self.apply_captures(step, json.as_ref(), error.is_some());
+                break error;
+            }
+            if began.elapsed() + every > limit {
+                let seen = json
+                    .as_ref()
+                    .and_then(|doc| doc.pointer(&until.pointer))
+                    .map_or("nothing".to_string(), Value::to_string);
+                break Some(ErrorKind::Check(format!(
+                    "{} still {seen} after {}",
+                    until.pointer,
+                    crate::duration::format_duration(limit)
+                )));
+            }
             tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs_f64(t)) => {}
+                _ = tokio::time::sleep(every) => {}
                 _ = sh.stop.cancelled() => return StepResult::Stopped,
             }
+        };
+        let failed = result.is_some();
+        if failed {
+            self.apply_captures(step, None, true);
         }
+        sh.stats.record(step.key, accepted.elapsed(), 0, result);
         if failed {
             StepResult::Failed
         } else {
@@ -257,37 +342,28 @@ fn needs_json(step: &Step) -> bool {
 }
 
 /// Sends the request and reads the whole body; returns the status (or the error category), the
-/// body size, and the parsed JSON when asked for and valid.
+/// body size and the body.
 async fn send(
     http: &mut Connections,
     req: OutRequest,
-    want_json: bool,
-) -> (Result<u16, ErrorKind>, u64, Option<Value>) {
+) -> (Result<u16, ErrorKind>, u64, Option<bytes::Bytes>) {
     match http.send(req).await {
-        Ok(resp) => {
-            let json = if want_json {
-                serde_json::from_slice(&resp.body).ok()
-            } else {
-                None
-            };
-            (Ok(resp.status), resp.body.len() as u64, json)
-        }
+        Ok(resp) => (Ok(resp.status), resp.body.len() as u64, Some(resp.body)),
         Err(HttpError::Timeout) => (Err(ErrorKind::Timeout), 0, None),
         Err(HttpError::Connection(msg)) => (Err(ErrorKind::Connection(msg)), 0, None),
     }
 }
 
-/// Applies the step's checks to a response.
-fn judge(
-    checks: &Checks,
-    status: u16,
-    latency: Duration,
-    json: Option<&Value>,
-) -> Option<ErrorKind> {
+fn parse_json(body: &[u8]) -> Option<Value> {
+    serde_json::from_slice(body).ok()
+}
+
+/// Applies the step's status and latency checks to a response.
+fn judge_status(checks: &Checks, status: u16, latency: Duration) -> Option<ErrorKind> {
     let status_ok = if checks.status.is_empty() {
         status < 400
     } else {
-        checks.status.contains(&status)
+        checks.status.iter().any(|m| m.matches(status))
     };
     if !status_ok {
         return Some(ErrorKind::Status(status));
@@ -297,6 +373,11 @@ fn judge(
     {
         return Some(ErrorKind::Check(format!("slower than {max} ms")));
     }
+    None
+}
+
+/// Applies the step's JSON checks to a response body.
+fn judge_json(checks: &Checks, json: Option<&Value>) -> Option<ErrorKind> {
     for c in &checks.json {
         let Some(doc) = json else {
             return Some(ErrorKind::Check("body is not JSON".into()));
@@ -379,7 +460,7 @@ mod tests {
     #[test]
     fn checks_judge_status_body_and_latency() {
         let checks = Checks {
-            status: vec![200],
+            status: vec![crate::plan::StatusMatch::Code(200)],
             json: vec![crate::plan::JsonCheck {
                 pointer: "/ok".into(),
                 exists: None,
@@ -388,23 +469,32 @@ mod tests {
             max_ms: Some(100.0),
         };
         let fast = Duration::from_millis(5);
-        assert_eq!(judge(&checks, 200, fast, Some(&json!({"ok": true}))), None);
+        let judge = |status, latency, json: Option<&Value>| {
+            judge_status(&checks, status, latency).or_else(|| judge_json(&checks, json))
+        };
+        assert_eq!(judge(200, fast, Some(&json!({"ok": true}))), None);
+        assert_eq!(judge(409, fast, None), Some(ErrorKind::Status(409)));
+        assert!(matches!(
+            judge(200, Duration::from_secs(1), Some(&json!({"ok": true}))),
+            Some(ErrorKind::Check(_))
+        ));
+        assert!(matches!(
+            judge(200, fast, Some(&json!({"ok": false}))),
+            Some(ErrorKind::Check(_))
+        ));
+        let classes = Checks {
+            status: vec![
+                crate::plan::StatusMatch::Code(201),
+                crate::plan::StatusMatch::Class(4),
+            ],
+            json: vec![],
+            max_ms: None,
+        };
+        assert_eq!(judge_status(&classes, 409, fast), None);
+        assert_eq!(judge_status(&classes, 201, fast), None);
         assert_eq!(
-            judge(&checks, 409, fast, None),
-            Some(ErrorKind::Status(409))
+            judge_status(&classes, 500, fast),
+            Some(ErrorKind::Status(500))
         );
-        assert!(matches!(
-            judge(
-                &checks,
-                200,
-                Duration::from_secs(1),
-                Some(&json!({"ok": true}))
-            ),
-            Some(ErrorKind::Check(_))
-        ));
-        assert!(matches!(
-            judge(&checks, 200, fast, Some(&json!({"ok": false}))),
-            Some(ErrorKind::Check(_))
-        ));
     }
 }

@@ -30,7 +30,7 @@ fn grade_class(g: Grade) -> &'static str {
         Grade::Acceptable => "g-acceptable",
         Grade::Threshold => "g-threshold",
         Grade::Fail => "g-fail",
-        Grade::NotMeasured => "g-not",
+        Grade::NotMeasured | Grade::NotGraded => "g-not",
     }
 }
 
@@ -92,15 +92,15 @@ pub fn grades_table(rows: &[GradeRow]) -> String {
         "<table><tr><th class=l>Table</th><th class=l>Metric</th><th>Target</th><th>Acceptable</th><th>Threshold</th>\
          <th>Measured</th><th class=l>Grade</th><th class=l>Source</th></tr>",
     );
-    for r in rows {
-        let note = if r.in_verdict {
-            ""
-        } else {
-            " <span class=muted>(not in verdict)</span>"
-        };
+    // Graded rows first (in table order), then the rows this plan shows for information.
+    let ordered = rows
+        .iter()
+        .filter(|r| r.in_verdict)
+        .chain(rows.iter().filter(|r| !r.in_verdict));
+    for r in ordered {
         let _ = write!(
             out,
-            "<tr><td class=l>{}</td><td class=l>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"l {}\">{}{note}</td><td class=\"l muted\">{}</td></tr>",
+            "<tr><td class=l>{}</td><td class=l>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"l {}\">{}</td><td class=\"l muted\">{}</td></tr>",
             esc(&r.table),
             esc(&r.metric),
             esc(&r.target),
@@ -304,6 +304,26 @@ pub fn render(s: &Summary) -> String {
     item("Host", &st.host);
     item("Label / profile", st.label.as_deref().unwrap_or("-"));
     item("Shape", &st.shape);
+    if st.time_scale < 1.0 {
+        item(
+            "Time scale",
+            &format!(
+                "{} (durations of the shape and grading windows multiplied by it; think and wait times as written)",
+                st.time_scale
+            ),
+        );
+    }
+    let g = &s.grading;
+    item(
+        "Graded as",
+        &format!(
+            "phase {}: {} criteria; load held = {} for {}",
+            g.phase,
+            g.criteria.len(),
+            g.limits_text(),
+            crate::duration::format_duration(std::time::Duration::from_secs_f64(g.hold_s))
+        ),
+    );
     item("Started (UTC)", &st.started_at);
     item(
         "Duration",
@@ -345,20 +365,30 @@ pub fn render(s: &Summary) -> String {
     if !s.thresholds.is_empty() {
         out.push_str("<h2>Thresholds</h2><table><tr><th class=l>Scope</th><th class=l>Threshold</th><th>Measured</th><th class=l>Result</th></tr>");
         for t in &s.thresholds {
+            let (class, label) = if t.skipped {
+                ("g-not", "skipped")
+            } else if t.passed {
+                ("g-target", "pass")
+            } else {
+                ("g-fail", "FAIL")
+            };
+            let note = if t.note.is_empty() {
+                String::new()
+            } else {
+                format!(" <span class=muted>{}</span>", esc(&t.note))
+            };
             let _ = write!(
                 out,
-                "<tr><td class=l>{}</td><td class=l>{}</td><td>{}</td><td class=\"l {}\">{}</td></tr>",
+                "<tr><td class=l>{}</td><td class=l>{}</td><td>{}</td><td class=\"l {class}\">{label}{note}</td></tr>",
                 esc(&t.scope),
                 esc(&t.expr),
                 t.measured.map_or("no data".into(), |v| format!("{v:.3}")),
-                if t.passed { "g-target" } else { "g-fail" },
-                if t.passed { "pass" } else { "FAIL" }
             );
         }
         out.push_str("</table>");
     }
 
-    out.push_str("<h2>Success criteria (seed plan)</h2>");
+    out.push_str("<h2>Success criteria (original load-testing plan)</h2>");
     out.push_str(&grades_table(&s.grades));
 
     out.push_str("<h2>Requests</h2>");
@@ -385,11 +415,15 @@ pub fn render(s: &Summary) -> String {
 
     if let Some(c) = &s.capacity {
         out.push_str("<h2>Capacity search</h2>");
+        let not_reached = match &c.stopped_by {
+            Some(why) => format!("not reached before the run stopped ({why})"),
+            None => "not reached".into(),
+        };
         let _ = write!(
             out,
             "<p>Breaking point: <b>{}</b>; last step that held: <b>{}</b>{}</p>",
             c.breaking_users
-                .map_or("not reached".into(), |u| format!("{u} users")),
+                .map_or(not_reached, |u| format!("{u} users")),
             c.last_good_users
                 .map_or("none".into(), |u| format!("{u} users")),
             c.reason

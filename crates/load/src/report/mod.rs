@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::{CapacityResult, Lag};
 use crate::error::LoadError;
-use crate::grade::GradeRow;
+use crate::grade::{GradeRow, Rules};
 use crate::scrape::ServerSummary;
 use crate::stats::{FailureRow, Point, RequestStats};
 
@@ -37,8 +37,11 @@ pub struct Settings {
     pub host: String,
     /// Free label (`--label`), e.g. the architecture profile `django-railway`.
     pub label: Option<String>,
-    /// The load shape in words.
+    /// The load shape in words (as run, i.e. after `--time-scale`).
     pub shape: String,
+    /// The time scale the plan ran at (1 = as written).
+    #[serde(default = "one")]
+    pub time_scale: f64,
     /// Run-time cap, if any.
     pub run_time_cap: Option<String>,
     /// Request cap, if any.
@@ -63,6 +66,10 @@ pub struct Settings {
     pub vars: Vec<(String, String)>,
 }
 
+fn one() -> f64 {
+    1.0
+}
+
 /// A threshold and whether it held.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ThresholdResult {
@@ -72,8 +79,15 @@ pub struct ThresholdResult {
     pub expr: String,
     /// The measured value (ms for latencies, a fraction for error rates).
     pub measured: Option<f64>,
-    /// Whether it held (no data = failed).
+    /// Whether it held.
     pub passed: bool,
+    /// Not evaluated: every step it covers needs a variable this run did not set (a payment
+    /// step without `--var stripe_base`). A skipped threshold does not fail the run.
+    #[serde(default)]
+    pub skipped: bool,
+    /// Why it was skipped, or why a threshold without data failed.
+    #[serde(default)]
+    pub note: String,
 }
 
 /// Everything about a run: the content of summary.json.
@@ -99,6 +113,9 @@ pub struct Summary {
     pub capacity: Option<CapacityResult>,
     /// Thresholds.
     pub thresholds: Vec<ThresholdResult>,
+    /// How the run was graded (phase, criteria, windows).
+    #[serde(default)]
+    pub grading: Rules,
     /// Graded success criteria.
     pub grades: Vec<GradeRow>,
     /// Overall grading verdict.

@@ -25,6 +25,9 @@ pub struct TestState {
     pub good_checkouts: AtomicU64,
     pub good_successes: AtomicU64,
     pub metrics: AtomicBool,
+    /// Queued checkouts: id -> when it was accepted.
+    pub queued: Mutex<HashMap<u64, std::time::Instant>>,
+    pub queued_ids: AtomicU64,
 }
 
 impl TestState {
@@ -117,6 +120,39 @@ async fn success(State(s): S, Json(body): Json<Value>) -> StatusCode {
     }
 }
 
+/// Like the replica's queue strategy: 202 `{"status": "processing", "checkout_id"}`.
+async fn queued_checkout(State(s): S) -> (StatusCode, Json<Value>) {
+    let id = s.queued_ids.fetch_add(1, Ordering::Relaxed) + 1;
+    s.queued
+        .lock()
+        .unwrap()
+        .insert(id, std::time::Instant::now());
+    (
+        StatusCode::ACCEPTED,
+        Json(json!({"status": "processing", "checkout_id": id})),
+    )
+}
+
+/// Processing for 300 ms after the accept, then completed with a session (odd ids) or failed
+/// (even ids, when `?fail_even=1`).
+async fn queued_status(
+    State(s): S,
+    Path(id): Path<u64>,
+    axum::extract::Query(q): axum::extract::Query<HashMap<String, String>>,
+) -> (StatusCode, Json<Value>) {
+    let Some(at) = s.queued.lock().unwrap().get(&id).copied() else {
+        return (StatusCode::NOT_FOUND, Json(json!({"detail": "Not found."})));
+    };
+    let body = if at.elapsed() < Duration::from_millis(300) {
+        json!({"status": "processing", "checkout_id": id})
+    } else if id % 2 == 0 && q.contains_key("fail_even") {
+        json!({"status": "failed", "checkout_id": id, "http_status": 409})
+    } else {
+        json!({"status": "completed", "checkout_id": id, "session_id": format!("cs_{id}")})
+    };
+    (StatusCode::OK, Json(body))
+}
+
 async fn metrics(State(s): S) -> (StatusCode, String) {
     if !s.metrics.load(Ordering::Relaxed) {
         return (StatusCode::NOT_FOUND, "not found".into());
@@ -155,6 +191,8 @@ pub async fn start_on(bind: &str) -> TestServer {
         .route("/shows/{id}/", get(show))
         .route("/checkout/", post(checkout))
         .route("/success/", post(success))
+        .route("/queued/", post(queued_checkout))
+        .route("/queued/status/{id}/", get(queued_status))
         .route("/metrics", get(metrics))
         .with_state(state.clone());
     let listener = tokio::net::TcpListener::bind(bind).await.unwrap();

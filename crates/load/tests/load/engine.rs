@@ -470,3 +470,265 @@ async fn ipv6_hosts_are_reached() {
     );
     assert!(srv.state.hits("v6") >= 20);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_polling_step_waits_for_the_queued_answer_and_times_the_completion() {
+    let srv = crate::common::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let plan = |query: &str| {
+        crate::common::plan(&format!(
+            r#"
+name = "poll"
+run_time = "2.5s"
+[[stages]]
+duration = "2.5s"
+users = 2
+spawn_rate = 100
+[[users]]
+name = "Buyer"
+wait = {{ constant = 0.05 }}
+[[users.tasks]]
+stop_on_failure = true
+[[users.tasks.steps]]
+method = "POST"
+path = "/queued/"
+name = "/queued/ [accept]"
+capture = [{{ var = "checkout_id", pointer = "/checkout_id" }}, {{ var = "session_id", pointer = "/session_id" }}]
+checks = {{ status = [201, 202] }}
+[[users.tasks.steps]]
+path = "/queued/status/{{{{checkout_id}}}}/{query}"
+name = "/queued/ [done]"
+poll_name = "/queued/status/[id]/"
+when = "checkout_id"
+until = {{ pointer = "/status", not_in = ["processing"] }}
+every = "50ms"
+timeout = "5s"
+capture = [{{ var = "session_id", pointer = "/session_id" }}]
+checks = {{ json = [{{ pointer = "/status", equals = "completed" }}] }}
+[[users.tasks.steps]]
+method = "POST"
+path = "/success/"
+body = {{ session_id = "{{{{session_id}}}}" }}
+[thresholds]
+"/queued/ [done]" = ["p95 < 2s"]
+"#
+        ))
+    };
+    let out = run_plan(&plan(""), &crate::common::opts(&srv, dir.path()))
+        .await
+        .unwrap();
+    let row = |name: &str| {
+        out.summary
+            .requests
+            .iter()
+            .find(|r| r.name == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no row {name}: {:?}", out.summary.requests))
+    };
+    let (accept, done, polls) = (
+        row("/queued/ [accept]"),
+        row("/queued/ [done]"),
+        row("/queued/status/[id]/"),
+    );
+    assert_eq!(done.kind, pique_load::stats::KeyKind::Completion);
+    assert!(done.count >= 4, "{done:?}");
+    assert_eq!(done.failures, 0, "{:?}", out.summary.failures);
+    // Each completion waited for the 300 ms of processing, polled every 50 ms.
+    assert!(done.min_ms >= 290.0, "{done:?}");
+    assert!(polls.count >= done.count * 4, "{polls:?}");
+    assert!(accept.count >= done.count);
+    // The session captured from the completed answer reached /success/.
+    assert_eq!(
+        srv.state
+            .good_successes
+            .load(std::sync::atomic::Ordering::Relaxed),
+        count(&out, "/success/")
+    );
+    assert_eq!(
+        srv.state
+            .bad_captures
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+    // Completions are not requests: the aggregated row counts the HTTP requests only.
+    assert_eq!(
+        out.summary.aggregated.count,
+        accept.count + polls.count + count(&out, "/success/")
+    );
+    assert_eq!(out.exit_code, 0, "{:?}", out.summary.thresholds);
+
+    // A failed completion fails the completion row, not the polls, and ends the task.
+    let out = run_plan(
+        &plan("?fail_even=1"),
+        &crate::common::opts(&srv, dir.path()),
+    )
+    .await
+    .unwrap();
+    let done = out
+        .summary
+        .requests
+        .iter()
+        .find(|r| r.name == "/queued/ [done]")
+        .unwrap();
+    assert!(done.failures > 0 && done.failures < done.count, "{done:?}");
+    assert!(
+        out.summary
+            .failures
+            .iter()
+            .any(|f| f.name == "/queued/ [done]" && f.error.contains("/status")),
+        "{:?}",
+        out.summary.failures
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thresholds_of_steps_that_cannot_run_are_skipped_not_failed() {
+    let srv = crate::common::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let plan = crate::common::plan(
+        r#"
+name = "skip thresholds"
+max_requests = 40
+run_time = "1s"
+params = ["stripe_base"]
+[[stages]]
+duration = "1s"
+users = 2
+spawn_rate = 100
+[[users]]
+name = "U"
+wait = { constant = 0.02 }
+[[users.tasks]]
+[[users.tasks.steps]]
+path = "/c/ok"
+capture = [{ var = "never", pointer = "/nope" }]
+[[users.tasks.steps]]
+method = "POST"
+path = "{{stripe_base}}/pay"
+name = "pay"
+when = "stripe_base"
+[[users.tasks.steps]]
+path = "/c/{{never}}"
+name = "needs a capture"
+[[users.tasks.steps]]
+path = "/c/poll"
+name = "after a capture"
+when = "never"
+[thresholds]
+"pay" = ["p95 < 1s"]
+"after a capture" = ["p95 < 1s"]
+"needs a capture" = ["p95 < 1s"]
+"#,
+    );
+    let out = run_plan(&plan, &crate::common::opts(&srv, dir.path()))
+        .await
+        .unwrap();
+    let t = |scope: &str| {
+        out.summary
+            .thresholds
+            .iter()
+            .find(|t| t.scope == scope)
+            .unwrap()
+            .clone()
+    };
+    let pay = t("pay");
+    assert!(pay.skipped && !pay.passed, "{pay:?}");
+    assert!(pay.note.contains("--var stripe_base"), "{}", pay.note);
+    let polled = t("after a capture");
+    assert!(polled.skipped, "{polled:?}");
+    // This one should have run (it has no `when`) and did not: a failure, with the reason.
+    let missing = t("needs a capture");
+    assert!(!missing.skipped && !missing.passed, "{missing:?}");
+    assert!(
+        missing.note.contains("missing variable"),
+        "{}",
+        missing.note
+    );
+    assert_eq!(out.exit_code, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_capacity_search_stopped_by_run_time_reports_its_steps() {
+    let srv = crate::common::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let plan = crate::common::plan(
+        r#"
+name = "capacity cut short"
+[capacity]
+start_users = 1
+step_users = 1
+step_every = "0.4s"
+max_users = 100
+stop_error_rate = 0.05
+[[users]]
+name = "U"
+wait = { constant = 0.02 }
+[[users.tasks]]
+steps = [{ path = "/c/cap" }]
+"#,
+    );
+    let mut opts = crate::common::opts(&srv, dir.path());
+    opts.run_time = Some(Duration::from_millis(2100));
+    let out = run_plan(&plan, &opts).await.unwrap();
+    let cap = out.summary.capacity.as_ref().unwrap();
+    assert!((4..=5).contains(&cap.steps.len()), "{cap:?}");
+    assert_eq!(cap.breaking_users, None);
+    assert_eq!(cap.last_good_users, Some(cap.steps.len() as u32));
+    assert_eq!(cap.stopped_by.as_deref(), Some("run_time reached"));
+    assert!(
+        cap.steps
+            .windows(2)
+            .all(|w| w[0].end_s <= w[1].start_s + 0.05)
+    );
+    let users = out
+        .summary
+        .grades
+        .iter()
+        .find(|g| g.id == "concurrent_users")
+        .unwrap();
+    assert_eq!(users.measured, Some(f64::from(cap.steps.len() as u32)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn time_scale_shrinks_the_shape_and_the_grading_windows_together() {
+    let srv = crate::common::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    // A 2 h 10 s soak: 10 s ramp at 10 users/s, then 2 h. At 0.001 it runs 7.21 s, ramps in
+    // 0.01 s and must hold its users for 7.2 s.
+    let plan = crate::common::plan(
+        r#"
+name = "soak scaled"
+[[stages]]
+duration = "10s"
+users = 10
+spawn_rate = 1
+[[stages]]
+duration = "2h"
+users = 10
+spawn_rate = 1
+[grading]
+phase = "soak"
+[[users]]
+name = "U"
+wait = { constant = 0.1 }
+[[users.tasks]]
+steps = [{ path = "/c/soak" }]
+"#,
+    );
+    let mut opts = crate::common::opts(&srv, dir.path());
+    opts.time_scale = 0.001;
+    let out = run_plan(&plan, &opts).await.unwrap();
+    let s = &out.summary;
+    assert_eq!(s.settings.time_scale, 0.001);
+    assert!(
+        (7.0..8.5).contains(&s.settings.duration_s),
+        "{}",
+        s.settings.duration_s
+    );
+    assert!((s.grading.sustain_s - 7.2).abs() < 1e-9);
+    let sustained = s.grades.iter().find(|g| g.id == "sustained").unwrap();
+    assert_eq!(sustained.measured, Some(10.0), "{sustained:?}");
+    assert!(sustained.in_verdict);
+    assert_eq!(sustained.grade, pique_load::grade::Grade::Fail); // 10 users < 75
+    assert!(s.verdict.contains("Sustained Load"), "{}", s.verdict);
+}

@@ -58,7 +58,7 @@ fn smoke_plans_are_short_and_bounded() {
 }
 
 #[test]
-fn plans_carry_the_seed_numbers() {
+fn plans_carry_the_original_plans_numbers() {
     let load = |f: &str| {
         Plan::load(
             PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -75,9 +75,32 @@ fn plans_carry_the_seed_numbers() {
     assert!(
         matches!(spike.shape(), ShapeRef::Stages([a, b]) if a.users == 500 && a.duration.0.as_secs() == 60 && a.duration.0 + b.duration.0 == std::time::Duration::from_secs(600))
     );
+    // The ramp, then two full hours at 100 users (Sustained Load counts from when reached).
     let soak = load("soak.toml");
     assert!(
-        matches!(soak.shape(), ShapeRef::Stages([s]) if s.users == 100 && s.duration.0.as_secs() == 7200)
+        matches!(soak.shape(), ShapeRef::Stages([ramp, hold]) if ramp.users == 100 && ramp.spawn_rate == Some(10.0) && hold.users == 100 && hold.duration.0.as_secs() == 7200)
+    );
+    let phase = |f: &str| load(f).grading.phase.name();
+    assert_eq!(
+        [
+            "baseline.toml",
+            "read-heavy.toml",
+            "checkout.toml",
+            "spike.toml",
+            "soak.toml",
+            "capacity.toml",
+            "mixed.toml"
+        ]
+        .map(phase),
+        [
+            "baseline",
+            "read-heavy",
+            "checkout",
+            "spike",
+            "soak",
+            "capacity",
+            "mixed"
+        ]
     );
     let cap = load("capacity.toml");
     assert!(
