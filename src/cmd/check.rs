@@ -9,6 +9,7 @@
 
 use anyhow::Context;
 use clap::Args;
+use pique_checkout::Checkout;
 use pique_core::Config;
 use pique_store::orders;
 
@@ -26,16 +27,15 @@ pub struct CheckArgs {
 
 /// Runs the checks; returns the process exit code (0 all good, 1 a check failed).
 pub async fn run(config: Config, args: CheckArgs) -> anyhow::Result<u8> {
-    let state =
-        pique_api::AppState::from_config(config).context("cannot build the application state")?;
-    let started = sqlx::types::chrono::Utc::now();
+    let pool = pique_store::db::pool(&config.database_url, &config.pg)?;
+    let checkout =
+        Checkout::new(pool.clone(), &config).context("cannot build the Stripe client")?;
+    let started = chrono::Utc::now();
     if !args.no_sweep {
-        let released = pique_api::checkout::sweep(&state)
-            .await
-            .context("hold sweep failed")?;
+        let released = checkout.sweep().await.context("hold sweep failed")?;
         println!("sweep: released {released} lapsed hold(s)");
     }
-    let violations = orders::check_invariants(&state.pool, started, args.limit)
+    let violations = orders::check_invariants(&pool, started, args.limit)
         .await
         .context("checks failed to run")?;
     for check in orders::CHECKS {

@@ -102,7 +102,11 @@ pub async fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<u8> {
     // first, so `/metrics` (which the load run scrapes and grades) shows both.
     pique_api::metrics::handle();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let api_task = tokio::spawn(pique_api::serve(state, listener, wait(stop_rx.clone())));
+    let api_task = tokio::spawn(pique_api::serve(
+        state.clone(),
+        listener,
+        wait(stop_rx.clone()),
+    ));
     let jobs = pique_jobs::JobsConfig {
         namespace: format!("pique-demo-{}", std::process::id()),
         ..pique_jobs::JobsConfig::from_core(&config)
@@ -123,7 +127,7 @@ pub async fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<u8> {
     let worker_task = tokio::spawn(pique_jobs::process::run(
         pool.clone(),
         jobs,
-        super::worker::hooks(&config),
+        state.checkout.clone(),
         options,
         None,
         wait(stop_rx.clone()),

@@ -1,11 +1,12 @@
 //! `pique worker`: the job workers (Celery's equivalent).
 
-use std::{net::SocketAddr, pin::Pin, sync::Arc};
+use std::net::SocketAddr;
 
 use anyhow::Context;
 use clap::Args;
+use pique_checkout::Checkout;
 use pique_core::Config;
-use pique_jobs::{Hooks, JobsConfig, WorkerOptions};
+use pique_jobs::{JobsConfig, WorkerOptions};
 
 /// Flags of `pique worker`.
 #[derive(Debug, Args)]
@@ -34,9 +35,14 @@ pub struct WorkerArgs {
 }
 
 /// Runs the workers until Ctrl-C / SIGTERM, then finishes in-flight jobs (up to 30 s).
+///
+/// One database pool serves every queue: the PDF and email jobs, and the money path
+/// (`pique_checkout`) for the `checkout` queue's requests and the hold sweeper.
 pub async fn run(config: Config, args: WorkerArgs) -> anyhow::Result<()> {
     let queues = pique_jobs::process::queue_specs(&args.queues, &args.concurrency, 4)?;
     let pool = pique_store::db::pool(&config.database_url, &config.pg)?;
+    let checkout =
+        Checkout::new(pool.clone(), &config).context("cannot build the Stripe client")?;
     let mut jobs = JobsConfig::from_core(&config);
     jobs.namespace = args.namespace;
     let options = WorkerOptions {
@@ -46,7 +52,7 @@ pub async fn run(config: Config, args: WorkerArgs) -> anyhow::Result<()> {
     pique_jobs::process::run(
         pool,
         jobs,
-        hooks(&config),
+        checkout,
         options,
         Some(args.metrics_bind),
         super::shutdown_signal(),
@@ -55,39 +61,3 @@ pub async fn run(config: Config, args: WorkerArgs) -> anyhow::Result<()> {
     .context("worker failed")?;
     Ok(())
 }
-
-/// The handlers other crates plug into the workers: the `checkout` queue's handler (the
-/// `queue` strategy's requests, run through the reservation path) and the hold sweeper
-/// (releases lapsed holds and expires their Stripe sessions), both from `pique_api::checkout`.
-/// If the API state cannot be built, the hooks are left out: checkout jobs are then retried
-/// and dead-lettered, and the sweep is skipped, as logged.
-pub fn hooks(config: &Config) -> Hooks {
-    let state = match pique_api::AppState::from_config(config.clone()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "checkout hooks unavailable");
-            return Hooks::default();
-        }
-    };
-    let sweep_state = state.clone();
-    let checkout: pique_jobs::CheckoutHandler = Arc::new(move |job: pique_jobs::Job| {
-        let state = state.clone();
-        let fut: BoxedJob<()> =
-            Box::pin(
-                async move { Ok(pique_api::checkout::process_job(&state, &job.payload).await?) },
-            );
-        fut
-    });
-    let hold_sweeper: pique_jobs::HoldSweeper = Arc::new(move || {
-        let state = sweep_state.clone();
-        let fut: BoxedJob<u64> =
-            Box::pin(async move { Ok(pique_api::checkout::sweep(&state).await?) });
-        fut
-    });
-    Hooks {
-        checkout: Some(checkout),
-        hold_sweeper: Some(hold_sweeper),
-    }
-}
-
-type BoxedJob<T> = Pin<Box<dyn Future<Output = Result<T, pique_jobs::HandlerError>> + Send>>;

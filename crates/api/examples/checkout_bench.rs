@@ -24,9 +24,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use futures::FutureExt;
 use hdrhistogram::Histogram;
-use pique_jobs::{Deps, Hooks, JobsConfig, QueueSpec, WorkerOptions};
+use pique_jobs::{Deps, JobsConfig, QueueSpec, WorkerOptions};
 use support::*;
 
 struct Figures {
@@ -48,20 +47,7 @@ async fn start_worker(app: &TestApp) -> Result<tokio::sync::oneshot::Sender<()>,
     cfg.namespace = format!("{}-jobs", app.prefix);
     cfg.poll_interval = Duration::from_millis(20);
     cfg.relay_interval = Duration::from_millis(100);
-    let state = app.state.clone();
-    let hooks = Hooks {
-        checkout: Some(Arc::new(move |job: pique_jobs::Job| {
-            let state = state.clone();
-            async move {
-                Ok::<(), pique_jobs::HandlerError>(
-                    pique_api::checkout::process_job(&state, &job.payload).await?,
-                )
-            }
-            .boxed()
-        })),
-        hold_sweeper: None,
-    };
-    let deps = Deps::new(app.pool.clone(), cfg, hooks)?;
+    let deps = Deps::new(app.pool.clone(), cfg, app.state.checkout.clone())?;
     let options = WorkerOptions {
         queues: vec![
             QueueSpec {

@@ -1,6 +1,8 @@
 //! Errors as DRF writes them: `{"detail": "..."}` for most statuses and
 //! `{"field": ["message"]}` for validation failures.
 //!
+//! Every failure of the layers below reaches the client through this module: store errors,
+//! the money path's refusals and Stripe Connect failures are mapped here and nowhere else.
 //! Internal errors are logged with their cause and answered with a generic message: a client
 //! never sees SQL or a stack trace.
 
@@ -9,6 +11,7 @@ use axum::{
     http::{HeaderValue, Method, StatusCode, header},
     response::{IntoResponse, Response},
 };
+use pique_checkout::{CheckoutError, ConnectError, PaymentError, Refusal};
 use pique_core::query::FieldErrors;
 use pique_store::StoreError;
 use serde_json::json;
@@ -40,6 +43,9 @@ pub enum ApiError {
     /// 429 with `Retry-After` seconds.
     #[error("rate limited")]
     TooManyRequests(u64),
+    /// 502: an upstream (Stripe) refused what we asked.
+    #[error("{0}")]
+    BadGateway(String),
     /// 503 (a dependency is down, or the server is saturated).
     #[error("{0}")]
     Unavailable(String),
@@ -67,9 +73,72 @@ impl From<FieldErrors> for ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let (status, body) = match &self {
+impl From<Refusal> for ApiError {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::Invalid { errors } => ApiError::Validation(errors),
+            Refusal::SoldOut {
+                message,
+                ticket_id,
+                available,
+            } => ApiError::Conflict(
+                message,
+                Some(json!({ "ticket_id": ticket_id, "available": available })),
+            ),
+            Refusal::Conflict { message } => ApiError::Conflict(message, None),
+            Refusal::Busy { message } => ApiError::Unavailable(message),
+            Refusal::NotFound => ApiError::NotFound,
+            Refusal::NotPaid => ApiError::BadRequest(Refusal::NotPaid.to_string()),
+            Refusal::PaymentRejected { message, .. } => ApiError::BadGateway(format!(
+                "The payment provider refused the request: {message}"
+            )),
+            Refusal::PaymentUnavailable { .. } => ApiError::Unavailable(
+                "The payment provider is not answering; no seats were held. Please try again."
+                    .into(),
+            ),
+        }
+    }
+}
+
+impl From<CheckoutError> for ApiError {
+    fn from(e: CheckoutError) -> Self {
+        match e {
+            CheckoutError::Refused(r) => r.into(),
+            CheckoutError::Store(s) => s.into(),
+        }
+    }
+}
+
+/// Stripe Connect failures are 503: the portal cannot do its job, and retrying later may help.
+impl From<ConnectError> for ApiError {
+    fn from(e: ConnectError) -> Self {
+        match e {
+            ConnectError::Store(s) => s.into(),
+            ConnectError::Stripe(e) => {
+                tracing::warn!(error = %e, "stripe connect call failed");
+                ApiError::Unavailable(match e {
+                    PaymentError::Rejected { status, message } => format!(
+                        "Stripe refused the request ({status}): {}",
+                        if message.is_empty() {
+                            "no message"
+                        } else {
+                            &message
+                        }
+                    ),
+                    PaymentError::Unavailable(_) => {
+                        "Stripe is not answering; try again shortly.".to_string()
+                    }
+                })
+            }
+        }
+    }
+}
+
+impl ApiError {
+    /// The HTTP status and DRF body of this error (what [`IntoResponse`] sends, and what a
+    /// refused queued checkout reports when polled).
+    pub fn status_and_body(&self) -> (StatusCode, serde_json::Value) {
+        match self {
             ApiError::Validation(errors) => (StatusCode::BAD_REQUEST, json!(errors)),
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, json!({ "detail": m })),
             ApiError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, json!({ "detail": m })),
@@ -89,6 +158,7 @@ impl IntoResponse for ApiError {
                 StatusCode::TOO_MANY_REQUESTS,
                 json!({ "detail": format!("Request was throttled. Expected available in {secs} seconds.") }),
             ),
+            ApiError::BadGateway(m) => (StatusCode::BAD_GATEWAY, json!({ "detail": m })),
             ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, json!({ "detail": m })),
             ApiError::Internal(cause) => {
                 tracing::error!(%cause, "internal error");
@@ -97,7 +167,13 @@ impl IntoResponse for ApiError {
                     json!({ "detail": "A server error occurred." }),
                 )
             }
-        };
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, body) = self.status_and_body();
         let mut response = (status, Json(body)).into_response();
         if let ApiError::Unauthorized(_) = self {
             response

@@ -4,19 +4,17 @@
 //! the architecture-profile limits, metrics and the OpenAPI document.
 //!
 //! - [`app`] builds the whole router from an [`AppState`];
-//! - [`routes`] holds one module per URL area, each handler thin: parse, call the store,
-//!   map errors;
+//! - [`routes`] holds one module per URL area, each handler thin: parse, call the store or
+//!   the money path (`pique-checkout`), map errors;
 //! - [`error`] turns every failure into DRF's JSON shape;
 //! - [`middleware`] has request metrics and the `django-*` profile limiter.
 
 pub mod auth;
-pub mod checkout;
 pub mod error;
 pub mod extract;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;
-pub mod payments;
 pub mod routes;
 pub mod state;
 

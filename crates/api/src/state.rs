@@ -2,10 +2,9 @@
 
 use std::sync::Arc;
 
+use pique_checkout::Checkout;
 use pique_core::Config;
 use pique_store::{PgPool, cache::Cache};
-
-use crate::payments::Payments;
 
 /// Shared application state; cheap to clone (everything inside is a handle).
 #[derive(Clone)]
@@ -16,8 +15,8 @@ pub struct AppState {
     pub pool: PgPool,
     /// Read-through cache (Redis + in-process).
     pub cache: Cache,
-    /// The Stripe client of the money path (async-stripe on `STRIPE_API_BASE`).
-    pub payments: Payments,
+    /// The money path (checkout, payment events, Stripe), on the same pool.
+    pub checkout: Checkout,
 }
 
 impl AppState {
@@ -38,13 +37,14 @@ impl AppState {
     /// Builds the state around an existing pool and cache (tests use a per-test database and
     /// cache prefix). Every other handle is derived from `config` here, in one place.
     pub fn new(config: Config, pool: PgPool, cache: Cache) -> Result<AppState, crate::ApiError> {
-        let payments =
-            Payments::from_config(&config).map_err(|e| crate::ApiError::Internal(e.to_string()))?;
+        let checkout = Checkout::new(pool.clone(), &config)
+            .map_err(|e| crate::ApiError::Internal(e.to_string()))?
+            .with_redis_locks(cache.clone());
         Ok(AppState {
             config: Arc::new(config),
             pool,
             cache,
-            payments,
+            checkout,
         })
     }
 }

@@ -21,11 +21,16 @@ pub fn cents(amount: Decimal) -> Option<i64> {
 /// Serde helper: writes a decimal as a string with exactly two places.
 pub mod two_places {
     use rust_decimal::Decimal;
-    use serde::Serializer;
+    use serde::{Deserialize, Deserializer, Serializer};
 
     /// Serialises `value` as `"12.50"`.
     pub fn serialize<S: Serializer>(value: &Decimal, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&super::to_cents_scale(*value).to_string())
+    }
+
+    /// Reads a decimal written by [`serialize`].
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
+        <Decimal as Deserialize>::deserialize(d)
     }
 }
 

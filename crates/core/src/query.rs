@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Largest `page_size` a client may ask for (DRF's `max_page_size`).
 pub const MAX_PAGE_SIZE: u32 = 100;
@@ -16,7 +16,7 @@ pub const DEFAULT_PAGE_SIZE: u32 = 20;
 pub const MAX_SEARCH_LEN: usize = 200;
 
 /// Per-field validation messages, serialised as DRF does: `{"field": ["message"]}`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct FieldErrors(pub BTreeMap<String, Vec<String>>);
 

@@ -41,14 +41,22 @@ pub enum JobError {
         /// When the holder's claim expires.
         retry_after: std::time::Duration,
     },
-    /// A handler supplied by another crate (checkout, hold sweeper) failed.
-    #[error("handler error: {0}")]
-    Handler(String),
+    /// A queued checkout could not be processed (storage failed); retried.
+    #[error(transparent)]
+    Checkout(#[from] pique_checkout::queued::QueueJobError),
+    /// The metrics recorder could not be installed.
+    #[error("metrics error: {0}")]
+    Metrics(String),
 }
 
 impl JobError {
     /// Whether retrying cannot help, so the job goes straight to the dead-letter set.
     pub fn is_permanent(&self) -> bool {
-        matches!(self, JobError::Invalid(_) | JobError::MailPermanent(_))
+        matches!(
+            self,
+            JobError::Invalid(_)
+                | JobError::MailPermanent(_)
+                | JobError::Checkout(pique_checkout::queued::QueueJobError::Corrupt { .. })
+        )
     }
 }

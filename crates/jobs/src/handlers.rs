@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use futures::future::BoxFuture;
+use pique_checkout::Checkout;
 use pique_store::{
     PgPool,
     outbox::{OrderConfirmation, RenderTicket, kinds, queues},
@@ -13,39 +13,7 @@ use crate::{
     tickets, transport::Mailer,
 };
 
-/// The error type of handlers provided by other crates.
-pub type HandlerError = Box<dyn std::error::Error + Send + Sync>;
-
-/// Processes one job of the `checkout` queue (provided by the checkout code, so that this
-/// crate need not depend on the API crate). It must be idempotent: jobs are delivered at
-/// least once.
-pub type CheckoutHandler =
-    Arc<dyn Fn(Job) -> BoxFuture<'static, Result<(), HandlerError>> + Send + Sync>;
-
-/// Releases lapsed seat holds; returns how many orders it expired (provided by the checkout
-/// code).
-pub type HoldSweeper = Arc<dyn Fn() -> BoxFuture<'static, Result<u64, HandlerError>> + Send + Sync>;
-
-/// Functions other crates plug into the workers.
-#[derive(Clone, Default)]
-pub struct Hooks {
-    /// Handler of the `checkout` queue; without it, checkout jobs fail (and are retried, so
-    /// a worker with the handler can still take them).
-    pub checkout: Option<CheckoutHandler>,
-    /// The hold sweeper run by the maintenance loop; skipped if absent.
-    pub hold_sweeper: Option<HoldSweeper>,
-}
-
-impl std::fmt::Debug for Hooks {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Hooks")
-            .field("checkout", &self.checkout.is_some())
-            .field("hold_sweeper", &self.hold_sweeper.is_some())
-            .finish()
-    }
-}
-
-/// What the handlers need: connections, transport, settings, hooks.
+/// What the handlers need: connections, transport, settings and the money path.
 #[derive(Debug, Clone)]
 pub struct Deps {
     /// PostgreSQL.
@@ -56,13 +24,14 @@ pub struct Deps {
     pub mailer: Mailer,
     /// Settings.
     pub config: Arc<JobsConfig>,
-    /// Handlers provided by other crates.
-    pub hooks: Hooks,
+    /// The money path: the `checkout` queue's requests and the hold sweeper (on `pool`).
+    pub checkout: Checkout,
 }
 
 impl Deps {
-    /// Opens the queues and the mail transport described by `config`.
-    pub fn new(pool: PgPool, config: JobsConfig, hooks: Hooks) -> Result<Self, JobError> {
+    /// Opens the queues and the mail transport described by `config`; `checkout` runs the
+    /// `checkout` queue's jobs and the hold sweeper, on the same pool.
+    pub fn new(pool: PgPool, config: JobsConfig, checkout: Checkout) -> Result<Self, JobError> {
         let queues = Queues::open(&config.redis_url, &config.namespace)?
             .with_liveness(config.heartbeat, config.missed_heartbeats);
         let mailer = Mailer::from_config(config.smtp_url.as_deref(), &config.mail_dir)?;
@@ -71,7 +40,7 @@ impl Deps {
             queues,
             mailer,
             config: Arc::new(config),
-            hooks,
+            checkout,
         })
     }
 }
@@ -101,14 +70,21 @@ pub async fn dispatch(deps: &Deps, queue: &str, job: &Job) -> Result<(), JobErro
             tracing::info!(order_id = args.order_id, ?outcome, "order confirmation");
             Ok(())
         }
-        (queues::CHECKOUT, _) => match &deps.hooks.checkout {
-            Some(handler) => handler(job.clone())
-                .await
-                .map_err(|e| JobError::Handler(e.to_string())),
-            None => Err(JobError::Handler(
-                "no checkout handler registered in this worker".into(),
-            )),
-        },
+        (queues::CHECKOUT, _) => {
+            let id = job
+                .payload
+                .get("checkout_id")
+                .and_then(|v| v.as_str())
+                .and_then(|s| uuid::Uuid::parse_str(s).ok())
+                .ok_or_else(|| {
+                    JobError::Invalid(format!(
+                        "checkout job without a valid checkout_id: {}",
+                        job.payload
+                    ))
+                })?;
+            deps.checkout.process_queued(id).await?;
+            Ok(())
+        }
         (queues::MAINTENANCE, maintenance_kinds::RELAY) => {
             relay::relay_once(&deps.pool, &deps.queues, deps.config.relay_batch).await?;
             Ok(())

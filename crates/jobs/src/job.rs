@@ -46,6 +46,3 @@ impl Job {
             .map_err(|e| crate::JobError::Invalid(format!("{} payload: {e}", self.kind)))
     }
 }
-
-/// A job of the `checkout` queue, handed to the handler the checkout code registers.
-pub type CheckoutJob = Job;

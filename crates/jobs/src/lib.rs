@@ -10,12 +10,13 @@
 //! - [`tickets`] + [`pdf`]: one PDF per attendee, keyed by attendee UUID;
 //! - [`confirmation`] + [`email`] + [`transport`]: the confirmation email, exactly once in
 //!   effect, over SMTP or to `.eml` files;
-//! - [`maintenance`]: relay loop, hold sweeper hook, reconciler, queue sampling;
+//! - [`maintenance`]: relay loop, hold sweeper, reconciler, queue sampling;
 //! - [`process`]: a whole worker process (`pique worker`);
 //! - [`metrics`]: the worker's Prometheus metrics and `/metrics` endpoint;
 //! - [`smtp_sink`]: a minimal SMTP server that stores what it receives (tests, benches, demo).
 //!
-//! All SQL lives in `pique_store::{outbox, fulfilment}`.
+//! The `checkout` queue and the hold sweeper call the money path (`pique_checkout`)
+//! directly. All SQL lives in `pique_store`.
 
 pub mod config;
 pub mod confirmation;
@@ -38,8 +39,8 @@ pub mod worker;
 
 pub use config::JobsConfig;
 pub use error::JobError;
-pub use handlers::{CheckoutHandler, Deps, HandlerError, HoldSweeper, Hooks};
-pub use job::{CheckoutJob, Job};
+pub use handlers::Deps;
+pub use job::Job;
 pub use queue::Queues;
 pub use worker::{QueueSpec, WorkerOptions};
 

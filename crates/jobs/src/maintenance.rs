@@ -2,9 +2,8 @@
 //! sampling.
 //!
 //! They run in every worker that serves the `maintenance` queue. Running them in several
-//! workers at once is safe: the relay claims rows with `SKIP LOCKED`, the reconciler's writes
-//! are upserts on the outbox dedup keys, and the sweeper is the checkout code's, which is
-//! required to be idempotent.
+//! workers at once is safe: the relay and the sweeper claim rows with `SKIP LOCKED`, and the
+//! reconciler's writes are upserts on the outbox dedup keys.
 
 use std::time::Duration;
 
@@ -35,14 +34,9 @@ pub async fn reconcile(deps: &Deps) -> Result<ReconcileReport, JobError> {
     Ok(report)
 }
 
-/// Runs the hold sweeper the checkout code registered, if any.
+/// Runs the hold sweeper: releases lapsed holds and expires their Stripe sessions.
 pub async fn sweep_holds(deps: &Deps) -> Result<u64, JobError> {
-    let Some(sweeper) = &deps.hooks.hold_sweeper else {
-        return Ok(0);
-    };
-    let n = sweeper()
-        .await
-        .map_err(|e| JobError::Handler(e.to_string()))?;
+    let n = deps.checkout.sweep().await?;
     if n > 0 {
         tracing::info!(released = n, "hold sweeper released lapsed holds");
     }

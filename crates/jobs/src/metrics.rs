@@ -85,9 +85,9 @@ pub fn install_recorder() -> Result<PrometheusHandle, JobError> {
     ];
     PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Suffix("_seconds".to_string()), BUCKETS)
-        .map_err(|e| JobError::Handler(e.to_string()))?
+        .map_err(|e| JobError::Metrics(e.to_string()))?
         .install_recorder()
-        .map_err(|e| JobError::Handler(e.to_string()))
+        .map_err(|e| JobError::Metrics(e.to_string()))
 }
 
 /// The `/metrics` router.

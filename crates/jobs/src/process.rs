@@ -6,11 +6,7 @@ use std::net::SocketAddr;
 use pique_store::PgPool;
 use tokio::sync::watch;
 
-use crate::{
-    JobError, JobsConfig, QueueSpec, WorkerOptions,
-    handlers::{Deps, Hooks},
-    metrics,
-};
+use crate::{JobError, JobsConfig, QueueSpec, WorkerOptions, handlers::Deps, metrics};
 
 /// Parses `--queues` and `--concurrency`. `concurrency` is either one number for every queue
 /// (`4`) or per-queue values (`pdf=8,email=2`, others keep `default`).
@@ -64,11 +60,12 @@ pub fn queue_specs(
 }
 
 /// Runs the workers described by `options`, and `/metrics` on `metrics_bind` (if the
-/// process has no metrics recorder yet), until `shutdown` completes.
+/// process has no metrics recorder yet), until `shutdown` completes. `checkout` must be on
+/// `pool`: one pool per process.
 pub async fn run(
     pool: PgPool,
     config: JobsConfig,
-    hooks: Hooks,
+    checkout: pique_checkout::Checkout,
     options: WorkerOptions,
     metrics_bind: Option<SocketAddr>,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -88,7 +85,7 @@ pub async fn run(
         }
         (None, _) => None,
     };
-    let deps = Deps::new(pool, config, hooks)?;
+    let deps = Deps::new(pool, config, checkout)?;
     tracing::info!(
         name = %options.name,
         queues = ?options.queues.iter().map(|q| format!("{}x{}", q.name, q.concurrency)).collect::<Vec<_>>(),

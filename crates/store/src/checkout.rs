@@ -470,10 +470,8 @@ pub struct CheckoutRequestRow {
     pub request: serde_json::Value,
     /// The `POST /checkout/` answer once completed.
     pub result: Option<serde_json::Value>,
-    /// The error body once failed.
-    pub error: Option<serde_json::Value>,
-    /// The HTTP status the synchronous strategies would have answered.
-    pub http_status: Option<i32>,
+    /// Why it was refused, once failed.
+    pub refusal: Option<serde_json::Value>,
     /// When accepted.
     pub created_at: DateTime<Utc>,
 }
@@ -507,35 +505,34 @@ pub async fn enqueue_request(
 /// A queued request by id.
 pub async fn request(pool: &PgPool, id: Uuid) -> Result<Option<CheckoutRequestRow>, StoreError> {
     Ok(sqlx::query_as(
-        "SELECT id, status, request, result, error, http_status, created_at FROM checkout_requests WHERE id = $1",
+        "SELECT id, status, request, result, refusal, created_at FROM checkout_requests WHERE id = $1",
     )
     .bind(id)
     .fetch_optional(pool)
     .await?)
 }
 
-/// Stores the outcome of a queued request, once (a finished request is never rewritten).
+/// Stores the outcome of a queued request, once (a finished request is never rewritten):
+/// its result when `completed`, else its refusal.
 pub async fn finish_request(
     pool: &PgPool,
     id: Uuid,
     completed: bool,
     body: &serde_json::Value,
-    http_status: u16,
 ) -> Result<bool, StoreError> {
-    let (status, result, error) = if completed {
+    let (status, result, refusal) = if completed {
         ("completed", Some(body), None)
     } else {
         ("failed", None, Some(body))
     };
     let done = sqlx::query(
-        "UPDATE checkout_requests SET status = $2, result = $3, error = $4, http_status = $5, updated_at = now() \
+        "UPDATE checkout_requests SET status = $2, result = $3, refusal = $4, updated_at = now() \
          WHERE id = $1 AND status = 'processing'",
     )
     .bind(id)
     .bind(status)
     .bind(result)
-    .bind(error)
-    .bind(i32::from(http_status))
+    .bind(refusal)
     .execute(pool)
     .await?;
     Ok(done.rows_affected() > 0)

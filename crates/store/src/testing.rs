@@ -129,10 +129,12 @@ async fn build_template_locked(
     if exists {
         return Ok(());
     }
-    // Old templates and databases of crashed runs.
+    // Templates and databases of crashed runs, a day old. Not younger ones: other checkouts
+    // of the repository (other branches, other migrations) may be running tests on the same
+    // server right now, from their own template.
     let stale: Vec<String> = sqlx::query_scalar(
-        "SELECT datname FROM pg_database WHERE datname LIKE 'pique\\_tpl\\_%' \
-         OR (datname LIKE 'pique\\_t\\_%' AND (pg_stat_file('base/' || oid || '/PG_VERSION')).modification < now() - interval '1 day')",
+        "SELECT datname FROM pg_database WHERE (datname LIKE 'pique\\_tpl\\_%' OR datname LIKE 'pique\\_t\\_%') \
+         AND (pg_stat_file('base/' || oid || '/PG_VERSION')).modification < now() - interval '1 day'",
     )
     .fetch_all(&mut *conn)
     .await

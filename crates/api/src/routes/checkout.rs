@@ -3,7 +3,7 @@
 //! `/api/v1/stripe/webhook/`, where stripe-sim's docs point) and `/checkout/status/{id}/`
 //! (the `queue` strategy's polling endpoint).
 //!
-//! Handlers parse, call [`crate::checkout`] and map errors; rules live in
+//! Handlers parse, call the money path (`pique_checkout`) and map its errors; rules live in
 //! `pique_core::pricing`, SQL in `pique_store::{checkout, orders}`.
 
 use axum::{
@@ -14,8 +14,13 @@ use axum::{
     routing::{get, post},
 };
 use chrono::Utc;
+use pique_checkout::{
+    Began,
+    payment::{CancelKey, WebhookReceipt},
+    queued::QueuedState,
+};
 use pique_core::{
-    CheckoutStrategy, money,
+    money,
     pricing::{self, PromoInfo},
     query::FieldErrors,
 };
@@ -24,8 +29,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::{
-    AppState,
-    checkout::{self, CancelKey, CheckoutError},
+    ApiError, AppState,
     extract::{ApiJson, QueryPairs},
 };
 
@@ -62,17 +66,14 @@ pub fn router() -> Router<AppState> {
 pub async fn create_checkout(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<Value>,
-) -> Result<Response, CheckoutError> {
-    let request = pricing::parse_checkout_request(&body)?;
-    let prepared = checkout::prepare(&state, request).await?;
-    let strategy = state.config.checkout_strategy;
-    if strategy == CheckoutStrategy::Queue {
-        let id = checkout::enqueue(&state, &prepared).await?;
-        let body = json!({ "status": "processing", "checkout_id": id });
-        return Ok((StatusCode::ACCEPTED, Json(body)).into_response());
-    }
-    let started = checkout::start(&state, &prepared, Uuid::new_v4(), strategy).await?;
-    Ok((StatusCode::CREATED, Json(started)).into_response())
+) -> Result<Response, ApiError> {
+    Ok(match state.checkout.begin(&body).await? {
+        Began::Started(started) => (StatusCode::CREATED, Json(started)).into_response(),
+        Began::Queued(id) => {
+            let body = json!({ "status": "processing", "checkout_id": id });
+            (StatusCode::ACCEPTED, Json(body)).into_response()
+        }
+    })
 }
 
 /// The outcome of a queued checkout: `{"status": "processing"|"completed"|"failed",
@@ -84,9 +85,37 @@ pub async fn create_checkout(
 pub async fn checkout_status(
     State(state): State<AppState>,
     Path(raw): Path<String>,
-) -> Result<Response, CheckoutError> {
-    let id = Uuid::parse_str(raw.trim()).map_err(|_| CheckoutError::NotFound)?;
-    Ok(Json(checkout::queued_status(&state, id).await?).into_response())
+) -> Result<Response, ApiError> {
+    let id = Uuid::parse_str(raw.trim()).map_err(|_| ApiError::NotFound)?;
+    let queued = state
+        .checkout
+        .queued_state(id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let mut body = json!({});
+    let status = match queued {
+        QueuedState::Processing => "processing",
+        QueuedState::Completed(started) => {
+            // The checkout answer's own `status` (the order's) moves to `order_status`, so
+            // `status` stays the request's.
+            body = serde_json::to_value(&started).map_err(|e| ApiError::Internal(e.to_string()))?;
+            if let Some(result) = body.as_object_mut()
+                && let Some(order_status) = result.remove("status")
+            {
+                result.insert("order_status".into(), order_status);
+            }
+            "completed"
+        }
+        QueuedState::Failed(refusal) => {
+            let (http_status, error) = ApiError::from(refusal).status_and_body();
+            body["error"] = error;
+            body["http_status"] = json!(http_status.as_u16());
+            "failed"
+        }
+    };
+    body["status"] = json!(status);
+    body["checkout_id"] = json!(id);
+    Ok(Json(body).into_response())
 }
 
 /// The payment success handler: `{"session_id"}`. Asks Stripe, marks the order paid once
@@ -99,9 +128,9 @@ pub async fn checkout_status(
 pub async fn success(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<Value>,
-) -> Result<Response, CheckoutError> {
+) -> Result<Response, ApiError> {
     let session_id = required_str(&body, "session_id")?;
-    Ok(Json(checkout::success(&state, &session_id).await?).into_response())
+    Ok(Json(state.checkout.success(&session_id).await?).into_response())
 }
 
 /// Where Stripe sends the buyer back (`?session_id=`), and the success page of a free order
@@ -109,13 +138,13 @@ pub async fn success(
 pub async fn success_page(
     State(state): State<AppState>,
     q: QueryPairs,
-) -> Result<Response, CheckoutError> {
+) -> Result<Response, ApiError> {
     if let Some(s) = q.get("session_id").filter(|s| !s.trim().is_empty()) {
-        return Ok(Json(checkout::success(&state, s.trim()).await?).into_response());
+        return Ok(Json(state.checkout.success(s.trim()).await?).into_response());
     }
     match q.get("order_id").map(|s| Uuid::parse_str(s.trim())) {
-        Some(Ok(uuid)) => Ok(Json(checkout::order_by_uuid(&state, uuid).await?).into_response()),
-        Some(Err(_)) => Err(CheckoutError::NotFound),
+        Some(Ok(uuid)) => Ok(Json(state.checkout.order_by_uuid(uuid).await?).into_response()),
+        Some(Err(_)) => Err(ApiError::NotFound),
         None => Err(FieldErrors::single("session_id", "This field is required.").into()),
     }
 }
@@ -130,15 +159,12 @@ pub async fn cancel(
     State(state): State<AppState>,
     q: QueryPairs,
     body: String,
-) -> Result<Response, CheckoutError> {
+) -> Result<Response, ApiError> {
     let parsed: Option<Value> = if body.trim().is_empty() {
         None
     } else {
         Some(serde_json::from_str(&body).map_err(|e| {
-            CheckoutError::Invalid(FieldErrors::single(
-                "non_field_errors",
-                format!("JSON parse error - {e}"),
-            ))
+            FieldErrors::single("non_field_errors", format!("JSON parse error - {e}"))
         })?)
     };
     let field = |name: &str| -> Option<String> {
@@ -154,11 +180,20 @@ pub async fn cancel(
     let key = if let Some(s) = field("session_id") {
         CancelKey::Session(s)
     } else if let Some(o) = field("order_id") {
-        CancelKey::Order(Uuid::parse_str(&o).map_err(|_| CheckoutError::NotFound)?)
+        CancelKey::Order(Uuid::parse_str(&o).map_err(|_| ApiError::NotFound)?)
     } else {
         return Err(FieldErrors::single("session_id", "This field is required.").into());
     };
-    Ok(Json(checkout::cancel(&state, &key).await?).into_response())
+    let c = state.checkout.cancel(&key).await?;
+    let detail = if c.now {
+        "Order cancelled.".to_string()
+    } else {
+        format!("Order already {}.", c.status)
+    };
+    Ok(
+        Json(json!({ "detail": detail, "order_id": c.order_id, "status": c.status }))
+            .into_response(),
+    )
 }
 
 /// Checks a promo code: `{"code", "show_id"?}` (case-insensitive).
@@ -174,7 +209,7 @@ pub async fn cancel(
 pub async fn validate_promo(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<Value>,
-) -> Result<Response, CheckoutError> {
+) -> Result<Response, ApiError> {
     let code = required_str(&body, "code")?;
     let show_id = match body.get("show_id") {
         None | Some(Value::Null) => None,
@@ -244,36 +279,26 @@ pub async fn stripe_webhook(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: String,
-) -> Result<Response, CheckoutError> {
+) -> Result<Response, ApiError> {
     let Some(signature) = headers
         .get("stripe-signature")
         .and_then(|v| v.to_str().ok())
     else {
         return Ok(bad_request("Missing Stripe-Signature header."));
     };
-    let event = match stripe_webhook::Webhook::construct_event(
-        &body,
-        signature,
-        &state.config.stripe_webhook_secret,
-    ) {
-        Ok(e) => e,
-        Err(e) => {
-            tracing::warn!(error = %e, "rejected a webhook");
-            metrics::counter!("pique_webhooks_rejected_total").increment(1);
-            return Ok(bad_request("Invalid Stripe signature or payload."));
+    match state.checkout.receive_webhook(&body, signature).await? {
+        WebhookReceipt::Rejected => Ok(bad_request("Invalid Stripe signature or payload.")),
+        WebhookReceipt::Handled { duplicate } => {
+            Ok(Json(json!({ "received": true, "duplicate": duplicate })).into_response())
         }
-    };
-    let new = checkout::handle_event(&state, &event).await?;
-    metrics::counter!("pique_webhooks_total", "type" => event.type_.as_str().to_string(), "duplicate" => (!new).to_string())
-        .increment(1);
-    Ok(Json(json!({ "received": true, "duplicate": !new })).into_response())
+    }
 }
 
 fn bad_request(detail: &str) -> Response {
     (StatusCode::BAD_REQUEST, Json(json!({ "detail": detail }))).into_response()
 }
 
-fn required_str(body: &Value, field: &str) -> Result<String, CheckoutError> {
+fn required_str(body: &Value, field: &str) -> Result<String, ApiError> {
     match body.get(field) {
         None | Some(Value::Null) => {
             Err(FieldErrors::single(field, "This field is required.").into())

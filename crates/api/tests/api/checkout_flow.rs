@@ -270,13 +270,9 @@ async fn abandoned_holds_expire_and_the_sweeper_releases_them() -> TestResult {
     // Lapsed holds never count, swept or not: display shows the seats at once.
     let (_, detail) = app.get(&format!("/api/v1/shows/{show}/")).await?;
     assert_eq!(detail["tickets"][0]["available"], 3);
-    let released = pique_api::checkout::sweep(&app.state).await?;
+    let released = app.state.checkout.sweep().await?;
     assert_eq!(released, 1);
-    assert_eq!(
-        pique_api::checkout::sweep(&app.state).await?,
-        0,
-        "idempotent"
-    );
+    assert_eq!(app.state.checkout.sweep().await?, 0, "idempotent");
     assert_eq!(counters(&app.pool, ticket).await?, (0, 0));
     let order_id = first["order_id"].as_i64().ok_or("order")?;
     assert_eq!(status_of(&app.pool, order_id).await?, "expired");

@@ -1,11 +1,11 @@
 //! Zero oversell under each checkout strategy: 200 concurrent buyers race for a 50-seat tier
 //! through the real HTTP API (real PostgreSQL, Redis and stripe-sim).
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use crate::support::*;
-use futures::{FutureExt, future::join_all};
-use pique_jobs::{Deps, Hooks, JobsConfig, QueueSpec, WorkerOptions};
+use futures::future::join_all;
+use pique_jobs::{Deps, JobsConfig, QueueSpec, WorkerOptions};
 
 const SEATS: i32 = 50;
 const BUYERS: usize = 200;
@@ -143,8 +143,8 @@ async fn redis_lock_sells_exactly_the_seats() -> TestResult {
     Ok(())
 }
 
-/// A worker serving the `checkout` and `maintenance` queues in-process, with the checkout
-/// code's hooks (what `pique worker` wires).
+/// A worker serving the `checkout` and `maintenance` queues in-process, on the app's money
+/// path and pool (what `pique worker` wires).
 pub fn worker(
     app: &TestApp,
 ) -> Result<
@@ -159,27 +159,7 @@ pub fn worker(
     cfg.namespace = format!("{}-jobs", app.prefix);
     cfg.poll_interval = Duration::from_millis(20);
     cfg.relay_interval = Duration::from_millis(100);
-    let state = app.state.clone();
-    let sweep_state = app.state.clone();
-    let hooks = Hooks {
-        checkout: Some(Arc::new(move |job: pique_jobs::Job| {
-            let state = state.clone();
-            async move {
-                let id = job.payload["checkout_id"]
-                    .as_str()
-                    .and_then(|s| uuid::Uuid::parse_str(s).ok())
-                    .ok_or("no checkout_id")?;
-                pique_api::checkout::process_queued(&state, id).await?;
-                Ok::<(), pique_jobs::HandlerError>(())
-            }
-            .boxed()
-        })),
-        hold_sweeper: Some(Arc::new(move || {
-            let state = sweep_state.clone();
-            async move { Ok::<u64, pique_jobs::HandlerError>(pique_api::checkout::sweep(&state).await?) }.boxed()
-        })),
-    };
-    let deps = Deps::new(app.pool.clone(), cfg, hooks)?;
+    let deps = Deps::new(app.pool.clone(), cfg, app.state.checkout.clone())?;
     let options = WorkerOptions {
         queues: vec![
             QueueSpec {

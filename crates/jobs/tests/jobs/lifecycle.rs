@@ -1,41 +1,33 @@
-//! Worker lifecycle: graceful shutdown, the checkout hook, the reconciler.
+//! Worker lifecycle: graceful shutdown with queued checkouts in flight, the reconciler, a
+//! Redis outage.
 
-use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
-    time::Duration,
-};
+use std::time::Duration;
 
 use crate::support::*;
-use futures::FutureExt;
-use pique_jobs::{Deps, Hooks, Job, QueueSpec, WorkerOptions, relay};
+use pique_jobs::{Deps, Job, QueueSpec, WorkerOptions, relay};
 use pique_store::{fulfilment, testing::TestDb};
 
+/// Three queued checkouts whose Stripe call takes 1.5 s: stopping the worker while all
+/// three are in flight lets them finish, and a new worker redoes none of them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shutdown_lets_in_flight_jobs_finish_and_the_checkout_hook_runs_each_job_once() -> TestResult
-{
+async fn shutdown_lets_in_flight_checkouts_finish_and_none_runs_twice() -> TestResult {
     let db = TestDb::new().await?;
     let dir = tempfile::tempdir()?;
-    let cfg = config(None, dir.path());
-    let started = Arc::new(AtomicUsize::new(0));
-    let finished = Arc::new(AtomicUsize::new(0));
-    let (s, f) = (started.clone(), finished.clone());
-    let hooks = Hooks {
-        checkout: Some(Arc::new(move |_job: Job| {
-            let (s, f) = (s.clone(), f.clone());
-            async move {
-                s.fetch_add(1, Ordering::SeqCst);
-                tokio::time::sleep(Duration::from_millis(1500)).await;
-                f.fetch_add(1, Ordering::SeqCst);
-                Ok(())
-            }
-            .boxed()
-        })),
-        hold_sweeper: None,
-    };
-    let deps = Deps::new(db.pool.clone(), cfg, hooks)?;
+    let sim = stripe_sim::spawn(stripe_sim::SimConfig {
+        latency_ms: 1500,
+        ..stripe_sim::SimConfig::ephemeral()
+    })
+    .await?;
+    let deps = Deps::new(
+        db.pool.clone(),
+        config(None, dir.path()),
+        checkout(&db.pool, &sim.base_url()),
+    )?;
+    let tier = paid_order(&db.pool, 1).await?.ticket_id;
+    let show: i64 = sqlx::query_scalar("SELECT show_id FROM tickets WHERE id = $1")
+        .bind(tier)
+        .fetch_one(&db.pool)
+        .await?;
     let options = WorkerOptions {
         queues: vec![QueueSpec {
             name: "checkout".into(),
@@ -45,32 +37,45 @@ async fn shutdown_lets_in_flight_jobs_finish_and_the_checkout_hook_runs_each_job
     };
     let worker = RunningWorker::start(deps.clone(), options);
     for i in 0..3 {
+        let id = uuid::Uuid::now_v7();
+        let request = serde_json::json!({
+            "show_id": show,
+            "tickets": [{"ticket_id": tier, "quantity": 1}],
+            "order_email": format!("buyer{i}@example.com"),
+            "order_name": "Queued Buyer",
+        });
+        pique_store::checkout::enqueue_request(&db.pool, id, &request).await?;
         deps.queues
             .push(
                 "checkout",
                 &Job::new(
                     "process_checkout",
-                    serde_json::json!({"i": i}),
-                    format!("c{i}"),
+                    serde_json::json!({ "checkout_id": id }),
+                    format!("checkout:{id}"),
                 ),
             )
             .await?;
     }
-    let s2 = started.clone();
-    assert!(
-        eventually(Duration::from_secs(10), || {
-            let s = s2.clone();
-            async move { s.load(Ordering::SeqCst) == 3 }
-        })
-        .await
-    );
+    let count = |sql: &'static str| {
+        let pool = db.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(sql)
+                .fetch_one(&pool)
+                .await
+                .unwrap_or(-1)
+        }
+    };
+    // Each job holds its seats before calling Stripe, so three pending orders mean three jobs
+    // waiting on Stripe.
+    let pending =
+        || async { count("SELECT count(*) FROM orders WHERE status = 'pending'").await == 3 };
+    assert!(eventually(Duration::from_secs(20), pending).await);
+    let in_flight = count("SELECT count(*) FROM checkout_requests WHERE status = 'processing'");
+    assert_eq!(in_flight.await, 3, "all three still waiting on Stripe");
     // Stop while all three are running: they finish before the worker returns.
     worker.stop().await;
-    assert_eq!(
-        finished.load(Ordering::SeqCst),
-        3,
-        "in-flight jobs finished"
-    );
+    let completed = count("SELECT count(*) FROM checkout_requests WHERE status = 'completed'");
+    assert_eq!(completed.await, 3, "in-flight jobs finished");
     assert_eq!(deps.queues.depth("checkout").await?, 0);
     assert_eq!(
         deps.queues.vacuum("checkout").await?,
@@ -79,7 +84,7 @@ async fn shutdown_lets_in_flight_jobs_finish_and_the_checkout_hook_runs_each_job
     );
     assert_eq!(deps.queues.vacuum("checkout").await?, 0);
 
-    // A new worker finds nothing to redo.
+    // A new worker finds nothing to redo: Stripe saw one session per request.
     let options = WorkerOptions {
         queues: vec![QueueSpec {
             name: "checkout".into(),
@@ -90,8 +95,14 @@ async fn shutdown_lets_in_flight_jobs_finish_and_the_checkout_hook_runs_each_job
     let again = RunningWorker::start(deps.clone(), options);
     tokio::time::sleep(Duration::from_secs(3)).await;
     again.stop().await;
-    assert_eq!(started.load(Ordering::SeqCst), 3, "no job ran twice");
+    let stats = sim.state().stats();
+    let sessions = stats
+        .by_endpoint
+        .get("POST /v1/checkout/sessions")
+        .map_or(0, |e| e.count);
+    assert_eq!(sessions, 3, "no job ran twice: {stats:?}");
     flush_namespace(&deps.queues).await;
+    let _ = sim.shutdown().await;
     db.cleanup().await;
     Ok(())
 }

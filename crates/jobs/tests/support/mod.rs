@@ -4,7 +4,8 @@
 
 use std::{path::Path, time::Duration};
 
-use pique_jobs::{Deps, Hooks, JobsConfig, WorkerOptions, retry::RetryPolicy};
+use pique_checkout::Checkout;
+use pique_jobs::{Deps, JobsConfig, WorkerOptions, retry::RetryPolicy};
 use pique_store::PgPool;
 use uuid::Uuid;
 
@@ -42,8 +43,19 @@ pub fn config(smtp_url: Option<String>, media_dir: &Path) -> JobsConfig {
     }
 }
 
+/// The money path on `pool`, talking to the Stripe at `stripe_api_base` (nothing needs to
+/// answer there unless a test runs checkout jobs).
+pub fn checkout(pool: &PgPool, stripe_api_base: &str) -> Checkout {
+    let config = pique_core::Config::from_lookup(|key| {
+        (key == pique_core::config::env::STRIPE_API_BASE).then(|| stripe_api_base.to_string())
+    })
+    .expect("config");
+    Checkout::new(pool.clone(), &config).expect("stripe client")
+}
+
+/// Worker dependencies on `pool`; no Stripe answers (no test using this runs checkouts).
 pub fn deps(pool: &PgPool, config: JobsConfig) -> Deps {
-    Deps::new(pool.clone(), config, Hooks::default()).expect("deps")
+    Deps::new(pool.clone(), config, checkout(pool, "http://127.0.0.1:9")).expect("deps")
 }
 
 /// A running worker; `stop` shuts it down gracefully, dropping the handle aborts it.
@@ -79,6 +91,7 @@ impl RunningWorker {
 
 pub struct Order {
     pub order_id: i64,
+    pub ticket_id: i64,
     pub order_uuid: Uuid,
     pub attendees: Vec<Uuid>,
     pub title: String,
@@ -156,6 +169,7 @@ pub async fn paid_order(pool: &PgPool, n: i32) -> Result<Order, sqlx::Error> {
     }
     Ok(Order {
         order_id,
+        ticket_id,
         order_uuid,
         attendees,
         title,

@@ -1,5 +1,6 @@
-//! The Stripe calls of the money path, through async-stripe against the configured base URL
-//! (stripe-sim locally, Stripe itself with a real key).
+//! Every Stripe call the replica makes, through async-stripe against the configured base URL
+//! (stripe-sim locally, Stripe itself with a real key): Checkout Sessions and refunds for the
+//! money path, and Connect (Express accounts, onboarding links, balances) for producers.
 //!
 //! Every call has a per-attempt timeout and is retried on 5xx, 429, timeouts and connection
 //! errors with a short backoff (the SDK's own backoff starts at one second, too slow for a
@@ -19,7 +20,11 @@ use stripe_checkout::{
         RetrieveCheckoutSession,
     },
 };
-use stripe_core::refund::CreateRefund;
+use stripe_connect::{
+    account::{CreateAccount, CreateAccountType, RetrieveAccount},
+    account_link::{CreateAccountLink, CreateAccountLinkType},
+};
+use stripe_core::{balance::RetrieveForMyAccountBalance, refund::CreateRefund};
 
 /// Attempts per Stripe call (first try included).
 const ATTEMPTS: u32 = 3;
@@ -112,11 +117,13 @@ pub struct SessionRequest<'a> {
     pub hold_expires_at: i64,
 }
 
-/// The Stripe client and the URLs it sends buyers back to.
+/// The Stripe client and the URLs it sends buyers back to. Built once per process: building
+/// one sets up a TLS connector, too slow to repeat per request.
 #[derive(Clone)]
 pub struct Payments {
     client: Client,
     public_url: String,
+    webhook_secret: String,
 }
 
 impl std::fmt::Debug for Payments {
@@ -140,7 +147,18 @@ impl Payments {
         Ok(Payments {
             client,
             public_url: config.public_url.trim_end_matches('/').to_string(),
+            webhook_secret: config.stripe_webhook_secret.clone(),
         })
+    }
+
+    /// Verifies a webhook's `Stripe-Signature` (HMAC-SHA256 with the webhook secret, 5 minute
+    /// tolerance) and parses its event.
+    pub fn verify_webhook(
+        &self,
+        payload: &str,
+        signature: &str,
+    ) -> Result<stripe_webhook::Event, stripe_webhook::WebhookError> {
+        stripe_webhook::Webhook::construct_event(payload, signature, &self.webhook_secret)
     }
 
     /// Creates the Checkout Session of an order: one line item per order line, priced at the
@@ -258,6 +276,126 @@ impl Payments {
             Err(e) => Err(e),
         }
     }
+
+    /// Creates an Express account for producer `producer_id` (idempotent per producer, so a
+    /// retried call cannot make two accounts).
+    pub async fn create_express_account(
+        &self,
+        producer_id: i64,
+        email: Option<&str>,
+    ) -> Result<String, PaymentError> {
+        let metadata: HashMap<String, String> =
+            [("producer_id".to_string(), producer_id.to_string())].into();
+        let mut create = CreateAccount::new()
+            .type_(CreateAccountType::Express)
+            .metadata(metadata);
+        if let Some(email) = email.filter(|e| !e.is_empty()) {
+            create = create.email(email.to_string());
+        }
+        let key = format!("connect-account-{producer_id}");
+        let account = retry("connect_create_account", || async {
+            create
+                .customize()
+                .request_strategy(idempotent(&key))
+                .send(&self.client)
+                .await
+        })
+        .await?;
+        Ok(account.id.as_str().to_string())
+    }
+
+    /// A fresh onboarding link for `account_id`.
+    pub async fn account_link(
+        &self,
+        account_id: &str,
+        return_url: &str,
+        refresh_url: &str,
+    ) -> Result<AccountLink, PaymentError> {
+        let create = CreateAccountLink::new(account_id, CreateAccountLinkType::AccountOnboarding)
+            .return_url(return_url)
+            .refresh_url(refresh_url);
+        let link = retry("connect_account_link", || async {
+            create.send(&self.client).await
+        })
+        .await?;
+        Ok(AccountLink {
+            url: link.url,
+            expires_at: link.expires_at,
+        })
+    }
+
+    /// What Stripe knows about a connected account's onboarding.
+    pub async fn account(&self, account_id: &str) -> Result<AccountState, PaymentError> {
+        let get = RetrieveAccount::new(account_id);
+        let account = retry("connect_account", || async { get.send(&self.client).await }).await?;
+        Ok(AccountState {
+            charges_enabled: account.charges_enabled.unwrap_or(false),
+            details_submitted: account.details_submitted.unwrap_or(false),
+            payouts_enabled: account.payouts_enabled.unwrap_or(false),
+        })
+    }
+
+    /// A connected account's balance (amounts in minor units, as Stripe gives them).
+    pub async fn balance(&self, account_id: &str) -> Result<AccountBalance, PaymentError> {
+        let get = RetrieveForMyAccountBalance::new();
+        let balance = retry("connect_balance", || async {
+            get.customize()
+                .account_id(stripe::AccountId::from(account_id))
+                .send(&self.client)
+                .await
+        })
+        .await?;
+        let amounts = |list: &[stripe_core::BalanceAmount]| {
+            list.iter()
+                .map(|a| BalanceAmount {
+                    amount: a.amount,
+                    currency: a.currency.to_string(),
+                })
+                .collect()
+        };
+        Ok(AccountBalance {
+            available: amounts(&balance.available),
+            pending: amounts(&balance.pending),
+        })
+    }
+}
+
+/// An onboarding link of a connected account.
+#[derive(Debug, Clone)]
+pub struct AccountLink {
+    /// Where to send the producer.
+    pub url: String,
+    /// When the link stops working (unix seconds).
+    pub expires_at: i64,
+}
+
+/// The onboarding state of a connected account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccountState {
+    /// The account can take payments.
+    pub charges_enabled: bool,
+    /// The producer finished the onboarding form.
+    pub details_submitted: bool,
+    /// The account can be paid out.
+    pub payouts_enabled: bool,
+}
+
+/// One amount of a balance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BalanceAmount {
+    /// Minor units (cents).
+    pub amount: i64,
+    /// ISO currency, lower case.
+    pub currency: String,
+}
+
+/// A connected account's balance.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AccountBalance {
+    /// Available for payout.
+    pub available: Vec<BalanceAmount>,
+    /// Not yet available.
+    pub pending: Vec<BalanceAmount>,
 }
 
 fn idempotent(key: &str) -> RequestStrategy {
