@@ -9,6 +9,8 @@ COPY src src
 COPY migrations migrations
 COPY fixtures fixtures
 COPY loadtests loadtests
+# Embedded in the binary (the architecture profiles selected by PIQUE_PROFILE=NAME).
+COPY profiles profiles
 RUN cargo build --release --locked --bin pique && cp target/release/pique /usr/local/bin/pique
 
 FROM debian:bookworm-slim
@@ -18,6 +20,8 @@ RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates
     && mkdir -p /data/media /data/mail && chown -R pique /data
 COPY --from=build /usr/local/bin/pique /usr/local/bin/pique
 COPY loadtests /app/loadtests
+# Also on disk, as starting points for PIQUE_PROFILE=/app/profiles/<file>.toml.
+COPY profiles /app/profiles
 WORKDIR /app
 USER pique
 ENV PIQUE_BIND=0.0.0.0:8080 MEDIA_DIR=/data/media MAIL_DIR=/data/mail LOG_FORMAT=json

@@ -191,6 +191,7 @@ fn dockerfile_builds_the_binary_and_serves_on_8080() {
         "cargo build --release --locked --bin pique",
         "COPY migrations migrations", // embedded by sqlx::migrate! at compile time
         "COPY loadtests",
+        "COPY profiles profiles", // embedded by include_str! at compile time
         "EXPOSE 8080",
         "ENTRYPOINT [\"pique\"]",
         "/health/",

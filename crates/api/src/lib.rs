@@ -1,13 +1,14 @@
 //! # pique-api
 //!
 //! The HTTP face of the replica: the original's URL map on axum, DRF-shaped JSON and errors,
-//! the architecture-profile limits, metrics and the OpenAPI document.
+//! the architecture profiles, metrics and the OpenAPI document.
 //!
 //! - [`app`] builds the whole router from an [`AppState`];
 //! - [`routes`] holds one module per URL area, each handler thin: parse, call the store or
 //!   the money path (`pique-checkout`), map errors;
 //! - [`error`] turns every failure into DRF's JSON shape;
-//! - [`middleware`] has request metrics and the `django-*` profile limiter.
+//! - [`middleware`] has request metrics, the architecture profiles' Gunicorn model, rate
+//!   limits and trace spans.
 
 pub mod auth;
 pub mod error;
@@ -38,7 +39,6 @@ const MAX_BODY_BYTES: usize = 256 * 1024;
 pub fn app(state: AppState) -> Router {
     // Install the recorder before the first request, or early counts would go nowhere.
     metrics::handle();
-    let profile = state.config.profile;
     let router = Router::new()
         .merge(routes::public::router())
         .merge(routes::health::router())
@@ -49,15 +49,16 @@ pub fn app(state: AppState) -> Router {
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(state.clone());
-    // Layers run outside-in from the bottom: request id, trace, metrics, profile limit, timeout.
+    // Layers run outside-in from the bottom: request id, trace, metrics, rate limit, profile
+    // model, timeout.
     let router = router
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_secs(65),
         ));
-    let router = middleware::profile::apply(router, profile);
-    // Outside the profile limiter: a throttled request never takes one of its slots.
+    let router = middleware::profile::apply(router, &state.config.profile);
+    // Outside the profile model: a throttled request never takes a worker.
     let router = middleware::rate_limit::apply(router, &state.config);
     router
         .layer(axum::middleware::from_fn(middleware::metrics::record))

@@ -6,7 +6,9 @@
 
 use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+pub use crate::profile::Profile;
 
 /// Environment variable names, in one place so docs, docker-compose and tests agree.
 pub mod env {
@@ -30,7 +32,8 @@ pub mod env {
     pub const MAIL_DIR: &str = "MAIL_DIR";
     /// Directory for generated files (PDF tickets).
     pub const MEDIA_DIR: &str = "MEDIA_DIR";
-    /// Architecture profile: `rust`, `django-railway`, `django-recommended`.
+    /// Architecture profile: `rust`, a profile shipped in `profiles/` (`django-railway`,
+    /// `django-recommended`) or the path of a profile file.
     pub const PROFILE: &str = "PIQUE_PROFILE";
     /// Checkout strategy: `reservation`, `redis-lock`, `queue`.
     pub const CHECKOUT_STRATEGY: &str = "CHECKOUT_STRATEGY";
@@ -78,78 +81,8 @@ pub struct ConfigError {
     pub message: String,
 }
 
-/// Which deployment the replica imitates (DESIGN section 4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
-#[serde(rename_all = "kebab-case")]
-pub enum Profile {
-    /// Today's production: Gunicorn 1 worker x 2 threads, 100 queued, 60 s timeout, no rate
-    /// limiting, Redis-lock checkout.
-    DjangoRailway,
-    /// The plan's recommendation: 2 workers x 4 threads.
-    DjangoRecommended,
-    /// No artificial limit.
-    #[default]
-    Rust,
-}
-
-impl Profile {
-    /// Requests served at once; `None` = unlimited.
-    pub fn max_in_flight(self) -> Option<usize> {
-        match self {
-            Profile::DjangoRailway => Some(2),
-            Profile::DjangoRecommended => Some(8),
-            Profile::Rust => None,
-        }
-    }
-
-    /// Requests allowed to wait for a slot (Gunicorn's `worker_connections`).
-    pub fn max_queued(self) -> usize {
-        100
-    }
-
-    /// Time a request may take before it is answered 503 (Gunicorn's `timeout`).
-    pub fn request_timeout(self) -> Option<Duration> {
-        match self {
-            Profile::Rust => None,
-            _ => Some(Duration::from_secs(60)),
-        }
-    }
-
-    /// The original has no rate limiting; only the `rust` profile may turn it on.
-    pub fn allows_rate_limiting(self) -> bool {
-        self == Profile::Rust
-    }
-
-    /// The label written into reports.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Profile::DjangoRailway => "django-railway",
-            Profile::DjangoRecommended => "django-recommended",
-            Profile::Rust => "rust",
-        }
-    }
-}
-
-impl FromStr for Profile {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "django-railway" => Ok(Profile::DjangoRailway),
-            "django-recommended" => Ok(Profile::DjangoRecommended),
-            "rust" => Ok(Profile::Rust),
-            _ => Err("expected one of rust, django-railway, django-recommended".into()),
-        }
-    }
-}
-
-impl fmt::Display for Profile {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// How `POST /checkout/` protects seats (DESIGN section 7).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+/// How `POST /checkout/` protects seats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum CheckoutStrategy {
     /// Today's production: per-tier Redis locks, then `SELECT ... FOR UPDATE`.
@@ -297,12 +230,11 @@ impl Config {
             .unwrap_or_else(|| format!("http://127.0.0.1:{}", bind.port()))
             .trim_end_matches('/')
             .to_string();
-        let profile: Profile = parse(env::PROFILE, &or(env::PROFILE, "rust"))?;
-        // The Railway profile replicates production, which uses the Redis-lock checkout.
-        let default_strategy = match profile {
-            Profile::DjangoRailway => "redis-lock",
-            _ => "reservation",
-        };
+        let profile_name = or(env::PROFILE, crate::profile::RUST);
+        let profile = Profile::resolve(&profile_name)
+            .map_err(|e| err(env::PROFILE, &profile_name, &e.to_string()))?;
+        // A profile may name its deployment's checkout (production uses the Redis lock).
+        let default_strategy = profile.app.checkout_strategy.unwrap_or_default().as_str();
         let log_format = match or(env::LOG_FORMAT, "text").as_str() {
             "text" => LogFormat::Text,
             "json" => LogFormat::Json,
@@ -361,6 +293,14 @@ impl Config {
         self.rate_limit && self.profile.allows_rate_limiting()
     }
 
+    /// The profile's name, and its file when it came from one.
+    pub fn profile_label(&self) -> String {
+        match self.profile.origin.as_str() {
+            "built-in" | "embedded" => self.profile.name.clone(),
+            path => format!("{} ({path})", self.profile.name),
+        }
+    }
+
     /// `(name, value)` pairs for display, with secrets and URL passwords masked.
     pub fn redacted(&self) -> Vec<(&'static str, String)> {
         vec![
@@ -383,7 +323,7 @@ impl Config {
             ),
             (env::MAIL_DIR, self.mail_dir.display().to_string()),
             (env::MEDIA_DIR, self.media_dir.display().to_string()),
-            (env::PROFILE, self.profile.to_string()),
+            (env::PROFILE, self.profile_label()),
             (env::CHECKOUT_STRATEGY, self.checkout_strategy.to_string()),
             (
                 env::LOG_FORMAT,
@@ -472,7 +412,7 @@ mod tests {
         assert_eq!(c.redis.cache_ttl, Duration::from_secs(300));
         assert_eq!(c.redis.socket_timeout, Duration::from_secs(5));
         assert_eq!(c.hold_ttl, Duration::from_secs(1800));
-        assert_eq!(c.profile, Profile::Rust);
+        assert!(c.profile.is_rust());
         assert_eq!(c.checkout_strategy, CheckoutStrategy::Reservation);
         assert!(c.rate_limiting_enabled());
     }
@@ -482,7 +422,7 @@ mod tests {
         let c = from(&[(env::PROFILE, "django-railway")]).expect("parses");
         assert_eq!(c.checkout_strategy, CheckoutStrategy::RedisLock);
         assert!(!c.rate_limiting_enabled());
-        assert_eq!(c.profile.max_in_flight(), Some(2));
+        assert_eq!(c.profile.model_summary(), "gunicorn gthread 1x2");
         let c = from(&[
             (env::PROFILE, "django-railway"),
             (env::CHECKOUT_STRATEGY, "queue"),
@@ -495,6 +435,7 @@ mod tests {
     fn bad_values_name_the_variable() {
         let e = from(&[(env::PROFILE, "gunicorn")]).expect_err("must fail");
         assert_eq!(e.name, env::PROFILE);
+        assert!(e.message.contains("django-recommended"), "{e}");
         let e = from(&[(env::BIND, "nope")]).expect_err("must fail");
         assert!(e.to_string().starts_with("PIQUE_BIND"));
         assert!(from(&[(env::CACHE_TTL_SECS, "-1")]).is_err());

@@ -1,7 +1,7 @@
 //! # pique-core
 //!
 //! The PiqueTickets domain without any I/O: the types the API serves, money and pricing rules,
-//! seat availability, query validation and the typed configuration.
+//! seat availability, query validation, the typed configuration and the architecture profiles.
 //!
 //! Everything here is a plain function or a plain type so that business rules can be tested
 //! exhaustively without a database. `pique-store` does the SQL, `pique-api` the HTTP.
@@ -11,6 +11,7 @@ pub mod config;
 pub mod model;
 pub mod money;
 pub mod pricing;
+pub mod profile;
 pub mod query;
 pub mod search;
 pub mod slug;

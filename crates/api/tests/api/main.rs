@@ -13,5 +13,6 @@ mod checkin;
 mod checkout_flow;
 mod checkout_race;
 mod portal;
+mod profile;
 mod public;
 mod tracking;
