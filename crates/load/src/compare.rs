@@ -13,9 +13,19 @@ use crate::report::svg::{Series, esc, line_chart};
 use crate::stats::RequestStats;
 
 fn title(s: &Summary) -> String {
-    match &s.settings.label {
-        Some(l) => format!("{} [{}] @ {}", s.plan.name, l, s.settings.host),
-        None => format!("{} @ {}", s.plan.name, s.settings.host),
+    let tags: Vec<&str> = [s.settings.label.as_deref(), s.server.profile.as_deref()]
+        .into_iter()
+        .flatten()
+        .collect();
+    if tags.is_empty() {
+        format!("{} @ {}", s.plan.name, s.settings.host)
+    } else {
+        format!(
+            "{} [{}] @ {}",
+            s.plan.name,
+            tags.join("; "),
+            s.settings.host
+        )
     }
 }
 

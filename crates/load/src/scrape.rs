@@ -221,6 +221,10 @@ pub struct ServerSummary {
     pub checkout_attempts: BTreeMap<String, f64>,
     /// Highest process CPU usage in cores, from `process_cpu_seconds_total`.
     pub cpu_cores_max: Option<f64>,
+    /// The architecture profile the server ran, from `pique_profile_info` (e.g.
+    /// `django-railway (gunicorn gthread 1x2)`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
 }
 
 /// A running scraper; [`Scraper::finish`] stops it and returns the summary.
@@ -397,6 +401,25 @@ async fn scrape_once(src: &mut Sources, t: f64, notes: &mut Vec<String>) -> Roun
     round
 }
 
+/// The profile a pique server reports (`pique_profile_info{profile,model} 1`), as
+/// `name (model)`; several (servers sharing one metrics endpoint) are joined with `, `.
+pub fn server_profile(samples: &[PromSample]) -> Option<String> {
+    let mut found: Vec<String> = samples
+        .iter()
+        .filter(|s| s.name == "pique_profile_info" && s.value > 0.0)
+        .filter_map(|s| {
+            let name = s.label("profile")?;
+            Some(match s.label("model") {
+                Some(model) if model != "none" => format!("{name} ({model})"),
+                _ => name.to_string(),
+            })
+        })
+        .collect();
+    found.sort();
+    found.dedup();
+    (!found.is_empty()).then(|| found.join(", "))
+}
+
 /// Numeric fields of Redis `INFO` we use.
 pub fn parse_redis_info(text: &str) -> BTreeMap<String, f64> {
     const KEEP: &[&str] = &[
@@ -506,6 +529,7 @@ fn summarise(rounds: &[Round], pg_max: Option<f64>, notes: Vec<String>) -> Serve
         })
         .reduce(f64::max);
 
+    s.profile = prom.last().and_then(|(_, last)| server_profile(last));
     if let (Some((_, first)), Some((_, last))) = (prom.first(), prom.last()) {
         let inc = |name: &str, filter: &[(&str, &str)]| {
             Some(sum(last, name, filter)? - sum(first, name, filter).unwrap_or(0.0))
@@ -652,6 +676,24 @@ pique_pdf_duration_seconds_bucket{le="+Inf"} 100
         let p95 = histogram_quantile(&[], &s, "pique_pdf_duration_seconds", 0.95).unwrap();
         assert!((p95 - 1.9).abs() < 1e-9, "{p95}");
         assert_eq!(sum(&s, "absent", &[]), None);
+    }
+
+    #[test]
+    fn reads_the_servers_profile() {
+        let one = parse_prometheus(
+            "pique_profile_info{profile=\"django-railway\",model=\"gunicorn gthread 1x2\"} 1\n",
+        );
+        assert_eq!(
+            server_profile(&one).as_deref(),
+            Some("django-railway (gunicorn gthread 1x2)")
+        );
+        let rust = parse_prometheus("pique_profile_info{profile=\"rust\",model=\"none\"} 1\n");
+        assert_eq!(server_profile(&rust).as_deref(), Some("rust"));
+        assert_eq!(
+            server_profile(&parse_prometheus(TEXT)),
+            None,
+            "a server without it"
+        );
     }
 
     #[test]

@@ -302,7 +302,14 @@ pub fn render(s: &Summary) -> String {
         let _ = write!(dl, "<dt>{}</dt><dd>{}</dd>", esc(k), esc(v));
     };
     item("Host", &st.host);
-    item("Label / profile", st.label.as_deref().unwrap_or("-"));
+    item("Label", st.label.as_deref().unwrap_or("-"));
+    item(
+        "Server profile",
+        s.server
+            .profile
+            .as_deref()
+            .unwrap_or("not reported (no pique /metrics)"),
+    );
     item("Shape", &st.shape);
     if st.time_scale < 1.0 {
         item(

@@ -159,7 +159,8 @@ async fn metrics(State(s): S) -> (StatusCode, String) {
     }
     let text = "# TYPE pique_queue_depth gauge\npique_queue_depth{queue=\"pdf\"} 3\n\
         pique_db_pool_connections{state=\"in_use\"} 2\npique_db_pool_connections{state=\"idle\"} 8\n\
-        pique_db_pool_max 10\n";
+        pique_db_pool_max 10\n\
+        pique_profile_info{profile=\"django-railway\",model=\"gunicorn gthread 1x2\"} 1\n";
     (StatusCode::OK, text.into())
 }
 

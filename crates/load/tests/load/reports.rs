@@ -119,6 +119,14 @@ async fn run_writes_every_output_and_grades_honestly() {
     assert_eq!(grade2("queue_length").measured, Some(3.0));
     assert_eq!(grade2("queue_length").grade, Grade::Target);
     assert_eq!(grade2("db_connections").measured, Some(0.2));
+    // The report says which profile the server ran.
+    assert_eq!(out.summary.server.profile, None);
+    assert_eq!(
+        out2.summary.server.profile.as_deref(),
+        Some("django-railway (gunicorn gthread 1x2)")
+    );
+    let html = std::fs::read_to_string(&out2.report_path).unwrap();
+    assert!(html.contains("django-railway (gunicorn gthread 1x2)"));
     let page = compare(run, &out2.run_dir, &dir.path().join("cmp/compare.html")).unwrap();
     let cmp = std::fs::read_to_string(&page).unwrap();
     assert!(cmp.contains("Run comparison") && cmp.contains("/c/ok"));
