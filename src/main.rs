@@ -45,6 +45,9 @@ enum Command {
     /// The load generator: run the original team's plans and grade them.
     #[command(subcommand)]
     Load(cmd::load::LoadCommand),
+    /// Architecture profiles: list, show, and calibrate one against a real deployment.
+    #[command(subcommand)]
+    Profile(cmd::profile::ProfileCommand),
 }
 
 fn main() -> ExitCode {
@@ -80,6 +83,7 @@ fn main() -> ExitCode {
                 .map(|()| 0)
                 .map_err(Into::into),
             Command::Load(command) => cmd::load::run(command).await,
+            Command::Profile(command) => cmd::profile::run(command).await,
             Command::Demo(args) => cmd::demo::run(config, args).await,
             Command::Config => {
                 cmd::print_config(&config);

@@ -5,6 +5,7 @@ pub mod demo;
 pub mod jobs;
 pub mod load;
 pub mod migrate;
+pub mod profile;
 pub mod seed;
 pub mod serve;
 pub mod services;
@@ -22,7 +23,8 @@ pub struct GlobalArgs {
     /// Redis URL [env: REDIS_URL]
     #[arg(long, global = true)]
     pub redis_url: Option<String>,
-    /// Architecture profile: rust, django-railway, django-recommended [env: PIQUE_PROFILE]
+    /// Architecture profile: rust, django-railway, django-recommended, or a profile file's
+    /// path [env: PIQUE_PROFILE]
     #[arg(long, global = true)]
     pub profile: Option<String>,
     /// Checkout strategy: reservation, redis-lock, queue [env: CHECKOUT_STRATEGY]

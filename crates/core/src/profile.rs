@@ -77,7 +77,7 @@ pub struct Profile {
     #[serde(default)]
     pub description: String,
     /// Where the profile came from: `built-in`, `embedded` or the file's path.
-    #[serde(skip_deserializing)]
+    #[serde(skip)]
     pub origin: String,
     /// Application behaviour that differs between deployments.
     #[serde(default)]

@@ -17,6 +17,7 @@
 
 #![warn(missing_docs)]
 
+pub mod calibrate;
 pub mod cli;
 pub mod compare;
 pub mod duration;

@@ -53,6 +53,8 @@ pub(crate) struct OutRequest {
 pub(crate) struct InResponse {
     /// Status code.
     pub status: u16,
+    /// Response headers (moved out of the response, not copied).
+    pub headers: hyper::HeaderMap,
     /// The whole body.
     pub body: Bytes,
 }
@@ -346,14 +348,18 @@ async fn exchange(
             let sent = !e.is_canceled();
             (HttpError::Connection(hyper_kind(&e)), sent)
         })?;
-        let status = response.status().as_u16();
-        let body = response
-            .into_body()
+        let (parts, body) = response.into_parts();
+        let status = parts.status.as_u16();
+        let body = body
             .collect()
             .await
             .map_err(|e| (HttpError::Connection(hyper_kind(&e)), true))?
             .to_bytes();
-        Ok(InResponse { status, body })
+        Ok(InResponse {
+            status,
+            headers: parts.headers,
+            body,
+        })
     };
     let mut work = std::pin::pin!(work);
     let ended = tokio::select! {

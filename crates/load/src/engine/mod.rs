@@ -1,7 +1,7 @@
 //! The engine: shared run state, the per-second sampler, and the run's lifecycle (start the
 //! shape's scheduler, enforce the caps, stop gracefully).
 
-mod http;
+pub(crate) mod http;
 mod scheduler;
 mod user;
 

@@ -3,6 +3,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod calibrate;
 mod engine;
 mod plans;
 mod reports;
