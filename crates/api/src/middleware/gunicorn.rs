@@ -86,9 +86,64 @@ struct WorkerState {
     limit: Option<u64>,
 }
 
-/// Virtual timelines: when each worker's lock and each core is next free.
+/// One resource's virtual timeline: when it is next free, and the idle gaps before that.
+///
+/// A thread ready at `t` books the resource from `t` (or when it frees). Threads book when
+/// their task runs, and on a busy machine a task may run a little after the moment it became
+/// ready, after another thread that became ready later booked. Without the gaps, that later
+/// booking would leave the resource idle in between for good; with them, the late thread
+/// takes the gap it was ready for, as it would have in the deployment.
+struct Timeline {
+    free: Instant,
+    gaps: Vec<(Instant, Instant)>,
+}
+
+/// Gaps that ended this long ago are forgotten (no thread is that late).
+const GAP_MEMORY: Duration = Duration::from_millis(250);
+
+impl Timeline {
+    fn new(now: Instant) -> Timeline {
+        Timeline {
+            free: now,
+            gaps: Vec::new(),
+        }
+    }
+
+    /// Books `len` from the earliest moment at or after `ready` when the resource is free;
+    /// returns that moment.
+    fn book(&mut self, ready: Instant, len: Duration) -> Instant {
+        let horizon = Instant::now().checked_sub(GAP_MEMORY);
+        self.gaps
+            .retain(|&(_, end)| horizon.is_none_or(|h| end > h));
+        for i in 0..self.gaps.len() {
+            let (from, to) = self.gaps[i];
+            let start = from.max(ready);
+            if start + len <= to {
+                self.gaps.remove(i);
+                if start + len < to {
+                    self.gaps.insert(i, (start + len, to));
+                }
+                if start > from {
+                    self.gaps.insert(i, (from, start));
+                }
+                return start;
+            }
+        }
+        let start = ready.max(self.free);
+        if start > self.free {
+            self.gaps.push((self.free, start));
+        }
+        self.free = start + len;
+        start
+    }
+}
+
+/// Virtual timelines: when each worker's lock, each of its threads, and each core is next
+/// free.
 struct Clock {
-    lock_free: Vec<Instant>,
+    locks: Vec<Timeline>,
+    /// Per worker, when each thread not in use became free (a request takes the earliest).
+    thread_free: Vec<Vec<Instant>>,
     /// Empty when there are at least as many cores as workers (no core contention).
     core_free: Vec<Instant>,
 }
@@ -142,7 +197,8 @@ impl Model {
                 next: 0,
             }),
             clock: Mutex::new(Clock {
-                lock_free: vec![now; workers],
+                locks: (0..workers).map(|_| Timeline::new(now)).collect(),
+                thread_free: vec![vec![now; spec.threads_per_worker() as usize]; workers],
                 core_free: vec![now; cores],
             }),
             profile: profile.clone(),
@@ -170,40 +226,49 @@ impl Model {
             return response;
         };
         let worker = admission.worker;
+        let admitted = Instant::now();
         let Ok(_thread) = self.threads[worker].acquire().await else {
             return ApiError::Unavailable("Server is shutting down.".into()).into_response();
         };
         self.start(worker);
+        // On the thread's timeline the request starts when the thread was freed (or when the
+        // worker took it, if later), not when this task got to run again.
+        let began = self.take_thread(worker).max(admitted);
         let method = request.method().as_str().to_owned();
         let route = route.unwrap_or_else(|| request.uri().path().to_owned());
-        let work = self.serve(worker, &method, &route, request, next);
-        let mut response = match self.spec.worker_class {
+        let work = self.serve(worker, began, &method, &route, request, next);
+        let (mut response, ended) = match self.spec.worker_class {
             WorkerClass::Gthread => work.await,
             WorkerClass::Sync => match tokio::time::timeout(self.spec.timeout(), work).await {
-                Ok(response) => response,
+                Ok(done) => done,
                 Err(_) => {
+                    self.give_thread(worker, Instant::now());
                     self.retire(worker, "timeout");
                     return worker_timeout(self.spec.timeout_secs);
                 }
             },
         };
+        self.give_thread(worker, ended);
         if self.retiring(worker) {
             close_connection(&mut response);
         }
         response
     }
 
-    /// Steps 3 and 4: the handler within the I/O part, then the CPU part under the lock.
+    /// Steps 3 and 4: the handler within the I/O part, then the CPU part under the lock;
+    /// returns the response and when, on the timelines, the request ended.
     async fn serve(
         &self,
         worker: usize,
+        began: Instant,
         method: &str,
         route: &str,
         request: Request,
         next: Next,
-    ) -> Response {
-        let began = Instant::now();
+    ) -> (Response, Instant) {
+        let started = Instant::now();
         let response = next.run(request).await;
+        let handler = started.elapsed();
         let cache = CacheState::from_header(
             response
                 .headers()
@@ -211,50 +276,74 @@ impl Model {
                 .and_then(|v| v.to_str().ok()),
         );
         let Some(cost) = self.profile.cost(method, route, cache) else {
-            return response;
+            return (response, began + handler);
         };
         let io = cost.io.at(normal());
         let cpu = cost.cpu.at(normal());
-        let io_end = began + io;
-        let cursor = if Instant::now() < io_end {
-            tokio::time::sleep_until(io_end).await;
-            io_end
-        } else {
-            Instant::now()
-        };
-        self.spend_cpu(worker, cursor, cpu).await;
-        response
+        // The handler's own time is part of the I/O part; a slower handler lengthens it.
+        let io_end = began + io.max(handler);
+        tokio::time::sleep_until(io_end).await;
+        let ended = self.spend_cpu(worker, io_end, cpu).await;
+        (response, ended)
+    }
+
+    /// The earliest free time among `worker`'s idle threads (now, if none is recorded).
+    fn take_thread(&self, worker: usize) -> Instant {
+        let mut clock = lock(&self.clock);
+        let free = &mut clock.thread_free[worker];
+        match free.iter().enumerate().min_by_key(|(_, t)| **t) {
+            Some((i, _)) => free.swap_remove(i),
+            None => Instant::now(),
+        }
+    }
+
+    /// A thread of `worker` is free again from `at`.
+    fn give_thread(&self, worker: usize, at: Instant) {
+        let threads = self.spec.threads_per_worker() as usize;
+        let mut clock = lock(&self.clock);
+        let free = &mut clock.thread_free[worker];
+        if free.len() < threads {
+            free.push(at);
+        }
     }
 
     /// Holds `worker`'s lock (and a core) for `cpu` in switch-interval slices, starting no
     /// earlier than `cursor`. Each slice is booked on the virtual timelines, then slept to its
     /// end, so other threads can book the next slice meanwhile: they take turns as CPython's
-    /// threads do.
-    async fn spend_cpu(&self, worker: usize, mut cursor: Instant, cpu: Duration) {
+    /// threads do. Returns the end of the last slice.
+    async fn spend_cpu(&self, worker: usize, mut cursor: Instant, cpu: Duration) -> Instant {
         let switch = self.spec.switch_interval();
         let mut left = cpu;
         while !left.is_zero() {
             let slice = left.min(switch);
             let end = {
                 let mut clock = lock(&self.clock);
-                let mut start = cursor.max(clock.lock_free[worker]);
-                let core = clock
-                    .core_free
-                    .iter()
-                    .enumerate()
-                    .min_by_key(|(_, t)| **t)
-                    .map(|(i, t)| (i, *t));
-                if let Some((i, free)) = core {
-                    start = start.max(free);
-                    clock.core_free[i] = start + slice;
-                }
-                clock.lock_free[worker] = start + slice;
+                let start = if clock.core_free.is_empty() {
+                    clock.locks[worker].book(cursor, slice)
+                } else {
+                    // Cores are scarce: the slice needs the lock and a core at once, booked
+                    // at the end of both timelines.
+                    let (core, free) = clock
+                        .core_free
+                        .iter()
+                        .copied()
+                        .enumerate()
+                        .min_by_key(|(_, t)| *t)
+                        .unwrap_or((0, cursor));
+                    let after = cursor.max(free).max(clock.locks[worker].free);
+                    let start = clock.locks[worker].book(after, slice);
+                    if let Some(c) = clock.core_free.get_mut(core) {
+                        *c = start + slice;
+                    }
+                    start
+                };
                 start + slice
             };
             tokio::time::sleep_until(end).await;
             cursor = end;
             left -= slice;
         }
+        cursor
     }
 
     /// Step 1: a place in a worker, now or after waiting in the listen queue; `None` when the
@@ -470,6 +559,23 @@ mod tests {
 
     fn ms(d: Duration) -> u128 {
         d.as_millis()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_thread_that_books_late_takes_the_gap_it_was_ready_for() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut lock = Timeline::new(t0);
+        // Ready at +2 ms, booked first: the lock idles from 0 to 2 ms...
+        assert_eq!(lock.book(t0 + ms(2), ms(4)), t0 + ms(2));
+        // ...unless a thread ready at 0 books afterwards: it takes the gap if it fits.
+        assert_eq!(lock.book(t0, ms(2)), t0);
+        assert_eq!(lock.book(t0, ms(1)), t0 + ms(6), "no gap left");
+        assert_eq!(lock.free, t0 + ms(7));
+        // A gap too short is left alone.
+        let mut lock = Timeline::new(t0);
+        lock.book(t0 + ms(1), ms(1));
+        assert_eq!(lock.book(t0, ms(3)), t0 + ms(2));
     }
 
     #[tokio::test(start_paused = true)]

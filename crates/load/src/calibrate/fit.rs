@@ -5,7 +5,9 @@
 //! and at twice that. What is fitted, per route, for a Gunicorn deployment of `W` workers x
 //! `T` threads on `C` cores:
 //!
-//! - **service time** `S` = mean latency at concurrency 1, minus the network round trip;
+//! - **service time** `S` = the mean of the latencies at concurrency 1 (from their median and
+//!   spread, so a few outliers do not move it), minus the network round trip, and at most
+//!   what the saturated rate allows (`W*T / X`);
 //! - **throughput when saturated** `X`, after taking out restart pauses (below);
 //! - if `X` stays clearly below what the threads allow (`W*T / S`), the route is bound by the
 //!   interpreter lock, and its **CPU part** is `min(W, C) / X`; otherwise the threads bind and
@@ -23,8 +25,8 @@ use std::fmt::Write;
 
 use pique_core::profile::{CacheState, Dist, Gunicorn, Profile, RouteCost, round3};
 
-/// The 99th percentile of the standard normal distribution.
-const Z99: f64 = 2.326_347_874_040_841;
+/// The 95th percentile of the standard normal distribution.
+const Z95: f64 = 1.644_853_626_951_472;
 
 /// A completion gap is a restart pause when it is this many times the median gap...
 const STALL_FACTOR: f64 = 10.0;
@@ -99,9 +101,10 @@ pub struct LevelStats {
     pub p50_ms: f64,
     /// 99th percentile, milliseconds.
     pub p99_ms: f64,
-    /// Mean latency of requests that did not wait out a pause, milliseconds.
-    pub mean_unstalled_ms: f64,
-    /// Lognormal sigma of the latencies of requests that did not wait out a pause.
+    /// Median latency of requests that did not wait out a pause, milliseconds.
+    pub unstalled_p50_ms: f64,
+    /// Lognormal sigma of the latencies of requests that did not wait out a pause (from
+    /// their p95 over their median, which a few outliers do not move).
     pub sigma: f64,
     /// Restart pauses seen (seconds each, beyond the usual gap).
     pub stalls: Vec<f64>,
@@ -154,14 +157,9 @@ pub fn level_stats(level: &Level, cache: CacheState) -> LevelStats {
     let median = percentile(&latencies, 0.5);
     let cutoff = (STALL_FACTOR * median).max(STALL_MIN_SECS);
     let clean: Vec<f64> = latencies.iter().copied().filter(|l| *l <= cutoff).collect();
-    let mean = if clean.is_empty() {
-        0.0
-    } else {
-        clean.iter().sum::<f64>() / clean.len() as f64
-    };
-    let (p50, p99) = (percentile(&clean, 0.5), percentile(&clean, 0.99));
-    let sigma = if p50 > 0.0 && p99 > p50 {
-        (p99 / p50).ln() / Z99
+    let (p50, p95) = (percentile(&clean, 0.5), percentile(&clean, 0.95));
+    let sigma = if p50 > 0.0 && p95 > p50 {
+        (p95 / p50).ln() / Z95
     } else {
         0.0
     };
@@ -173,7 +171,7 @@ pub fn level_stats(level: &Level, cache: CacheState) -> LevelStats {
         running_rate: answered.len() as f64 / (duration - paused).max(duration * 0.05),
         p50_ms: median * 1000.0,
         p99_ms: percentile(&latencies, 0.99) * 1000.0,
-        mean_unstalled_ms: mean * 1000.0,
+        unstalled_p50_ms: p50 * 1000.0,
         sigma,
         stalls,
     }
@@ -205,9 +203,9 @@ pub struct RouteFit {
     pub bound: Bound,
 }
 
-/// Highest sigma written (a p99 about 33 times the median); beyond it a few outliers at
-/// concurrency 1 are noise, not the route's spread.
-const MAX_SIGMA: f64 = 1.5;
+/// Highest sigma written (a p99 about 10 times the median); beyond it the spread at
+/// concurrency 1 is the measuring machine's noise, not the route's.
+const MAX_SIGMA: f64 = 1.0;
 
 /// Fits one route from its levels' stats; `None` without a usable concurrency-1 level or
 /// saturated level.
@@ -229,10 +227,15 @@ pub fn fit_route(stats: &[LevelStats], g: &Gunicorn, rtt_ms: f64) -> Option<Rout
     if saturated.is_nan() || saturated <= 0.0 {
         return None;
     }
-    let service_ms = (single.mean_unstalled_ms - rtt_ms).max(0.01);
+    let sigma = single.sigma.clamp(0.0, MAX_SIGMA);
+    // The lognormal's mean from the median at concurrency 1, round trip taken out...
+    let measured_ms = (single.unstalled_p50_ms - rtt_ms).max(0.01) * (sigma * sigma / 2.0).exp();
+    // ...but never longer than the saturated rate allows: with `lanes` threads serving X
+    // requests per second, a request holds its thread at most lanes / X (a slow measurement
+    // at concurrency 1 must not make the threads the bound).
+    let service_ms = measured_ms.min(1000.0 * f64::from(lanes) / saturated);
     let lock_ms = 1000.0 * f64::from(g.usable_cores()) / saturated;
-    let thread_bound = 1000.0 * f64::from(lanes) / service_ms;
-    let bound = if saturated < 0.85 * thread_bound {
+    let bound = if service_ms * saturated < 0.85 * 1000.0 * f64::from(lanes) {
         Bound::Lock
     } else {
         Bound::Threads
@@ -243,7 +246,7 @@ pub fn fit_route(stats: &[LevelStats], g: &Gunicorn, rtt_ms: f64) -> Option<Rout
         saturated_rate: saturated,
         cpu_ms,
         io_ms: (service_ms - cpu_ms).max(0.0),
-        sigma: single.sigma.clamp(0.0, MAX_SIGMA),
+        sigma,
         bound,
     })
 }
