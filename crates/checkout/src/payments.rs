@@ -405,6 +405,19 @@ fn idempotent(key: &str) -> RequestStrategy {
     }
 }
 
+/// `pique_stripe_errors_total{kind}`: `timeout`, `network`, `rate_limited`, `server` (5xx),
+/// `rejected` (other 4xx) or `invalid` (an answer the client could not read).
+fn error_kind(e: &StripeError) -> &'static str {
+    match e {
+        StripeError::Timeout => "timeout",
+        StripeError::ClientError(_) => "network",
+        StripeError::Stripe(_, 429) => "rate_limited",
+        StripeError::Stripe(_, 500..=599) => "server",
+        StripeError::Stripe(..) => "rejected",
+        StripeError::JSONDeserialize(_) | StripeError::ConfigError(_) => "invalid",
+    }
+}
+
 fn retryable(e: &StripeError) -> bool {
     match e {
         StripeError::Stripe(_, status) => matches!(status, 409 | 429 | 500..=599),
@@ -414,7 +427,8 @@ fn retryable(e: &StripeError) -> bool {
 }
 
 /// Runs `call` up to [`ATTEMPTS`] times, timing each attempt into
-/// `pique_stripe_request_duration_seconds{op}`.
+/// `pique_stripe_request_duration_seconds{op}` and counting failed ones into
+/// `pique_stripe_errors_total{op, kind}`.
 async fn retry<T, F, Fut>(op: &'static str, call: F) -> Result<T, PaymentError>
 where
     F: Fn() -> Fut,
@@ -430,6 +444,10 @@ where
         let result = call().await;
         metrics::histogram!("pique_stripe_request_duration_seconds", "op" => op)
             .record(started.elapsed().as_secs_f64());
+        if let Err(e) = &result {
+            metrics::counter!("pique_stripe_errors_total", "op" => op, "kind" => error_kind(e))
+                .increment(1);
+        }
         match result {
             Ok(v) => return Ok(v),
             Err(e) if retryable(&e) => {

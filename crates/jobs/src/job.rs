@@ -22,6 +22,11 @@ pub struct Job {
     /// The last error, carried along retries for the dead-letter record.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// When this delivery became due (Unix ms): the push, or the end of its retry delay. Set
+    /// by [`crate::queue::Queues::push_all`]; the worker records the wait from then to the
+    /// handler's start as `pique_job_queue_wait_seconds`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_at_ms: Option<i64>,
 }
 
 impl Job {
@@ -37,6 +42,7 @@ impl Job {
             dedup_key: dedup_key.into(),
             attempt: 0,
             last_error: None,
+            due_at_ms: None,
         }
     }
 

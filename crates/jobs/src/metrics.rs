@@ -19,6 +19,9 @@ pub mod names {
     pub const DEAD: &str = "pique_jobs_dead_total";
     /// Histogram, label `queue`: time spent in a job handler.
     pub const DURATION: &str = "pique_job_duration_seconds";
+    /// Histogram, label `queue`: from when a job was due (pushed, or its retry delay over) to
+    /// when a worker started it (Celery's "queue processing time").
+    pub const QUEUE_WAIT: &str = "pique_job_queue_wait_seconds";
     /// Gauge, label `queue`: jobs waiting (sampled by the maintenance loop).
     pub const DEPTH: &str = "pique_queue_depth";
     /// Gauge, label `queue`: dead-lettered jobs (sampled).
@@ -42,6 +45,11 @@ pub fn enqueued(queue: &str, n: u64) {
 pub fn done(queue: &str, seconds: f64) {
     counter!(names::DONE, "queue" => queue.to_string()).increment(1);
     histogram!(names::DURATION, "queue" => queue.to_string()).record(seconds);
+}
+
+/// Records how long a job waited in `queue` before a worker started it.
+pub fn queue_wait(queue: &str, seconds: f64) {
+    histogram!(names::QUEUE_WAIT, "queue" => queue.to_string()).record(seconds);
 }
 
 /// Counts a failed attempt that will be retried, and its duration.

@@ -94,9 +94,9 @@ impl Queues {
             return Ok(());
         }
         let mut tasks: Vec<RedisTask> = Vec::with_capacity(jobs.len());
-        for job in jobs {
+        for job in stamped(jobs, chrono::Utc::now().timestamp_millis(), delay) {
             // The storage's codec is JSON, so the compact form is the job's JSON bytes.
-            let mut builder = TaskBuilder::new(serde_json::to_vec(job)?);
+            let mut builder = TaskBuilder::new(serde_json::to_vec(&job)?);
             if let Some(delay) = delay {
                 builder = builder.run_after(delay);
             }
@@ -167,5 +167,35 @@ impl Queues {
             .query_async::<String>(&mut conn)
             .await
             .is_ok()
+    }
+}
+
+/// `jobs` marked due at `now_ms` plus `delay`, so the worker can time their wait in the queue.
+fn stamped(jobs: &[Job], now_ms: i64, delay: Option<Duration>) -> Vec<Job> {
+    let due = now_ms
+        .saturating_add(delay.map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)));
+    jobs.iter()
+        .map(|job| Job {
+            due_at_ms: Some(due),
+            ..job.clone()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pushed_jobs_carry_when_they_are_due() {
+        let job = Job::new("render_ticket", serde_json::json!({"id": 1}), "pdf:1");
+        let now = stamped(std::slice::from_ref(&job), 1_000, None);
+        assert_eq!(now[0].due_at_ms, Some(1_000));
+        let later = stamped(&[job], 1_000, Some(Duration::from_secs(4)));
+        assert_eq!(later[0].due_at_ms, Some(5_000));
+        // Old payloads without the field still decode.
+        let old: Job =
+            serde_json::from_str(r#"{"kind":"k","payload":null,"dedup_key":"d"}"#).unwrap();
+        assert_eq!(old.due_at_ms, None);
     }
 }

@@ -155,6 +155,10 @@ pub async fn run(
 async fn run_job(job: Job, runtime: Data<QueueRuntime>) -> Result<(), BoxDynError> {
     let queue = &*runtime.queue;
     let deps = &runtime.deps;
+    if let Some(due) = job.due_at_ms {
+        let waited_ms = chrono::Utc::now().timestamp_millis().saturating_sub(due);
+        metrics::queue_wait(queue, waited_ms.max(0) as f64 / 1000.0);
+    }
     let started = Instant::now();
     let result = crate::handlers::dispatch(deps, queue, &job).await;
     let seconds = started.elapsed().as_secs_f64();

@@ -16,6 +16,7 @@ async fn metrics_endpoint_serves_the_job_metrics()
     metrics::depth("email", 7, 1);
     metrics::email_sent();
     metrics::pdf_generated(0.006);
+    metrics::queue_wait("pdf", 0.2);
 
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0")?;
@@ -44,6 +45,7 @@ async fn metrics_endpoint_serves_the_job_metrics()
         "pique_pdfs_generated_total 1",
         "pique_job_duration_seconds_bucket{queue=\"pdf\",le=\"0.025\"} 1",
         "pique_pdf_duration_seconds_bucket{le=\"0.01\"} 1",
+        "pique_job_queue_wait_seconds_bucket{queue=\"pdf\",le=\"0.25\"} 1",
     ] {
         assert!(body.contains(needle), "missing {needle} in\n{body}");
     }

@@ -739,6 +739,17 @@ async fn a_failing_stripe_releases_the_hold() -> TestResult {
         .await?;
     assert_eq!(status, "cancelled");
     assert!(app.sim.state().stats().injected_errors >= 3, "retried");
+    // Each failed attempt is counted by kind, for the load generator's Stripe rows.
+    let metrics = reqwest::get(format!("{}/metrics", app.base_url))
+        .await?
+        .text()
+        .await?;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("pique_stripe_errors_total{") && l.contains("kind=\"server\"")),
+        "{metrics}"
+    );
     assert_invariants(&app.pool).await?;
     app.cleanup().await;
     Ok(())
