@@ -149,7 +149,7 @@ pub async fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<u8> {
         users: Some(args.users),
         spawn_rate: Some(f64::from(args.users)),
         run_time: Some(args.run_time),
-        metrics_url: Some(format!("{api}/metrics")),
+        metrics_urls: vec![format!("{api}/metrics")],
         database_url: Some(config.database_url.clone()),
         redis_url: Some(config.redis_url.clone()),
         vars: vec![("stripe_base".into(), sim.base_url())],

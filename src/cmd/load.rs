@@ -1,13 +1,16 @@
 //! `pique load run|compare|report|ui`: the load generator (crate `pique-load`).
 
 use clap::Subcommand;
-use pique_load::{CompareArgs, ReportArgs, RunArgs, UiArgs};
+use pique_load::{CompareArgs, ConvertArgs, ReportArgs, RunArgs, UiArgs};
 
 /// What `pique load` can do.
 #[derive(Debug, Subcommand)]
 pub enum LoadCommand {
-    /// Run a plan file (e.g. loadtests/baseline.toml) against a host and grade it.
+    /// Run a plan file (e.g. loadtests/baseline.toml, or an Artillery .yml) against a host and
+    /// grade it.
     Run(RunArgs),
+    /// Print the TOML plan equivalent to an Artillery config.
+    Convert(ConvertArgs),
     /// Put two runs side by side (Django vs Rust, strategy vs strategy).
     Compare(CompareArgs),
     /// Re-render the HTML report of a finished run directory.
@@ -21,10 +24,21 @@ pub async fn run(command: LoadCommand) -> anyhow::Result<u8> {
     match command {
         LoadCommand::Run(args) => {
             let plan = args.load_plan()?;
+            for w in &plan.warnings {
+                eprintln!("warning: {w}");
+            }
             let outcome = pique_load::run_plan(&plan, &args.options()).await?;
             println!("report: {}", outcome.report_path.display());
             println!("verdict: {}", outcome.verdict);
             Ok(u8::try_from(outcome.exit_code).unwrap_or(2))
+        }
+        LoadCommand::Convert(args) => {
+            let converted = args.convert()?;
+            for w in &converted.warnings {
+                eprintln!("warning: {w}");
+            }
+            print!("{}", converted.toml);
+            Ok(0)
         }
         LoadCommand::Compare(args) => {
             let path = pique_load::compare(&args.a, &args.b, &args.out_path())?;

@@ -36,7 +36,7 @@ fn parse_kv(s: &str) -> Result<(String, String), String> {
 /// `pique load run PLAN [options]`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RunArgs {
-    /// Plan file (TOML), e.g. loadtests/baseline.toml.
+    /// Plan file: TOML (e.g. loadtests/baseline.toml) or an Artillery config (.yml, .yaml).
     pub plan: PathBuf,
     /// Target base URL (overrides the plan's `host`), e.g. http://127.0.0.1:8080.
     #[arg(long, short = 'H')]
@@ -60,9 +60,11 @@ pub struct RunArgs {
     /// No live progress line.
     #[arg(long, short = 'q')]
     pub quiet: bool,
-    /// Prometheus endpoint to scrape (default: HOST/metrics, skipped if absent).
-    #[arg(long)]
-    pub metrics_url: Option<String>,
+    /// Prometheus endpoint to scrape, repeatable: the API's first, then each worker's (with
+    /// docker compose: http://127.0.0.1:8080/metrics, :9091 for worker-pdf, :9092 for
+    /// worker-email). Default: HOST/metrics, skipped with a note if absent.
+    #[arg(long = "metrics-url")]
+    pub metrics_urls: Vec<String>,
     /// PostgreSQL URL to sample pg_stat_activity during the run.
     #[arg(long)]
     pub database_url: Option<String>,
@@ -99,7 +101,7 @@ impl RunArgs {
             spawn_rate: self.spawn_rate,
             run_time: self.run_time,
             max_requests: self.max_requests,
-            metrics_url: self.metrics_url.clone(),
+            metrics_urls: self.metrics_urls.clone(),
             database_url: self.database_url.clone(),
             redis_url: self.redis_url.clone(),
             vars: self.vars.clone(),
@@ -156,6 +158,24 @@ pub struct UiArgs {
     pub run: RunArgs,
 }
 
+/// `pique load convert CONFIG.yml`: print the TOML plan equivalent to an Artillery config.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConvertArgs {
+    /// The Artillery config (YAML).
+    pub config: PathBuf,
+}
+
+impl ConvertArgs {
+    /// Converts the config; the TOML and the warnings.
+    pub fn convert(&self) -> Result<crate::artillery::Converted, PlanError> {
+        let src = std::fs::read_to_string(&self.config).map_err(|source| PlanError::Io {
+            path: self.config.clone(),
+            source,
+        })?;
+        crate::artillery::convert(&src, &self.config.display().to_string())
+    }
+}
+
 /// `pique load report RUN_DIR`: re-render report.html and the CSVs from summary.json.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ReportArgs {
@@ -192,6 +212,10 @@ mod tests {
             "rust",
             "--time-scale",
             "0.01",
+            "--metrics-url",
+            "http://h/metrics",
+            "--metrics-url",
+            "http://w:9091/metrics",
         ])
         .unwrap();
         let o = cli.run.options();
@@ -203,6 +227,7 @@ mod tests {
         );
         assert!(o.quiet);
         assert_eq!(o.time_scale, 0.01);
+        assert_eq!(o.metrics_urls.len(), 2);
         assert!(Cli::try_parse_from(["x", "p", "--var", "novalue"]).is_err());
         assert!(Cli::try_parse_from(["x", "p", "--time-scale", "2"]).is_err());
         assert!(Cli::try_parse_from(["x", "p", "--time-scale", "0"]).is_err());

@@ -1,9 +1,10 @@
 //! # pique-load
 //!
-//! A load generator for HTTP APIs that runs Locust/k6/Artillery-style scenarios written as TOML
-//! plans, measures them correctly (HdrHistograms, open-model timing from the intended start),
-//! scrapes the server side, grades the run against the PiqueTickets load-testing plan's success
-//! criteria and writes a self-contained HTML report plus Locust-format CSVs.
+//! A load generator for HTTP APIs that runs Locust/k6-style scenarios written as TOML plans, and
+//! Artillery configs as they are, measures them correctly (HdrHistograms, open-model timing
+//! from the intended start, the generator's own load watched), scrapes the server side, grades
+//! the run against the PiqueTickets load-testing plan's success criteria and writes a
+//! self-contained HTML report plus Locust-format CSVs.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), pique_load::LoadError> {
@@ -17,6 +18,7 @@
 
 #![warn(missing_docs)]
 
+pub mod artillery;
 pub mod calibrate;
 pub mod cli;
 pub mod compare;
@@ -35,7 +37,7 @@ pub mod template;
 pub mod threshold;
 pub mod ui;
 
-pub use cli::{CompareArgs, ReportArgs, RunArgs, UiArgs};
+pub use cli::{CompareArgs, ConvertArgs, ReportArgs, RunArgs, UiArgs};
 pub use compare::compare;
 pub use error::{LoadError, PlanError};
 pub use plan::{Plan, demo_plan};

@@ -66,9 +66,13 @@ pub struct Plan {
     /// Where the plan came from (file path or label), for messages.
     #[serde(skip)]
     pub origin: String,
-    /// The plan text as written, copied into reports.
+    /// The plan text as written (the YAML, for an Artillery config), copied into reports.
     #[serde(skip)]
     pub source: String,
+    /// What the user should know about how the plan was read (an Artillery config's processor
+    /// that is not run ...); printed before the run and shown in the report.
+    #[serde(skip)]
+    pub warnings: Vec<String>,
     /// Distinct statistics keys, indexed by [`Step::key`] (and [`Step::poll_key`]).
     #[serde(skip)]
     pub request_keys: Vec<Key>,
@@ -536,14 +540,23 @@ impl Plan {
         Ok(plan)
     }
 
-    /// Reads, parses and validates a plan file.
+    /// Reads, parses and validates a plan file: a TOML plan, or an Artillery config (`.yml`,
+    /// `.yaml`), which is converted first (see [`crate::artillery`]).
     pub fn load(path: impl AsRef<Path>) -> Result<Plan, PlanError> {
         let path = path.as_ref();
         let src = std::fs::read_to_string(path).map_err(|source| PlanError::Io {
             path: path.to_path_buf(),
             source,
         })?;
-        Plan::from_toml_str(&src, &path.display().to_string())
+        let origin = path.display().to_string();
+        if crate::artillery::is_yaml(path) {
+            let converted = crate::artillery::convert(&src, &origin)?;
+            let mut plan = Plan::from_toml_str(&converted.toml, &origin)?;
+            plan.source = src;
+            plan.warnings = converted.warnings;
+            return Ok(plan);
+        }
+        Plan::from_toml_str(&src, &origin)
     }
 
     /// The plan's load shape (validation guarantees there is exactly one).

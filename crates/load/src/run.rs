@@ -36,8 +36,9 @@ pub struct RunOptions {
     pub run_time: Option<Duration>,
     /// Cap on requests sent.
     pub max_requests: Option<u64>,
-    /// Prometheus endpoint; default `<host>/metrics`, skipped quietly when absent.
-    pub metrics_url: Option<String>,
+    /// Prometheus endpoints, the API's first, then each worker's; default `<host>/metrics`.
+    /// An endpoint that does not answer is dropped with a note.
+    pub metrics_urls: Vec<String>,
     /// PostgreSQL URL to sample `pg_stat_activity`.
     pub database_url: Option<String>,
     /// Redis URL to sample `INFO`.
@@ -62,7 +63,7 @@ impl Default for RunOptions {
             spawn_rate: None,
             run_time: None,
             max_requests: None,
-            metrics_url: None,
+            metrics_urls: Vec::new(),
             database_url: None,
             redis_url: None,
             vars: Vec::new(),
@@ -302,12 +303,13 @@ pub async fn run_plan_controlled(
         &format!("{}-{}", started.format("%Y%m%dT%H%M%SZ"), slug(&plan.name)),
     );
 
-    let metrics_url = opts
-        .metrics_url
-        .clone()
-        .unwrap_or_else(|| format!("{host}/metrics"));
+    let metrics_urls = if opts.metrics_urls.is_empty() {
+        vec![format!("{host}/metrics")]
+    } else {
+        opts.metrics_urls.clone()
+    };
     let scrape_cfg = ScrapeConfig {
-        metrics_url: Some(metrics_url.clone()),
+        metrics_urls: metrics_urls.clone(),
         database_url: opts.database_url.clone(),
         redis_url: opts.redis_url.clone(),
         interval: plan.scrape_interval.map_or(Duration::from_secs(2), |d| d.0),
@@ -417,6 +419,7 @@ pub async fn run_plan_controlled(
             description: plan.description.clone(),
             origin: plan.origin.clone(),
             source: plan.source.clone(),
+            warnings: plan.warnings.clone(),
         },
         settings: Settings {
             host,
@@ -430,11 +433,7 @@ pub async fn run_plan_controlled(
             duration_s: result.run_secs,
             stop_reason: result.stop_reason.clone(),
             peak_users: result.peak_users,
-            metrics_url: server
-                .sources
-                .iter()
-                .any(|s| s == "metrics")
-                .then_some(metrics_url),
+            metrics_url: server.metrics_targets.first().cloned(),
             database_url: opts.database_url.as_deref().map(redact),
             redis_url: opts.redis_url.as_deref().map(redact),
             vars: opts.vars.clone(),

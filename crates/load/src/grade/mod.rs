@@ -397,6 +397,139 @@ fn checkouts_created(i: &GradeInput<'_>) -> Option<u64> {
     (posted > 0).then(|| posted.saturating_sub(done) + done_ok)
 }
 
+fn stripe_timeouts(server: &ServerSummary) -> Measure {
+    let calls = server
+        .stripe_calls
+        .ok_or("target exports no Stripe timings (pique_stripe_request_duration_seconds)")?;
+    if calls <= 0.0 {
+        return Err("no Stripe calls during the run".into());
+    }
+    let timeouts = server.stripe_errors.get("timeout").copied().unwrap_or(0.0);
+    let others: f64 = server
+        .stripe_errors
+        .iter()
+        .filter(|(k, _)| *k != "timeout")
+        .map(|(_, v)| *v)
+        .sum();
+    Ok(Measured::new(
+        timeouts,
+        "pique_stripe_errors_total{kind=\"timeout\"} over the run",
+    )
+    .text(format!(
+        "{timeouts:.0} of {calls:.0} calls (p95 {}, {others:.0} other errors)",
+        server
+            .stripe_p95_s
+            .map_or("-".into(), |p| Unit::Ms.fmt(p * 1000.0))
+    )))
+}
+
+/// The slope of resident memory over the run (after a warm-up of the first fifth), per hour
+/// (per scaled hour under `--time-scale`), as a share of the mean: the worst process.
+fn memory_growth(i: &GradeInput<'_>) -> Measure {
+    let warmup = i.run_secs * 0.2;
+    let mut worst: Option<(f64, String, f64, f64)> = None;
+    let keys: std::collections::BTreeSet<&String> = i
+        .server
+        .series
+        .iter()
+        .flat_map(|x| x.values.keys())
+        .filter(|k| *k == "rss_bytes" || k.starts_with("rss_bytes@"))
+        .collect();
+    for key in keys {
+        let points: Vec<(f64, f64)> = i
+            .server
+            .series
+            .iter()
+            .filter(|x| x.t >= warmup)
+            .filter_map(|x| x.values.get(key).map(|v| (x.t, *v)))
+            .collect();
+        if points.len() < 4 {
+            continue;
+        }
+        let n = points.len() as f64;
+        let (mt, mv) = (
+            points.iter().map(|p| p.0).sum::<f64>() / n,
+            points.iter().map(|p| p.1).sum::<f64>() / n,
+        );
+        let cov: f64 = points.iter().map(|p| (p.0 - mt) * (p.1 - mv)).sum();
+        let var: f64 = points.iter().map(|p| (p.0 - mt).powi(2)).sum();
+        if var <= 0.0 || mv <= 0.0 {
+            continue;
+        }
+        let per_hour = cov / var * 3600.0 * i.rules.time_scale;
+        let share = per_hour / mv;
+        let process = key.strip_prefix("rss_bytes@").unwrap_or("api").to_string();
+        if worst.as_ref().is_none_or(|w| share > w.0) {
+            worst = Some((share, process, per_hour, mv));
+        }
+    }
+    let (share, process, per_hour, mean) =
+        worst.ok_or("fewer than 4 samples of process_resident_memory_bytes after the warm-up")?;
+    let crit = criterion("memory_growth");
+    let leak = crit.is_some_and(|c| grade_value(c, share) == Grade::Fail);
+    let hour = if i.rules.time_scale < 1.0 {
+        "scaled hour"
+    } else {
+        "hour"
+    };
+    Ok(Measured::new(
+        share,
+        "slope of process_resident_memory_bytes after the first fifth of the run, worst process",
+    )
+    .text(format!(
+        "{} ({process}: {:+.1} MB per {hour} of {:.0} MB){}",
+        Unit::PercentPerHour.fmt(share),
+        per_hour / 1e6,
+        mean / 1e6,
+        if leak {
+            "; leak suspected"
+        } else {
+            "; no leak"
+        }
+    )))
+}
+
+/// Capacity: the users of the first step during which database or Redis connections ran out.
+fn connection_exhaustion(i: &GradeInput<'_>) -> Measure {
+    let c = i.capacity.ok_or("not a capacity search")?;
+    let watched = i.server.series.iter().any(|x| {
+        x.values.keys().any(|k| {
+            k.starts_with("db_pool_usage")
+                || k == "pg_connection_usage"
+                || k == "redis_rejected_connections"
+        })
+    });
+    if !watched {
+        return Err("no connection source (pool metrics, --database-url or --redis-url)".into());
+    }
+    let last = c
+        .steps
+        .last()
+        .ok_or("the capacity search finished no step")?;
+    let source = "first capacity step with the DB pool full, PostgreSQL at max_connections or                   Redis rejecting connections";
+    for step in &c.steps {
+        let kinds: std::collections::BTreeSet<&str> = i
+            .server
+            .series
+            .iter()
+            .filter(|x| x.t >= step.start_s && x.t <= step.end_s + 0.5)
+            .flat_map(|x| x.values.keys())
+            .filter_map(|k| k.strip_prefix("connections_exhausted:"))
+            .collect();
+        if !kinds.is_empty() {
+            let list: Vec<&str> = kinds.into_iter().collect();
+            return Ok(Measured::new(f64::from(step.users), source).text(format!(
+                "{} users ({} ran out)",
+                step.users,
+                list.join(", ")
+            )));
+        }
+    }
+    Ok(Measured::new(f64::from(last.users), source)
+        .text(format!("did not run out (up to {} users)", last.users))
+        .forced(Grade::Target))
+}
+
 /// Measures one criterion: the value and its source, or why it was not measured.
 fn measure(id: &str, i: &GradeInput<'_>) -> Measure {
     let method = |m: &str| i.methods.iter().find(|s| s.method == m && s.count > 0);
@@ -481,18 +614,66 @@ fn measure(id: &str, i: &GradeInput<'_>) -> Measure {
             .redis_memory_usage_max
             .map(|v| Measured::new(v, "Redis used_memory / maxmemory (peak)"))
             .ok_or_else(|| "no --redis-url, or Redis has no maxmemory".into()),
-        "queue_length" => i
-            .server
-            .queue_depth_max
-            .map(|v| Measured::new(v, "pique_queue_depth (peak, any queue)"))
-            .ok_or_else(|| "target exports no queue depth".into()),
+        "queue_length" => match (i.server.queue_depth_max, &i.server.queue_depth_source) {
+            (Some(v), Some(src)) => Ok(Measured::new(v, src.clone())),
+            (Some(v), None) => Ok(Measured::new(v, "pique_queue_depth (peak, any queue)")),
+            _ => Err(
+                "no queue depth: the target exports none (give each worker's --metrics-url) and \
+                 --redis-url is not a Celery broker"
+                    .into(),
+            ),
+        },
         "container_memory" => Err("no container memory source".into()),
         "pdf_time" => i
             .server
             .pdf_p95_s
             .map(|v| Measured::new(v, "pique_pdf_duration_seconds p95 over the run"))
-            .ok_or_else(|| "no PDF timings on /metrics".into()),
-        other => Err(format!("no source for `{other}` yet")),
+            .ok_or_else(|| {
+                "no PDF timings on /metrics (give the PDF worker's --metrics-url)".into()
+            }),
+        "stripe_timeouts" => stripe_timeouts(i.server),
+        "queue_latency" => i
+            .server
+            .queue_wait_p95_s
+            .map(|v| {
+                Measured::new(
+                    v,
+                    "pique_job_queue_wait_seconds p95 (job due to started), all queues",
+                )
+            })
+            .ok_or_else(|| {
+                "no job queue timings on /metrics (give each worker's --metrics-url)".into()
+            }),
+        "email_delivery" => match (i.server.email_delivery, i.server.emails_failed) {
+            (Some(v), Some(failed)) => Ok(Measured::new(
+                v,
+                "pique_emails_sent_total / (sent + failed attempts of the email queue)",
+            )
+            .text(format!(
+                "{} ({:.0} sent, {failed:.0} failed attempts)",
+                Unit::Percent.fmt(v),
+                i.server.emails_sent.unwrap_or(0.0)
+            ))),
+            _ => Err(
+                "no e-mails attempted, or no e-mail worker metrics (give its --metrics-url)".into(),
+            ),
+        },
+        "db_deadlocks" => i
+            .server
+            .pg_deadlocks
+            .map(|v| Measured::new(v, "pg_stat_database.deadlocks, increase over the run"))
+            .ok_or_else(|| "no --database-url".into()),
+        "redis_eviction" => match (i.server.redis_eviction_rate, i.server.redis_evicted) {
+            (Some(v), Some(n)) => Ok(Measured::new(
+                v,
+                "Redis evicted_keys / keyspace lookups over the run",
+            )
+            .text(format!("{} ({n:.0} keys evicted)", Unit::Percent.fmt(v)))),
+            _ => Err("no --redis-url, or no cache lookups during the run".into()),
+        },
+        "memory_growth" => memory_growth(i),
+        "connection_exhaustion" => connection_exhaustion(i),
+        other => Err(format!("unknown criterion `{other}`")),
     }
 }
 

@@ -189,6 +189,8 @@ const SERVER_CHARTS: &[(&str, &str, &[&str])] = &[
         "/s",
         &["checkout_attempts_per_s", "jobs_done_per_s"],
     ),
+    ("Process CPU (cores)", "", &["cpu_cores"]),
+    ("Resident memory (bytes)", "", &["rss_bytes"]),
     ("Redis clients", "", &["redis_connected_clients"]),
     ("Redis memory (bytes)", "", &["redis_used_memory"]),
 ];
@@ -200,6 +202,13 @@ fn server_section(s: &Summary) -> String {
         out.push_str("<p class=muted>No server-side source answered (no /metrics, no --database-url, no --redis-url).</p>");
     } else {
         let _ = write!(out, "<p>Sources: {}</p>", esc(&sv.sources.join(", ")));
+        if !sv.metrics_targets.is_empty() {
+            let _ = write!(
+                out,
+                "<p class=muted>Metrics endpoints (the first is the API): {}</p>",
+                esc(&sv.metrics_targets.join(", "))
+            );
+        }
     }
     let keys: BTreeSet<&str> = sv
         .series
@@ -211,9 +220,11 @@ fn server_section(s: &Summary) -> String {
         let series: Vec<Series> = keys
             .iter()
             .filter(|k| {
-                prefixes
-                    .iter()
-                    .any(|p| k.starts_with(p) && (p.ends_with(':') || *k == p))
+                // `cpu_cores` (the API), `cpu_cores@127.0.0.1:9091` (a worker), `queue_depth:pdf`.
+                prefixes.iter().any(|p| {
+                    k.starts_with(p)
+                        && (p.ends_with(':') || *k == p || k[p.len()..].starts_with('@'))
+                })
             })
             .map(|k| Series {
                 label: (*k).to_string(),
@@ -248,7 +259,14 @@ fn server_section(s: &Summary) -> String {
     fact("Redis memory usage (peak)", pct(sv.redis_memory_usage_max));
     fact(
         "Queue depth (peak)",
-        sv.queue_depth_max.map(|v| format!("{v:.0}")),
+        sv.queue_depth_max.map(|v| {
+            format!(
+                "{v:.0} ({})",
+                sv.queue_depth_source
+                    .as_deref()
+                    .unwrap_or("pique_queue_depth")
+            )
+        }),
     );
     fact("PDF p95", sv.pdf_p95_s.map(|v| format!("{v:.2} s")));
     fact(
@@ -256,6 +274,30 @@ fn server_section(s: &Summary) -> String {
         sv.checkout_p95_s.map(|v| format!("{v:.3} s")),
     );
     fact("Emails sent", sv.emails_sent.map(|v| format!("{v:.0}")));
+    fact(
+        "Email attempts failed",
+        sv.emails_failed.map(|v| format!("{v:.0}")),
+    );
+    fact(
+        "Job queue wait p95 (due to started)",
+        sv.queue_wait_p95_s.map(|v| format!("{v:.3} s")),
+    );
+    fact("Stripe calls", sv.stripe_calls.map(|v| format!("{v:.0}")));
+    fact(
+        "Stripe p95",
+        sv.stripe_p95_s.map(|v| format!("{:.1} ms", v * 1000.0)),
+    );
+    for (k, v) in &sv.stripe_errors {
+        fact(&format!("Stripe errors ({k})"), Some(format!("{v:.0}")));
+    }
+    fact(
+        "PostgreSQL deadlocks",
+        sv.pg_deadlocks.map(|v| format!("{v:.0}")),
+    );
+    fact(
+        "Redis keys evicted",
+        sv.redis_evicted.map(|v| format!("{v:.0}")),
+    );
     for (q, v) in &sv.jobs_done {
         fact(&format!("Jobs done ({q})"), Some(format!("{v:.0}")));
     }
@@ -458,6 +500,9 @@ pub fn render(s: &Summary) -> String {
     out.push_str(&server_section(s));
 
     out.push_str("<h2>Plan and settings</h2>");
+    for w in &s.plan.warnings {
+        let _ = write!(out, "<p class=muted>Warning: {}</p>", esc(w));
+    }
     let _ = write!(
         out,
         "<p class=muted>{} &middot; written by {}{}</p><pre>{}</pre>",

@@ -28,6 +28,9 @@ pub struct PlanInfo {
     pub origin: String,
     /// The plan text.
     pub source: String,
+    /// How the plan was read (an Artillery config's processor that is not run ...).
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 /// How the run was set up and how it ended.
