@@ -51,8 +51,17 @@ impl Progress {
         } else {
             p.total_failures as f64 * 100.0 / p.total_requests as f64
         };
+        let g = &p.generator;
+        let saturated = if crate::engine::watch::saturated(g, crate::engine::watch::cores()) {
+            format!(
+                " | GENERATOR BEHIND (CPU {:.1} cores, lag {:.0} ms): times include its delays",
+                g.cpu_cores, g.lag_ms
+            )
+        } else {
+            String::new()
+        };
         self.bar.set_message(format!(
-            "{}/{} | {} users | {:.0} req/s | {} errors ({err_pct:.2}%) | p50 {:.1} ms  p95 {:.1} ms  p99 {:.1} ms",
+            "{}/{} | {} users | {:.0} req/s | {} errors ({err_pct:.2}%) | p50 {:.1} ms  p95 {:.1} ms  p99 {:.1} ms{saturated}",
             format_duration(Duration::from_secs(elapsed.as_secs())),
             format_duration(limit),
             p.users,

@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::duration::{Dur, format_duration};
+use crate::engine::watch::{self, GeneratorHealth};
 use crate::engine::{self, EngineConfig};
 use crate::error::LoadError;
 use crate::grade::{self, GradeInput};
@@ -88,13 +89,24 @@ pub struct RunOutcome {
     pub exit_code: i32,
 }
 
-/// Multiplies every duration of the plan's shape by `f` (and divides spawn rates by it), so the
-/// shape keeps its proportions in `f` of the time.
+/// Multiplies every duration of the plan's shape by `f` (and divides spawn rates by it, though
+/// no ramp gets shorter than a second), so the shape keeps its proportions in `f` of the time.
 fn scale_shape(plan: &mut Plan, f: f64) {
     let scale = |d: &mut Dur| d.0 = d.0.mul_f64(f);
+    let mut previous = 0u32;
     for s in &mut plan.stages {
         scale(&mut s.duration);
-        s.spawn_rate = s.spawn_rate.map(|r| r / f);
+        // A ramp is never shorter than a second (the sampling period), so a scaled run does
+        // not start all its users, and their first requests, in the same instant; a stage
+        // lasts at least as long as its ramp.
+        let delta = f64::from(s.users.abs_diff(previous));
+        if let Some(r) = s.spawn_rate {
+            let scaled = (r / f).min(delta.max(1.0)).max(r);
+            s.spawn_rate = Some(scaled);
+            let ramp = Duration::from_secs_f64(delta / scaled);
+            s.duration.0 = s.duration.0.max(ramp);
+        }
+        previous = s.users;
     }
     if let Some(a) = &mut plan.arrival {
         a.stages.iter_mut().for_each(|s| scale(&mut s.duration));
@@ -373,7 +385,12 @@ pub async fn run_plan_controlled(
         capacity: result.capacity.as_ref(),
         rules: &rules,
     });
-    let verdict = grade::verdict(&grades);
+    let generator = GeneratorHealth::of(&fin.series, watch::cores());
+    let verdict = if generator.saturated {
+        grade::verdict_with_generator_behind(&grades, &generator.describe())
+    } else {
+        grade::verdict(&grades)
+    };
 
     let never_run = steps_never_run(&plan, &vars);
     let mut thresholds = Vec::new();
@@ -446,6 +463,7 @@ pub async fn run_plan_controlled(
         capacity: result.capacity,
         thresholds,
         grading: rules,
+        generator,
         grades,
         verdict: verdict.clone(),
         exit_code,

@@ -17,6 +17,7 @@
 //! `if hasattr(self, 'shows')`).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use fake::Fake;
 use rand::Rng;
@@ -25,8 +26,9 @@ use serde_json::Value;
 
 /// Per-user state a template can read.
 pub struct Ctx<'a> {
-    /// The user's variables (plan vars, `--var`s, captures, `set`s).
-    pub vars: &'a HashMap<String, Value>,
+    /// The user's variables (plan vars, `--var`s, captures, `set`s); a large captured value
+    /// (a whole response) is shared with every user that captured the same body.
+    pub vars: &'a Vars,
     /// The user's random number generator.
     pub rng: &'a mut SmallRng,
     /// 0-based number of the simulated user.
@@ -34,6 +36,9 @@ pub struct Ctx<'a> {
     /// How many tasks this user has started.
     pub iteration: u64,
 }
+
+/// A user's variables.
+pub type Vars = HashMap<String, Arc<Value>>;
 
 /// Why a template could not be rendered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -366,11 +371,7 @@ fn parse_expr(expr: &str) -> Result<Expr, String> {
     }
 }
 
-fn lookup<'v>(
-    vars: &'v HashMap<String, Value>,
-    name: &str,
-    pointer: &str,
-) -> Result<&'v Value, RenderError> {
+fn lookup<'v>(vars: &'v Vars, name: &str, pointer: &str) -> Result<&'v Value, RenderError> {
     vars.get(name)
         .and_then(|v| v.pointer(pointer))
         .filter(|v| !v.is_null())
@@ -434,7 +435,7 @@ mod tests {
     use rand::SeedableRng;
     use serde_json::json;
 
-    fn render(t: &str, vars: &HashMap<String, Value>) -> Result<String, RenderError> {
+    fn render(t: &str, vars: &Vars) -> Result<String, RenderError> {
         let mut rng = SmallRng::seed_from_u64(1);
         let mut ctx = Ctx {
             vars,
@@ -448,8 +449,11 @@ mod tests {
     #[test]
     fn variables_pointers_and_pick() {
         let mut vars = HashMap::new();
-        vars.insert("show".into(), json!({"id": 7, "tickets": [{"id": 9}]}));
-        vars.insert("shows".into(), json!([{"id": 1}, {"id": 1}]));
+        vars.insert(
+            "show".into(),
+            Arc::new(json!({"id": 7, "tickets": [{"id": 9}]})),
+        );
+        vars.insert("shows".into(), Arc::new(json!([{"id": 1}, {"id": 1}])));
         assert_eq!(render("/s/{{show.id}}/", &vars).unwrap(), "/s/7/");
         assert_eq!(render("{{show/tickets/0/id}}", &vars).unwrap(), "9");
         assert_eq!(render("{{show.tickets.0.id}}", &vars).unwrap(), "9");
@@ -485,7 +489,7 @@ mod tests {
     #[test]
     fn body_keeps_types_of_single_expressions() {
         let mut vars = HashMap::new();
-        vars.insert("id".into(), json!(5));
+        vars.insert("id".into(), Arc::new(json!(5)));
         let body =
             BodyTemplate::compile(&json!({"show_id": "{{id}}", "label": "show {{id}}", "n": 2}))
                 .unwrap();

@@ -70,6 +70,9 @@ pub(crate) enum HttpError {
 
 type Driver = Pin<Box<Connection<TokioIo<Stream>, Full<Bytes>>>>;
 
+/// Largest read buffer of a connection (bodies larger than this stream through it).
+const READ_BUFFER: usize = 32 * 1024;
+
 /// A plain or TLS connection (one enum, so both share the connection type).
 enum Stream {
     Plain(TcpStream),
@@ -302,7 +305,11 @@ async fn open(host: &str, port: u16, tls: bool, url_host: &str) -> Result<Conn, 
     } else {
         Stream::Plain(tcp)
     };
-    let (sender, driver) = http1::handshake(TokioIo::new(stream))
+    // A user keeps its connection for the whole run: cap the read buffer, which otherwise
+    // grows to ~400 KB after one large response and stays that size for every user.
+    let (sender, driver) = http1::Builder::new()
+        .max_buf_size(READ_BUFFER)
+        .handshake(TokioIo::new(stream))
         .await
         .map_err(|e| HttpError::Connection(hyper_kind(&e)))?;
     Ok(Conn {

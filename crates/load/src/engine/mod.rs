@@ -1,9 +1,11 @@
 //! The engine: shared run state, the per-second sampler, and the run's lifecycle (start the
 //! shape's scheduler, enforce the caps, stop gracefully).
 
+mod bodies;
 pub(crate) mod http;
 mod scheduler;
 mod user;
+pub mod watch;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -19,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::error::LoadError;
 use crate::plan::Plan;
 use crate::progress::Progress;
-use crate::stats::{GeneratorSample, Stats};
+use crate::stats::Stats;
 
 pub use scheduler::{CapacityResult, CapacityStep};
 
@@ -74,7 +76,9 @@ pub(crate) struct Shared {
     pub base: String,
     pub stats: Arc<Stats>,
     pub stop: CancellationToken,
-    pub init_vars: HashMap<String, Value>,
+    pub init_vars: crate::template::Vars,
+    /// Parsed JSON bodies shared by every user (see [`bodies`]).
+    pub bodies: bodies::SharedBodies,
     /// Cumulative task weights per class (for weighted picks by binary search).
     pub task_weights: Vec<Vec<u32>>,
     /// Cumulative class weights.
@@ -207,7 +211,12 @@ pub async fn run(
         base,
         stats: stats.clone(),
         stop: CancellationToken::new(),
-        init_vars: cfg.vars,
+        init_vars: cfg
+            .vars
+            .into_iter()
+            .map(|(k, v)| (k, Arc::new(v)))
+            .collect(),
+        bodies: bodies::SharedBodies::default(),
         users: AtomicU32::new(0),
         peak: AtomicU32::new(0),
         budget: cfg.max_requests,
@@ -224,7 +233,14 @@ pub async fn run(
     let start = Instant::now();
     let shape_len = scheduler::shape_duration(&plan);
     let limit = cfg.run_time.map_or(shape_len, |r| r.min(shape_len));
-    let sampler = tokio::spawn(sample(sh.clone(), start, limit, progress.clone()));
+    let watch = watch::Watch::start(sh.stop.clone());
+    let sampler = tokio::spawn(sample(
+        sh.clone(),
+        watch.clone(),
+        start,
+        limit,
+        progress.clone(),
+    ));
 
     tokio::select! {
         () = scheduler::drive(sh.clone(), start) => sh.stop_with("load shape finished"),
@@ -259,7 +275,7 @@ pub async fn run(
         now,
         users_at_stop,
         (now - since_last).max(1e-3),
-        GeneratorSample::default(),
+        watch.sample(),
     );
 
     let peak_users = sh.peak.load(Ordering::Relaxed);
@@ -301,7 +317,13 @@ pub async fn run(
 }
 
 /// Closes a one-second window every second and feeds the progress line.
-async fn sample(sh: Arc<Shared>, start: Instant, limit: Duration, progress: Progress) {
+async fn sample(
+    sh: Arc<Shared>,
+    watch: Arc<watch::Watch>,
+    start: Instant,
+    limit: Duration,
+    progress: Progress,
+) {
     let mut tick = tokio::time::interval_at(start + Duration::from_secs(1), Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last = start;
@@ -314,7 +336,7 @@ async fn sample(sh: Arc<Shared>, start: Instant, limit: Duration, progress: Prog
             now.duration_since(start).as_secs_f64(),
             users,
             window,
-            GeneratorSample::default(),
+            watch.sample(),
         );
         progress.update(&p, now.duration_since(start), limit);
     }

@@ -1,6 +1,6 @@
 //! One simulated user: its variables and RNG, and how it runs steps, tasks and waits.
 
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rand::rngs::SmallRng;
@@ -12,7 +12,7 @@ use super::Shared;
 use super::http::{Connections, HttpError, OutRequest};
 use crate::plan::{Capture, Checks, Pick, Step, Until, Wait};
 use crate::stats::ErrorKind;
-use crate::template::{Ctx, RenderError};
+use crate::template::{Ctx, RenderError, Vars};
 
 /// What happened to a step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,7 +34,7 @@ pub(crate) struct VirtualUser {
     /// Index of the user class in the plan.
     pub class: usize,
     id: u64,
-    vars: HashMap<String, Value>,
+    vars: Vars,
     rng: SmallRng,
     iteration: u64,
     /// This user's own keep-alive connections.
@@ -180,13 +180,13 @@ impl VirtualUser {
         let (outcome, bytes, body) = send(&mut self.http, request).await;
         let latency = start.elapsed();
         let json = match (&outcome, body) {
-            (Ok(_), Some(body)) if needs_json(step) => parse_json(&body),
+            (Ok(_), Some(body)) if needs_json(step) => sh.bodies.parse(body).await,
             _ => None,
         };
         let error = match outcome {
             Err(e) => Some(e),
             Ok(status) => judge_status(&step.checks, status, latency)
-                .or_else(|| judge_json(&step.checks, json.as_ref())),
+                .or_else(|| judge_json(&step.checks, json.as_deref())),
         };
         let failed = error.is_some();
         sh.stats.record(step.key, latency, bytes, error);
@@ -205,7 +205,7 @@ impl VirtualUser {
     }
 
     /// Sets (or unsets) the step's captured variables from a response.
-    fn apply_captures(&mut self, step: &Step, json: Option<&Value>, failed: bool) {
+    fn apply_captures(&mut self, step: &Step, json: Option<&Arc<Value>>, failed: bool) {
         for c in &step.capture {
             let value = if failed {
                 None
@@ -250,9 +250,12 @@ impl VirtualUser {
             if let Some(e) = status_error {
                 break Some(e);
             }
-            let json = body.as_deref().and_then(parse_json);
+            let json = match body {
+                Some(body) => sh.bodies.parse(body).await,
+                None => None,
+            };
             if json.as_ref().is_some_and(|doc| until.holds(doc)) {
-                let error = judge_json(&step.checks, json.as_ref());
+                let error = judge_json(&step.checks, json.as_deref());
                 self.apply_captures(step, json.as_ref(), error.is_some());
                 break error;
             }
@@ -288,7 +291,7 @@ impl VirtualUser {
     fn build(&mut self, sh: &Shared, step: &Step) -> Result<OutRequest, RenderError> {
         for (name, t) in &step.set {
             let v = t.render_value(&mut self.ctx())?;
-            self.vars.insert(name.clone(), v);
+            self.vars.insert(name.clone(), Arc::new(v));
         }
         let method = hyper::Method::from_bytes(step.method.as_bytes()).unwrap_or_default();
         let url = match sh.literal_urls.get(step.index) {
@@ -329,8 +332,8 @@ impl VirtualUser {
     }
 }
 
-fn is_set(vars: &HashMap<String, Value>, name: &str) -> bool {
-    match vars.get(name) {
+fn is_set(vars: &Vars, name: &str) -> bool {
+    match vars.get(name).map(|v| &**v) {
         None | Some(Value::Null) => false,
         Some(Value::String(s)) => !s.is_empty(),
         Some(_) => true,
@@ -352,10 +355,6 @@ async fn send(
         Err(HttpError::Timeout) => (Err(ErrorKind::Timeout), 0, None),
         Err(HttpError::Connection(msg)) => (Err(ErrorKind::Connection(msg)), 0, None),
     }
-}
-
-fn parse_json(body: &[u8]) -> Option<Value> {
-    serde_json::from_slice(body).ok()
 }
 
 /// Applies the step's status and latency checks to a response.
@@ -398,11 +397,16 @@ fn judge_json(checks: &Checks, json: Option<&Value>) -> Option<ErrorKind> {
     None
 }
 
-/// Extracts a capture's value from a JSON response.
-fn capture(c: &Capture, json: Option<&Value>, rng: &mut SmallRng) -> Option<Value> {
-    let v = json?.pointer(&c.pointer)?;
+/// Extracts a capture's value from a JSON response. Capturing the whole body shares the parsed
+/// tree (no copy); a pointed or picked value is copied out (it is small).
+fn capture(c: &Capture, json: Option<&Arc<Value>>, rng: &mut SmallRng) -> Option<Arc<Value>> {
+    let doc = json?;
+    if c.pointer.is_empty() && c.pick.is_none() {
+        return (!doc.is_null()).then(|| doc.clone());
+    }
+    let v = doc.pointer(&c.pointer)?;
     let Some(pick) = c.pick else {
-        return (!v.is_null()).then(|| v.clone());
+        return (!v.is_null()).then(|| Arc::new(v.clone()));
     };
     let items: Vec<&Value> = v
         .as_array()?
@@ -419,7 +423,9 @@ fn capture(c: &Capture, json: Option<&Value>, rng: &mut SmallRng) -> Option<Valu
         Pick::First => items[0],
         Pick::Last => items[items.len() - 1],
     };
-    item.pointer(&c.then).filter(|v| !v.is_null()).cloned()
+    item.pointer(&c.then)
+        .filter(|v| !v.is_null())
+        .map(|v| Arc::new(v.clone()))
 }
 
 #[cfg(test)]
@@ -444,8 +450,12 @@ mod tests {
             filter,
             then: "/id".into(),
         };
+        let body = Arc::new(body);
         for _ in 0..10 {
-            assert_eq!(capture(&c, Some(&body), &mut rng), Some(json!(2)));
+            assert_eq!(
+                capture(&c, Some(&body), &mut rng).as_deref(),
+                Some(&json!(2))
+            );
         }
         let whole = Capture {
             var: "all".into(),
@@ -454,7 +464,11 @@ mod tests {
             filter: BTreeMap::new(),
             then: "".into(),
         };
-        assert_eq!(capture(&whole, Some(&body), &mut rng), Some(body.clone()));
+        let captured = capture(&whole, Some(&body), &mut rng).unwrap();
+        assert!(
+            Arc::ptr_eq(&captured, &body),
+            "the whole body is shared, not copied"
+        );
     }
 
     #[test]

@@ -81,6 +81,10 @@ pub struct GradeRow {
     pub grade: Grade,
     /// Whether the plan grades this row (it counts towards the verdict).
     pub in_verdict: bool,
+    /// Whether the grade depends on response times the generator measured (a generator that
+    /// fell behind can have made it worse than the server is).
+    #[serde(default)]
+    pub latency_bound: bool,
 }
 
 /// How a plan is graded, resolved from its `[grading]` table and the run's time scale.
@@ -180,6 +184,9 @@ struct Measured {
     source: String,
     text: Option<String>,
     forced: Option<Grade>,
+    /// The value depends on client-side response times (for the load rows: the window that
+    /// decided missed its p95, not only its error rate).
+    latency_bound: bool,
 }
 
 impl Measured {
@@ -189,7 +196,13 @@ impl Measured {
             source: source.into(),
             text: None,
             forced: None,
+            latency_bound: false,
         }
+    }
+
+    fn latency_bound(mut self, yes: bool) -> Self {
+        self.latency_bound = yes;
+        self
     }
 
     fn text(mut self, text: String) -> Self {
@@ -266,22 +279,35 @@ fn held_users(i: &GradeInput<'_>) -> Measure {
     let r = i.rules;
     let hold = secs(r.hold_s);
     let source = format!("most users held for {hold} with {}", r.limits_text());
-    let ws = windows::windows(i.series, windows::points_for(r.hold()));
+    let ws = windows::full_windows(i.series, r.hold());
     if ws.is_empty() {
         return Err(format!("run shorter than the hold time ({hold})"));
     }
     match windows::held_users(i.series, r.hold(), r.limits()) {
-        Some(w) => Ok(Measured::new(f64::from(w.min_users), source).text(format!(
-            "{} users ({} to {}; {})",
-            w.min_users,
-            secs(w.start),
-            secs(w.end),
-            span_text(&w)
-        ))),
+        Some(w) => {
+            // A window with more users missed the p95: the generator may have been the cause.
+            let slow = ws
+                .iter()
+                .any(|x| x.min_users > w.min_users && x.p95_ms.is_some_and(|p| p >= r.held_p95_ms));
+            Ok(Measured::new(f64::from(w.min_users), source)
+                .text(format!(
+                    "{} users ({} to {}; {})",
+                    w.min_users,
+                    secs(w.start),
+                    secs(w.end),
+                    span_text(&w)
+                ))
+                .latency_bound(slow))
+        }
         None => {
             let busiest = ws.iter().max_by_key(|w| w.min_users);
+            let slow = ws
+                .iter()
+                .any(|w| w.p95_ms.is_some_and(|p| p >= r.held_p95_ms));
             let why = busiest.map(|w| w.why_not(r.limits())).unwrap_or_default();
-            Ok(Measured::new(0.0, source).text(format!("0 users held ({why})")))
+            Ok(Measured::new(0.0, source)
+                .text(format!("0 users held ({why})"))
+                .latency_bound(slow))
         }
     }
 }
@@ -290,22 +316,34 @@ fn throughput(i: &GradeInput<'_>) -> Measure {
     let r = i.rules;
     let hold = secs(r.hold_s);
     let source = format!("most requests/s held for {hold} with {}", r.limits_text());
-    let ws = windows::windows(i.series, windows::points_for(r.hold()));
+    let ws = windows::full_windows(i.series, r.hold());
     if ws.is_empty() {
         return Err(format!("run shorter than the hold time ({hold})"));
     }
     match windows::held_throughput(i.series, r.hold(), r.limits()) {
-        Some(w) => Ok(Measured::new(w.rps(), source).text(format!(
-            "{} ({} to {}; {})",
-            Unit::Rps.fmt(w.rps()),
-            secs(w.start),
-            secs(w.end),
-            span_text(&w)
-        ))),
+        Some(w) => {
+            let slow = ws
+                .iter()
+                .any(|x| x.rps() > w.rps() && x.p95_ms.is_some_and(|p| p >= r.held_p95_ms));
+            Ok(Measured::new(w.rps(), source)
+                .text(format!(
+                    "{} ({} to {}; {})",
+                    Unit::Rps.fmt(w.rps()),
+                    secs(w.start),
+                    secs(w.end),
+                    span_text(&w)
+                ))
+                .latency_bound(slow))
+        }
         None => {
             let busiest = ws.iter().max_by(|a, b| a.rps().total_cmp(&b.rps()));
+            let slow = ws
+                .iter()
+                .any(|w| w.p95_ms.is_some_and(|p| p >= r.held_p95_ms));
             let why = busiest.map(|w| w.why_not(r.limits())).unwrap_or_default();
-            Ok(Measured::new(0.0, source).text(format!("0 req/s held ({why})")))
+            Ok(Measured::new(0.0, source)
+                .text(format!("0 req/s held ({why})"))
+                .latency_bound(slow))
         }
     }
 }
@@ -327,7 +365,8 @@ fn spike(i: &GradeInput<'_>) -> Measure {
         secs(s.reached_at - s.start),
         span_text(&s.during)
     );
-    let m = Measured::new(f64::from(s.reached), source);
+    let slow = s.during.p95_ms.is_some_and(|p| p >= r.held_p95_ms);
+    let m = Measured::new(f64::from(s.reached), source).latency_bound(slow);
     Ok(if s.during.held(r.limits()) {
         m.text(text)
     } else {
@@ -375,7 +414,8 @@ fn sustained(i: &GradeInput<'_>) -> Measure {
         secs(s.stretch.start),
         span_text(&s.stretch)
     );
-    let m = Measured::new(f64::from(s.users), source);
+    let slow = s.stretch.p95_ms.is_some_and(|p| p >= r.held_p95_ms);
+    let m = Measured::new(f64::from(s.users), source).latency_bound(slow);
     Ok(if s.stretch.held(r.limits()) {
         m.text(text)
     } else {
@@ -684,14 +724,28 @@ pub fn grade(input: &GradeInput<'_>) -> Vec<GradeRow> {
         .iter()
         .map(|c| {
             let graded = input.rules.criteria.iter().any(|id| id == c.id);
-            let (measured, measured_text, source, grade) = match measure(c.id, input) {
+            let timed = LATENCY_ROWS.contains(&c.id);
+            let (measured, measured_text, source, grade, latency_bound) = match measure(c.id, input)
+            {
                 Ok(m) if m.value.is_finite() => {
                     let grade = m.forced.unwrap_or_else(|| grade_value(c, m.value));
                     let text = m.text.unwrap_or_else(|| c.unit.fmt(m.value));
-                    (Some(m.value), text, m.source, grade)
+                    (
+                        Some(m.value),
+                        text,
+                        m.source,
+                        grade,
+                        timed || m.latency_bound,
+                    )
                 }
-                Ok(m) => (None, "not measured".into(), m.source, Grade::NotMeasured),
-                Err(why) => (None, "not measured".into(), why, Grade::NotMeasured),
+                Ok(m) => (
+                    None,
+                    "not measured".into(),
+                    m.source,
+                    Grade::NotMeasured,
+                    false,
+                ),
+                Err(why) => (None, "not measured".into(), why, Grade::NotMeasured, false),
             };
             GradeRow {
                 id: c.id.into(),
@@ -709,9 +763,47 @@ pub fn grade(input: &GradeInput<'_>) -> Vec<GradeRow> {
                     Grade::NotGraded
                 },
                 in_verdict: graded,
+                latency_bound,
             }
         })
         .collect()
+}
+
+/// Rows that are response times the generator measured: a generator that falls behind makes
+/// them look worse than the server is, never better. (The load rows depend on response times
+/// too when the window that decided them missed its p95: see [`GradeRow::latency_bound`].)
+pub const LATENCY_ROWS: &[&str] = &[
+    "get_avg",
+    "post_avg",
+    "p95",
+    "p99",
+    "checkout_session",
+    "payment_success",
+];
+
+/// The verdict of a run whose generator fell behind (`how`: when and how much): a pass stands,
+/// since the generator's delays only make response times worse; a failure that depends on
+/// response times is not the server's to take, so the run is not graded; other failures (errors
+/// the server answered, server-side rows) stand.
+pub fn verdict_with_generator_behind(rows: &[GradeRow], how: &str) -> String {
+    let blamed: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.in_verdict && r.grade == Grade::Fail && r.latency_bound)
+        .map(|r| r.metric.as_str())
+        .collect();
+    if blamed.is_empty() {
+        return format!(
+            "{}; the load generator fell behind ({how}), which can only have made the \
+             response times worse",
+            verdict(rows)
+        );
+    }
+    format!(
+        "NOT GRADED: the load generator fell behind ({how}), so these failures may be its own \
+         delays, not the server's: {}. Run fewer users per generator process, or on a quieter \
+         or bigger machine.",
+        blamed.join(", ")
+    )
 }
 
 /// The overall verdict: the worst grade among measured rows the plan grades.
@@ -770,6 +862,7 @@ mod tests {
             source: String::new(),
             grade,
             in_verdict,
+            latency_bound: false,
         }
     }
 
@@ -786,5 +879,29 @@ mod tests {
         failing.push(row("e", Grade::Fail, true));
         assert_eq!(verdict(&failing), "FAIL (e)");
         assert!(verdict(&rows[2..]).starts_with("NOT GRADED"));
+    }
+
+    #[test]
+    fn a_generator_that_fell_behind_withholds_only_failures_it_can_cause() {
+        let how = "in 5 of 30 s";
+        let pass = vec![row("p95", Grade::Acceptable, true)];
+        let v = verdict_with_generator_behind(&pass, how);
+        assert!(
+            v.starts_with("PASS (acceptable); the load generator fell behind"),
+            "{v}"
+        );
+        let mut slow = row("p95", Grade::Fail, true);
+        slow.latency_bound = true;
+        let v = verdict_with_generator_behind(&[slow], how);
+        assert!(v.starts_with("NOT GRADED") && v.contains("p95"), "{v}");
+        // Errors the server answered and server-side rows are the server's.
+        let v = verdict_with_generator_behind(
+            &[
+                row("error_rate", Grade::Fail, true),
+                row("cpu", Grade::Fail, true),
+            ],
+            how,
+        );
+        assert!(v.starts_with("FAIL (error_rate, cpu)"), "{v}");
     }
 }

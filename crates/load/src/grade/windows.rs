@@ -195,9 +195,21 @@ pub fn windows(series: &[Point], n: usize) -> Vec<Span> {
     out
 }
 
+/// The windows of `hold` (whole seconds, at least one) that really lasted that long: the run's
+/// last point covers only the fraction of a second before the stop, and alone it would turn
+/// two requests in 5 ms into "400 requests/s held".
+pub fn full_windows(series: &[Point], hold: Duration) -> Vec<Span> {
+    let n = points_for(hold);
+    let need = (hold.as_secs_f64().min(n as f64) - 0.5).max(0.5);
+    windows(series, n)
+        .into_iter()
+        .filter(|w| w.secs() >= need)
+        .collect()
+}
+
 /// The most users held for `hold` inside `limits`, with the window that held them.
 pub fn held_users(series: &[Point], hold: Duration, limits: Limits) -> Option<Span> {
-    windows(series, points_for(hold))
+    full_windows(series, hold)
         .into_iter()
         .filter(|w| w.held(limits) && w.min_users > 0)
         .max_by_key(|w| w.min_users)
@@ -205,7 +217,7 @@ pub fn held_users(series: &[Point], hold: Duration, limits: Limits) -> Option<Sp
 
 /// The highest request rate held for `hold` inside `limits`, with its window.
 pub fn held_throughput(series: &[Point], hold: Duration, limits: Limits) -> Option<Span> {
-    windows(series, points_for(hold))
+    full_windows(series, hold)
         .into_iter()
         .filter(|w| w.held(limits))
         .max_by(|a, b| a.rps().total_cmp(&b.rps()))
@@ -296,13 +308,19 @@ pub fn sustained(series: &[Point], need: Duration) -> Option<Sustained> {
     })
 }
 
+/// A point at second `t` with `users` users and no responses (for tests elsewhere).
+#[cfg(test)]
+pub(crate) fn test_point(t: f64, users: u32) -> Point {
+    tests::point(t, users, 0, 0, 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::stats::{EncodedHistogram, GeneratorSample};
 
     /// A point at second `t` with `users` users and `n` responses of `ms` ms, `fail` failed.
-    fn point(t: f64, users: u32, n: u64, ms: u64, fail: u64) -> Point {
+    pub(super) fn point(t: f64, users: u32, n: u64, ms: u64, fail: u64) -> Point {
         let mut h = Histogram::<u64>::new(3).unwrap();
         for _ in 0..n {
             h.record(ms * 1000).unwrap();
@@ -380,6 +398,22 @@ mod tests {
         series[20] = point(21.0, 100, 50, 20, 5);
         let held = held_users(&series, Duration::from_secs(30), LIMITS);
         assert!(held.is_none(), "{held:?}");
+    }
+
+    #[test]
+    fn the_partial_last_second_is_no_window_of_its_own() {
+        let mut series: Vec<Point> = (1..=5)
+            .map(|t| point(f64::from(t), 10, 100, 5, 1))
+            .collect();
+        // The stop, 5 ms after the last tick: two quick answers, no failure.
+        series.push(point(5.005, 10, 2, 5, 0));
+        let limits = Limits {
+            p95_ms: 500.0,
+            error_rate: 0.001,
+        };
+        assert!(held_throughput(&series, Duration::from_millis(600), limits).is_none());
+        assert!(held_users(&series, Duration::from_millis(600), limits).is_none());
+        assert_eq!(full_windows(&series, Duration::from_secs(2)).len(), 4);
     }
 
     #[test]

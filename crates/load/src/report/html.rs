@@ -165,6 +165,27 @@ fn client_charts(s: &Summary) -> String {
             points: pts(&|p| p.errors_per_s),
         }],
     ));
+    if ts
+        .iter()
+        .any(|p| p.generator.cpu_cores > 0.0 || p.generator.lag_ms > 0.0)
+    {
+        out.push_str(&line_chart(
+            "Load generator: CPU",
+            " cores",
+            &[Series {
+                label: "CPU (cores)".into(),
+                points: pts(&|p| p.generator.cpu_cores),
+            }],
+        ));
+        out.push_str(&line_chart(
+            "Load generator: scheduler lag",
+            " ms",
+            &[Series {
+                label: "worst timer lateness".into(),
+                points: pts(&|p| p.generator.lag_ms),
+            }],
+        ));
+    }
     out.push_str("</div>");
     out
 }
@@ -379,6 +400,23 @@ pub fn render(s: &Summary) -> String {
         &format!("{:.1} s ({})", st.duration_s, st.stop_reason),
     );
     item("Peak users", &st.peak_users.to_string());
+    let g = &s.generator;
+    if g.seconds > 0 {
+        item(
+            "Load generator",
+            &if g.saturated {
+                format!(
+                    "{}: response times are the generator's, not the server's",
+                    g.describe()
+                )
+            } else {
+                format!(
+                    "not saturated (CPU up to {:.1} of {} cores, scheduler lag up to {:.0} ms)",
+                    g.cpu_max, g.cores, g.lag_max_ms
+                )
+            },
+        );
+    }
     item(
         "Requests",
         &format!(

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::engine::watch::GeneratorHealth;
 use crate::engine::{CapacityResult, Lag};
 use crate::error::LoadError;
 use crate::grade::{GradeRow, Rules};
@@ -119,6 +120,9 @@ pub struct Summary {
     /// How the run was graded (phase, criteria, windows).
     #[serde(default)]
     pub grading: Rules,
+    /// How the load generator itself fared (a saturated generator withholds the verdict).
+    #[serde(default)]
+    pub generator: GeneratorHealth,
     /// Graded success criteria.
     pub grades: Vec<GradeRow>,
     /// Overall grading verdict.

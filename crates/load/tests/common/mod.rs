@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod standin;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -5,5 +5,6 @@ mod common;
 
 mod calibrate;
 mod engine;
+mod full_plans;
 mod plans;
 mod reports;
