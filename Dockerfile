@@ -4,6 +4,9 @@ FROM rust:1.95-bookworm AS build
 WORKDIR /src
 # Dependencies first, so editing the code does not rebuild them.
 COPY Cargo.toml Cargo.lock ./
+# .cargo/config.toml sets SQLX_OFFLINE: the queries are checked against .sqlx/, no database.
+COPY .cargo .cargo
+COPY .sqlx .sqlx
 COPY crates crates
 COPY src src
 COPY migrations migrations

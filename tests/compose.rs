@@ -190,6 +190,8 @@ fn dockerfile_builds_the_binary_and_serves_on_8080() {
     for needle in [
         "cargo build --release --locked --bin pique",
         "COPY migrations migrations", // embedded by sqlx::migrate! at compile time
+        "COPY .sqlx .sqlx",           // the query data the SQL is checked against offline
+        "COPY .cargo .cargo",         // which sets SQLX_OFFLINE
         "COPY loadtests",
         "COPY profiles profiles", // embedded by include_str! at compile time
         "EXPOSE 8080",

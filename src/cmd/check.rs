@@ -11,7 +11,7 @@ use anyhow::Context;
 use clap::Args;
 use pique_checkout::Checkout;
 use pique_core::Config;
-use pique_store::orders;
+use pique_store::invariants;
 
 /// Flags of `pique check`.
 #[derive(Debug, Args)]
@@ -35,10 +35,10 @@ pub async fn run(config: Config, args: CheckArgs) -> anyhow::Result<u8> {
         let released = checkout.sweep().await.context("hold sweep failed")?;
         println!("sweep: released {released} lapsed hold(s)");
     }
-    let violations = orders::check_invariants(&pool, started, args.limit)
+    let violations = invariants::check_invariants(&pool, started, args.limit)
         .await
         .context("checks failed to run")?;
-    for check in orders::CHECKS {
+    for check in invariants::CHECKS {
         let failed: Vec<_> = violations.iter().filter(|v| v.check == check).collect();
         if failed.is_empty() {
             println!("ok    {check}");

@@ -244,14 +244,6 @@ async fn recreate_database(url: &str) -> anyhow::Result<()> {
     if options.get_database() != Some(DEMO_DATABASE) {
         bail!("refusing to recreate a database not named {DEMO_DATABASE}");
     }
-    let mut admin = sqlx::PgConnection::connect_with(&options.clone().database("postgres")).await?;
-    sqlx::query(&format!(
-        "DROP DATABASE IF EXISTS {DEMO_DATABASE} WITH (FORCE)"
-    ))
-    .execute(&mut admin)
-    .await?;
-    sqlx::query(&format!("CREATE DATABASE {DEMO_DATABASE}"))
-        .execute(&mut admin)
-        .await?;
+    pique_store::db::recreate_database(url).await?;
     Ok(())
 }

@@ -2,8 +2,8 @@
 
 use clap::{Args, Subcommand};
 use pique_core::Config;
+use pique_core::jobs::Queue;
 use pique_jobs::{Queues, deadletter};
-use pique_store::outbox::queues;
 
 /// Flags of `pique jobs`.
 #[derive(Debug, Args)]
@@ -38,12 +38,14 @@ pub enum JobsCommand {
 
 /// Runs the subcommand.
 pub async fn run(config: Config, args: JobsArgs) -> anyhow::Result<()> {
-    let selected: Vec<&str> = match &args.queue {
-        Some(q) if queues::ALL.contains(&q.as_str()) => vec![q.as_str()],
-        Some(q) => {
-            anyhow::bail!("unknown queue {q:?} (expected pdf, email, checkout, maintenance)")
-        }
-        None => queues::ALL.to_vec(),
+    let selected: Vec<Queue> = match &args.queue {
+        Some(q) => match q.parse() {
+            Ok(queue) => vec![queue],
+            Err(_) => {
+                anyhow::bail!("unknown queue {q:?} (expected pdf, email, checkout, maintenance)")
+            }
+        },
+        None => Queue::ALL.to_vec(),
     };
     let queues = Queues::open(&config.redis_url, &args.namespace)?;
     match args.command {

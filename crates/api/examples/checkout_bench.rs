@@ -25,6 +25,7 @@ use std::{
 };
 
 use hdrhistogram::Histogram;
+use pique_core::jobs::Queue;
 use pique_jobs::{Deps, JobsConfig, QueueSpec, WorkerOptions};
 use support::*;
 
@@ -51,11 +52,11 @@ async fn start_worker(app: &TestApp) -> Result<tokio::sync::oneshot::Sender<()>,
     let options = WorkerOptions {
         queues: vec![
             QueueSpec {
-                name: "checkout".into(),
+                queue: Queue::Checkout,
                 concurrency: 16,
             },
             QueueSpec {
-                name: "maintenance".into(),
+                queue: Queue::Maintenance,
                 concurrency: 1,
             },
         ],

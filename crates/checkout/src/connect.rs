@@ -1,7 +1,7 @@
 //! Producers' Stripe Connect: an Express account made on first use, onboarding links, the
 //! onboarding state (recorded on the producer) and the account's balance.
 
-use pique_store::{auth::ProducerAccount, portal};
+use pique_store::{auth::ProducerAccount, portal::stripe as accounts};
 
 use crate::{
     Checkout, ConnectError,
@@ -35,7 +35,7 @@ impl Checkout {
                     .create_express_account(producer.id, Some(email))
                     .await?;
                 // If another request stored an account first, use that one.
-                portal::set_stripe_account(&self.pool, producer.id, &created).await?
+                accounts::set_stripe_account(&self.pool, producer.id, &created).await?
             }
         };
         let link = self
@@ -57,7 +57,7 @@ impl Checkout {
         let state = self.payments.account(&account_id).await?;
         let complete = state.charges_enabled && state.details_submitted;
         if complete != producer.stripe_onboarding_complete {
-            portal::set_onboarding_complete(&self.pool, producer.id, complete).await?;
+            accounts::set_onboarding_complete(&self.pool, producer.id, complete).await?;
         }
         Ok(Some((account_id, state)))
     }

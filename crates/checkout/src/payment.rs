@@ -2,11 +2,8 @@
 //! expired session, and the refund of a payment that arrived after its seats were gone.
 
 use chrono::{DateTime, Utc};
-use pique_core::money;
-use pique_store::orders::{
-    self, EventRef, OrderKey, OrderRow, PaymentOutcome, ReleaseOutcome, Status,
-};
-use rust_decimal::Decimal;
+use pique_core::{Money, OrderStatus};
+use pique_store::orders::{self, EventRef, OrderKey, OrderRow, PaymentOutcome, ReleaseOutcome};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -20,7 +17,7 @@ pub struct OrderView {
     /// Public uuid.
     pub order_uuid: Uuid,
     /// Status.
-    pub status: String,
+    pub status: OrderStatus,
     /// Show.
     pub show_id: i64,
     /// Buyer email.
@@ -28,14 +25,11 @@ pub struct OrderView {
     /// Buyer name.
     pub order_name: String,
     /// Before discount.
-    #[serde(serialize_with = "money::two_places::serialize")]
-    pub subtotal: Decimal,
+    pub subtotal: Money,
     /// Discount.
-    #[serde(serialize_with = "money::two_places::serialize")]
-    pub discount: Decimal,
+    pub discount: Money,
     /// Charged.
-    #[serde(serialize_with = "money::two_places::serialize")]
-    pub total: Decimal,
+    pub total: Money,
     /// Currency.
     pub currency: String,
     /// Stripe session.
@@ -60,17 +54,13 @@ pub struct LineOut {
     /// Seats.
     pub quantity: i32,
     /// Unit price paid.
-    #[serde(serialize_with = "money::two_places::serialize")]
-    pub price_per_ticket: Decimal,
+    pub price_per_ticket: Money,
     /// Donation per ticket.
-    #[serde(serialize_with = "money::two_places_opt::serialize")]
-    pub donation_amount: Option<Decimal>,
+    pub donation_amount: Option<Money>,
     /// Promo share.
-    #[serde(serialize_with = "money::two_places::serialize")]
-    pub discount: Decimal,
+    pub discount: Money,
     /// Line total.
-    #[serde(serialize_with = "money::two_places::serialize")]
-    pub line_total: Decimal,
+    pub line_total: Money,
 }
 
 /// An attendee of [`OrderView`].
@@ -113,7 +103,7 @@ pub struct Cancelled {
     /// The order.
     pub order_id: i64,
     /// Its status now.
-    pub status: String,
+    pub status: OrderStatus,
     /// `false` when it had already been released (cancelled or expired) before.
     pub now: bool,
 }
@@ -212,7 +202,7 @@ impl Checkout {
     /// answers from the database without asking Stripe.
     pub async fn success(&self, session_id: &str) -> Result<OrderView, CheckoutError> {
         if let Some(order) = orders::by_session(&self.pool, session_id).await?
-            && (order.status == "paid" || order.status == "refunded")
+            && order.status.is_settled()
         {
             return self.order_view(order).await;
         }
@@ -243,7 +233,7 @@ impl Checkout {
             CancelKey::Session(s) => OrderKey::Session(s, None),
             CancelKey::Order(u) => OrderKey::Uuid(*u),
         };
-        match orders::release(&self.pool, order_key, Status::Cancelled, None).await? {
+        match orders::release(&self.pool, order_key, OrderStatus::Cancelled, None).await? {
             ReleaseOutcome::Released(o) => {
                 self.holds_released(o.id).await?;
                 if let Some(s) = &o.session_id
@@ -259,13 +249,10 @@ impl Checkout {
                     now: true,
                 })
             }
-            ReleaseOutcome::NotPending(o) if o.status == "paid" || o.status == "refunded" => {
-                Err(Refusal::conflict(format!(
-                    "This order is {} and cannot be cancelled.",
-                    o.status
-                ))
-                .into())
-            }
+            ReleaseOutcome::NotPending(o) if o.status.is_settled() => Err(Refusal::conflict(
+                format!("This order is {} and cannot be cancelled.", o.status),
+            )
+            .into()),
             ReleaseOutcome::NotPending(o) => Ok(Cancelled {
                 order_id: o.id,
                 status: o.status,
@@ -325,7 +312,7 @@ impl Checkout {
                     .as_deref()
                     .and_then(|u| Uuid::parse_str(u).ok());
                 let key = OrderKey::Session(s.id.as_str(), uuid);
-                match orders::release(&self.pool, key, Status::Expired, Some(r)).await? {
+                match orders::release(&self.pool, key, OrderStatus::Expired, Some(r)).await? {
                     ReleaseOutcome::Released(o) => {
                         self.holds_released(o.id).await?;
                         Ok(true)
@@ -340,11 +327,7 @@ impl Checkout {
 
     /// Takes the seats of order `order_id` off the `pique_holds_active` gauge.
     async fn holds_released(&self, order_id: i64) -> Result<(), CheckoutError> {
-        let seats: i64 = orders::lines(&self.pool, order_id)
-            .await?
-            .iter()
-            .map(|l| i64::from(l.quantity))
-            .sum();
+        let seats = orders::seat_count(&self.pool, order_id).await?;
         metrics::gauge!("pique_holds_active").decrement(seats as f64);
         Ok(())
     }

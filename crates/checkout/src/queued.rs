@@ -2,7 +2,7 @@
 //! job (one transaction) and answers 202; the job runs the reservation path and stores the
 //! outcome; the client polls `GET /checkout/status/{id}/`.
 
-use pique_core::{CheckoutStrategy, pricing};
+use pique_core::{CheckoutStrategy, RequestStatus, pricing};
 use pique_store::{StoreError, checkout as store};
 use uuid::Uuid;
 
@@ -62,7 +62,7 @@ impl Checkout {
         let Some(row) = store::request(&self.pool, id).await.map_err(err)? else {
             return Ok(());
         };
-        if row.status != "processing" {
+        if row.status != RequestStatus::Processing {
             return Ok(());
         }
         let outcome = match pricing::parse_checkout_request(&row.request) {
@@ -92,11 +92,11 @@ impl Checkout {
             return Ok(None);
         };
         let corrupt = |e: serde_json::Error| CheckoutError::Store(StoreError::Json(e));
-        let state = match (row.status.as_str(), row.result, row.refusal) {
-            ("completed", Some(result), _) => {
+        let state = match (row.status, row.result, row.refusal) {
+            (RequestStatus::Completed, Some(result), _) => {
                 QueuedState::Completed(serde_json::from_value(result).map_err(corrupt)?)
             }
-            ("failed", _, Some(refusal)) => {
+            (RequestStatus::Failed, _, Some(refusal)) => {
                 QueuedState::Failed(serde_json::from_value(refusal).map_err(corrupt)?)
             }
             _ => QueuedState::Processing,

@@ -5,14 +5,13 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use pique_core::{
-    CheckoutStrategy, money,
+    CheckoutStrategy, Money, OrderStatus,
     pricing::{self, CheckoutRequest, PricedOrder},
 };
 use pique_store::{
     checkout::{self as store, LockError, NewOrder, RedisLocks, SeatMode},
-    orders::{self, OrderRow, Status},
+    orders::{self, OrderRow},
 };
-use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -37,20 +36,17 @@ pub struct CheckoutStarted {
     /// End of the seat hold.
     pub expires_at: DateTime<Utc>,
     /// `pending`, or `paid` for a free order.
-    pub status: String,
+    pub status: OrderStatus,
     /// Sum of lines before discount.
-    #[serde(with = "money::two_places")]
-    pub subtotal: Decimal,
+    pub subtotal: Money,
     /// Promo discount.
-    #[serde(with = "money::two_places")]
-    pub discount: Decimal,
+    pub discount: Money,
     /// Amount to pay.
-    #[serde(with = "money::two_places")]
-    pub total: Decimal,
+    pub total: Money,
     /// ISO currency.
     pub currency: String,
     /// Strategy that took the hold.
-    pub checkout_strategy: String,
+    pub checkout_strategy: CheckoutStrategy,
 }
 
 /// What `POST /checkout/` did.
@@ -135,7 +131,7 @@ impl Checkout {
         let started = Instant::now();
         let result = self.start_inner(prepared, uuid, strategy).await;
         let outcome = match &result {
-            Ok(s) if s.status == "paid" => "free",
+            Ok(s) if s.status == OrderStatus::Paid => "free",
             Ok(_) => "ok",
             Err(e) => e.outcome(),
         };
@@ -158,7 +154,7 @@ impl Checkout {
             email: &req.order_email,
             name: &req.order_name,
             priced: &prepared.priced,
-            strategy: strategy.as_str(),
+            strategy,
             hold_ttl: self.settings.hold_ttl,
         };
         let reserved = match strategy {
@@ -169,14 +165,14 @@ impl Checkout {
         };
         self.expire_sessions_later(reserved.released_sessions);
         let order = reserved.order;
-        if order.status == "paid" {
+        if order.status == OrderStatus::Paid {
             let url = format!(
                 "{}/success/?order_id={}",
                 self.settings.public_url, order.uuid
             );
             return Ok(started(&order, None, Some(url)));
         }
-        if order.status != "pending" {
+        if order.status != OrderStatus::Pending {
             return Err(Refusal::conflict("This checkout is no longer pending.").into());
         }
         let seats: i32 = prepared.priced.lines.iter().map(|l| l.quantity).sum();
@@ -194,7 +190,7 @@ impl Checkout {
             Err(e) => {
                 // No session, no sale: give the seats back at once.
                 if let Err(release) =
-                    orders::release_by_id(&self.pool, order.id, Status::Cancelled).await
+                    orders::release_by_id(&self.pool, order.id, OrderStatus::Cancelled).await
                 {
                     tracing::error!(order_id = order.id, error = %release, "releasing the hold after a Stripe failure failed");
                 } else {
@@ -209,7 +205,7 @@ impl Checkout {
             let current = orders::by_id(&self.pool, order.id)
                 .await?
                 .ok_or(Refusal::NotFound)?;
-            if current.status != "pending"
+            if current.status != OrderStatus::Pending
                 || current.session_id.as_deref() != Some(session.id.as_str())
             {
                 let _ = self.payments.expire(&session.id).await;
@@ -282,11 +278,11 @@ fn started(order: &OrderRow, session_id: Option<String>, url: Option<String>) ->
         session_id,
         url,
         expires_at: order.expires_at,
-        status: order.status.clone(),
+        status: order.status,
         subtotal: order.subtotal,
         discount: order.discount,
         total: order.total,
         currency: order.currency.clone(),
-        checkout_strategy: order.checkout_strategy.clone(),
+        checkout_strategy: order.checkout_strategy,
     }
 }

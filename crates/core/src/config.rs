@@ -123,6 +123,9 @@ impl fmt::Display for CheckoutStrategy {
     }
 }
 
+// The strategy that created an order is stored on it (`orders.checkout_strategy`).
+sqlx_text!(CheckoutStrategy);
+
 /// PostgreSQL pool settings, mirroring Django's `DATABASES` options.
 #[derive(Debug, Clone, Serialize)]
 pub struct PgSettings {

@@ -5,11 +5,10 @@
 //! read them straight from a query.
 
 use chrono::{DateTime, Utc};
-use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::money;
+use crate::Money;
 
 /// A venue as listed by `/api/v1/venues/` and nested in a show's detail.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -145,9 +144,8 @@ pub struct TicketTier {
     /// Description.
     pub description: String,
     /// Price; for donation tiers the minimum amount.
-    #[serde(serialize_with = "money::two_places::serialize")]
     #[schema(value_type = String, example = "25.00")]
-    pub price: Decimal,
+    pub price: Money,
     /// Total seats of the tier.
     pub quantity: i32,
     /// Pay-what-you-want tier: the buyer's `donation_amount` must be at least `price`.

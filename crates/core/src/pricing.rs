@@ -386,31 +386,13 @@ pub struct TierInfo {
     pub max_per_order: i32,
 }
 
-/// How a promo code discounts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DiscountType {
-    /// `discount` percent of the fixed-price subtotal (0..=100).
-    Percent,
-    /// `discount` currency units off, capped at the fixed-price subtotal.
-    Amount,
-}
-
-impl DiscountType {
-    /// Parses the `discount_type` column (`percent` is the default).
-    pub fn parse(s: &str) -> DiscountType {
-        if s.eq_ignore_ascii_case("amount") {
-            DiscountType::Amount
-        } else {
-            DiscountType::Percent
-        }
-    }
-
-    /// The column / JSON value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DiscountType::Percent => "percent",
-            DiscountType::Amount => "amount",
-        }
+text_enum! {
+    /// How a promo code discounts (`promo_codes.discount_type`).
+    pub enum DiscountType {
+        /// `discount` percent of the fixed-price subtotal (0..=100).
+        Percent = "percent",
+        /// `discount` currency units off, capped at the fixed-price subtotal.
+        Amount = "amount",
     }
 }
 

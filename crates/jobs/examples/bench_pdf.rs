@@ -10,6 +10,7 @@
 use std::{sync::Arc, time::Instant};
 
 use chrono::{TimeZone, Utc};
+use pique_core::{Money, OrderStatus};
 use pique_jobs::{
     email::{self, FileAttachment},
     pdf,
@@ -41,7 +42,7 @@ fn ticket(seq: i32) -> TicketContext {
         venue_state: "TX".into(),
         venue_postal_code: "78701".into(),
         tier_name: "General Admission".into(),
-        price: "25.00".into(),
+        price: Money::from_cents(2500),
         currency: "usd".into(),
     }
 }
@@ -88,8 +89,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         order_uuid: Uuid::new_v4(),
         order_name: "Ada Lovelace".into(),
         order_email: "ada@example.com".into(),
-        status: "paid".into(),
-        total: "50.00".into(),
+        status: OrderStatus::Paid,
+        total: Money::from_cents(5000),
         currency: "usd".into(),
         show_title: "Late Night Laughs".into(),
         show_slug: "late-night-laughs".into(),

@@ -14,11 +14,12 @@
 //! before step 4 is recorded: the claim then expires and another worker sends again. The
 //! Message-ID is stable per (order, template), so mail clients can still fold the duplicate.
 
+use pique_core::{EmailStatus, OrderStatus, jobs::ORDER_CONFIRMATION};
 use pique_store::fulfilment;
 
 use crate::{
     JobError,
-    email::{self, FileAttachment, ORDER_CONFIRMATION},
+    email::{self, FileAttachment},
     handlers::Deps,
     metrics, random_token, tickets,
 };
@@ -40,7 +41,7 @@ pub async fn send_order_confirmation(deps: &Deps, order_id: i64) -> Result<Outco
     let order = fulfilment::order_summary(pool, order_id)
         .await?
         .ok_or_else(|| JobError::Invalid(format!("order {order_id} does not exist")))?;
-    if order.status != "paid" {
+    if order.status != OrderStatus::Paid {
         return Ok(Outcome::NotPaid);
     }
     let subject = format!("Your tickets for {}", order.show_title);
@@ -53,7 +54,7 @@ pub async fn send_order_confirmation(deps: &Deps, order_id: i64) -> Result<Outco
         &random_token(),
     )
     .await?;
-    if message.status == "sent" {
+    if message.status == EmailStatus::Sent {
         return Ok(Outcome::AlreadySent);
     }
 
@@ -95,7 +96,7 @@ pub async fn send_order_confirmation(deps: &Deps, order_id: i64) -> Result<Outco
         let status = fulfilment::email_message(pool, order_id, ORDER_CONFIRMATION)
             .await?
             .map(|m| m.status);
-        if status.as_deref() == Some("sent") {
+        if status == Some(EmailStatus::Sent) {
             return Ok(Outcome::AlreadySent);
         }
         return Err(JobError::Busy {

@@ -8,6 +8,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use pique_core::jobs::Queue;
+
 use crate::{JobError, job::Job, metrics, queue::Queues};
 
 /// A dead-lettered job.
@@ -16,7 +18,7 @@ pub struct DeadJob {
     /// Entry id (for `retry`).
     pub id: String,
     /// Queue it came from.
-    pub queue: String,
+    pub queue: Queue,
     /// The job as last attempted.
     pub job: Job,
     /// Why it failed.
@@ -25,16 +27,21 @@ pub struct DeadJob {
     pub failed_at: DateTime<Utc>,
 }
 
-fn key(queues: &Queues, queue: &str) -> String {
+fn key(queues: &Queues, queue: Queue) -> String {
     format!("{}:deadletter", queues.key(queue))
 }
 
 /// Stores `job` as dead with `error`; returns its entry id.
-pub async fn add(queues: &Queues, queue: &str, job: &Job, error: &str) -> Result<String, JobError> {
+pub async fn add(
+    queues: &Queues,
+    queue: Queue,
+    job: &Job,
+    error: &str,
+) -> Result<String, JobError> {
     let id = uuid::Uuid::now_v7().simple().to_string();
     let entry = DeadJob {
         id: id.clone(),
-        queue: queue.to_string(),
+        queue,
         job: job.clone(),
         error: error.to_string(),
         failed_at: Utc::now(),
@@ -51,10 +58,10 @@ pub async fn add(queues: &Queues, queue: &str, job: &Job, error: &str) -> Result
 }
 
 /// Dead jobs of `queues`, oldest first.
-pub async fn list(queues: &Queues, queue_names: &[&str]) -> Result<Vec<DeadJob>, JobError> {
+pub async fn list(queues: &Queues, queue_names: &[Queue]) -> Result<Vec<DeadJob>, JobError> {
     let mut all = Vec::new();
     let mut conn = queues.connection();
-    for queue in queue_names {
+    for &queue in queue_names {
         let values: Vec<String> = redis::cmd("HVALS")
             .arg(key(queues, queue))
             .query_async(&mut conn)
@@ -62,7 +69,7 @@ pub async fn list(queues: &Queues, queue_names: &[&str]) -> Result<Vec<DeadJob>,
         for v in values {
             match serde_json::from_str::<DeadJob>(&v) {
                 Ok(entry) => all.push(entry),
-                Err(e) => tracing::warn!(queue, error = %e, "unreadable dead-letter entry"),
+                Err(e) => tracing::warn!(%queue, error = %e, "unreadable dead-letter entry"),
             }
         }
     }
@@ -72,7 +79,7 @@ pub async fn list(queues: &Queues, queue_names: &[&str]) -> Result<Vec<DeadJob>,
 }
 
 /// Number of dead jobs in `queue`.
-pub async fn count(queues: &Queues, queue: &str) -> Result<u64, JobError> {
+pub async fn count(queues: &Queues, queue: Queue) -> Result<u64, JobError> {
     let mut conn = queues.connection();
     Ok(redis::cmd("HLEN")
         .arg(key(queues, queue))
@@ -82,9 +89,9 @@ pub async fn count(queues: &Queues, queue: &str) -> Result<u64, JobError> {
 
 /// Re-enqueues the dead job `id` (searched in `queue_names`) as a fresh first attempt.
 /// Returns `false` if there is no such entry.
-pub async fn retry(queues: &Queues, queue_names: &[&str], id: &str) -> Result<bool, JobError> {
+pub async fn retry(queues: &Queues, queue_names: &[Queue], id: &str) -> Result<bool, JobError> {
     let mut conn = queues.connection();
-    for queue in queue_names {
+    for &queue in queue_names {
         let raw: Option<String> = redis::cmd("HGET")
             .arg(key(queues, queue))
             .arg(id)
@@ -111,11 +118,11 @@ pub async fn retry(queues: &Queues, queue_names: &[&str], id: &str) -> Result<bo
 }
 
 /// Re-enqueues every dead job of `queue_names`; returns how many.
-pub async fn retry_all(queues: &Queues, queue_names: &[&str]) -> Result<usize, JobError> {
+pub async fn retry_all(queues: &Queues, queue_names: &[Queue]) -> Result<usize, JobError> {
     let entries = list(queues, queue_names).await?;
     let mut n = 0;
     for entry in entries {
-        if retry(queues, &[entry.queue.as_str()], &entry.id).await? {
+        if retry(queues, &[entry.queue], &entry.id).await? {
             n += 1;
         }
     }

@@ -15,9 +15,6 @@ use pique_store::fulfilment::{OrderSummary, TicketContext, TicketPdf};
 
 use crate::{JobError, pdf::price};
 
-/// Template name of the confirmation (the `email_messages.template` key).
-pub const ORDER_CONFIRMATION: &str = "order_confirmation";
-
 /// A rendered email, before attachments.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rendered {
@@ -95,7 +92,7 @@ pub fn render_confirmation(
     };
     let show_link = show_url(public_url, &order.show_slug);
     let reference = order.order_uuid.to_string().to_uppercase();
-    let total = price(&order.total, &order.currency);
+    let total = price(order.total, &order.currency);
     let subject = format!("Your tickets for {}", order.show_title);
 
     let mut links = vec![show_link.clone()];

@@ -3,10 +3,8 @@
 use std::sync::Arc;
 
 use pique_checkout::Checkout;
-use pique_store::{
-    PgPool,
-    outbox::{OrderConfirmation, RenderTicket, kinds, queues},
-};
+use pique_core::jobs::{JobSpec, Queue};
+use pique_store::PgPool;
 
 use crate::{
     JobError, config::JobsConfig, confirmation, job::Job, maintenance, queue::Queues, relay,
@@ -45,60 +43,28 @@ impl Deps {
     }
 }
 
-/// Maintenance job kinds (the `maintenance` queue also runs them on a timer).
-pub mod maintenance_kinds {
-    /// Relay the outbox once.
-    pub const RELAY: &str = "relay";
-    /// Re-enqueue missing PDFs and emails.
-    pub const RECONCILE: &str = "reconcile";
-    /// Release lapsed holds.
-    pub const SWEEP_HOLDS: &str = "sweep_holds";
-}
-
 /// Runs `job` taken from `queue`.
-pub async fn dispatch(deps: &Deps, queue: &str, job: &Job) -> Result<(), JobError> {
-    match (queue, job.kind.as_str()) {
-        (queues::PDF, kinds::RENDER_TICKET) => {
-            let args: RenderTicket = job.args()?;
-            tickets::ensure_ticket_pdf(&deps.pool, &deps.config.media_dir, args.attendee_uuid)
-                .await?;
-            Ok(())
+pub async fn dispatch(deps: &Deps, queue: Queue, job: &Job) -> Result<(), JobError> {
+    match job.spec(queue)? {
+        JobSpec::RenderTicket { attendee_uuid, .. } => {
+            tickets::ensure_ticket_pdf(&deps.pool, &deps.config.media_dir, attendee_uuid).await?;
         }
-        (queues::EMAIL, kinds::ORDER_CONFIRMATION) => {
-            let args: OrderConfirmation = job.args()?;
-            let outcome = confirmation::send_order_confirmation(deps, args.order_id).await?;
-            tracing::info!(order_id = args.order_id, ?outcome, "order confirmation");
-            Ok(())
+        JobSpec::OrderConfirmation { order_id } => {
+            let outcome = confirmation::send_order_confirmation(deps, order_id).await?;
+            tracing::info!(order_id, ?outcome, "order confirmation");
         }
-        (queues::CHECKOUT, _) => {
-            let id = job
-                .payload
-                .get("checkout_id")
-                .and_then(|v| v.as_str())
-                .and_then(|s| uuid::Uuid::parse_str(s).ok())
-                .ok_or_else(|| {
-                    JobError::Invalid(format!(
-                        "checkout job without a valid checkout_id: {}",
-                        job.payload
-                    ))
-                })?;
-            deps.checkout.process_queued(id).await?;
-            Ok(())
+        JobSpec::ProcessCheckout { checkout_id } => {
+            deps.checkout.process_queued(checkout_id).await?;
         }
-        (queues::MAINTENANCE, maintenance_kinds::RELAY) => {
+        JobSpec::Relay => {
             relay::relay_once(&deps.pool, &deps.queues, deps.config.relay_batch).await?;
-            Ok(())
         }
-        (queues::MAINTENANCE, maintenance_kinds::RECONCILE) => {
+        JobSpec::Reconcile => {
             maintenance::reconcile(deps).await?;
-            Ok(())
         }
-        (queues::MAINTENANCE, maintenance_kinds::SWEEP_HOLDS) => {
+        JobSpec::SweepHolds => {
             maintenance::sweep_holds(deps).await?;
-            Ok(())
         }
-        (queue, kind) => Err(JobError::Invalid(format!(
-            "unknown job kind {kind:?} on queue {queue:?}"
-        ))),
     }
+    Ok(())
 }

@@ -1,13 +1,14 @@
 //! The message carried by every queue.
 
+use pique_core::jobs::{JobSpec, Queue};
 use serde::{Deserialize, Serialize};
 
 /// One unit of work, as stored in Redis.
 ///
-/// Every queue carries the same envelope (rather than one Rust type per job) because jobs are
-/// written by SQL into the outbox and relayed generically: `kind` says what to do, `payload`
-/// holds its arguments, and `dedup_key` names the side effect, which is what makes a
-/// redelivered job a no-op.
+/// Every queue carries the same envelope, relayed generically from the outbox: `kind` says
+/// what to do, `payload` holds its arguments and `dedup_key` names the side effect, which is
+/// what makes a redelivered job a no-op. What they mean is the contract of
+/// [`JobSpec`]: [`Job::from_spec`] writes it, [`Job::spec`] reads it back.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Job {
     /// What to do, e.g. `render_ticket`.
@@ -46,9 +47,15 @@ impl Job {
         }
     }
 
-    /// Decodes the payload into the job's argument type; a mismatch is a permanent error.
-    pub fn args<T: serde::de::DeserializeOwned>(&self) -> Result<T, crate::JobError> {
-        serde_json::from_value(self.payload.clone())
-            .map_err(|e| crate::JobError::Invalid(format!("{} payload: {e}", self.kind)))
+    /// A first attempt of `spec`.
+    pub fn from_spec(spec: &JobSpec) -> Self {
+        Job::new(spec.kind(), spec.payload(), spec.dedup_key())
+    }
+
+    /// What the job is, read from `queue` against the contract; a job that does not read
+    /// back is a permanent error.
+    pub fn spec(&self, queue: Queue) -> Result<JobSpec, crate::JobError> {
+        JobSpec::decode(queue.as_str(), &self.kind, &self.payload)
+            .map_err(|e| crate::JobError::Invalid(e.to_string()))
     }
 }

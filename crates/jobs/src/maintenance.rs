@@ -7,10 +7,8 @@
 
 use std::time::Duration;
 
-use pique_store::{
-    fulfilment::{self, ReconcileReport},
-    outbox::queues,
-};
+use pique_core::jobs::Queue;
+use pique_store::fulfilment::{self, ReconcileReport};
 use tokio::sync::watch;
 
 use crate::{JobError, deadletter, handlers::Deps, metrics, relay};
@@ -45,7 +43,7 @@ pub async fn sweep_holds(deps: &Deps) -> Result<u64, JobError> {
 
 /// Samples queue depth and dead-letter counts into the gauges.
 pub async fn sample_queues(deps: &Deps) -> Result<(), JobError> {
-    for queue in queues::ALL {
+    for &queue in Queue::ALL {
         let waiting = deps.queues.depth(queue).await?;
         let dead = deadletter::count(&deps.queues, queue).await?;
         metrics::depth(queue, waiting, dead);
@@ -82,11 +80,11 @@ async fn periodic(deps: Deps, mut stop: watch::Receiver<bool>) {
         if let Err(e) = reconcile(&deps).await {
             tracing::warn!(error = %e, "reconciler failed");
         }
-        for queue in queues::ALL {
+        for &queue in Queue::ALL {
             match deps.queues.vacuum(queue).await {
-                Ok(n) if n > 0 => tracing::debug!(queue, removed = n, "vacuumed finished tasks"),
+                Ok(n) if n > 0 => tracing::debug!(%queue, removed = n, "vacuumed finished tasks"),
                 Ok(_) => {}
-                Err(e) => tracing::debug!(queue, error = %e, "vacuum failed"),
+                Err(e) => tracing::debug!(%queue, error = %e, "vacuum failed"),
             }
         }
         tokio::select! {

@@ -1,9 +1,10 @@
-//! The workers' Prometheus metrics (DESIGN section 11) and their `/metrics` endpoint.
+//! The workers' Prometheus metrics and their `/metrics` endpoint.
 
 use std::net::SocketAddr;
 
 use ::metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use pique_core::jobs::Queue;
 
 use crate::JobError;
 
@@ -37,14 +38,14 @@ pub mod names {
 }
 
 /// Counts `n` jobs pushed to `queue`.
-pub fn enqueued(queue: &str, n: u64) {
-    counter!(names::ENQUEUED, "queue" => queue.to_string()).increment(n);
+pub fn enqueued(queue: Queue, n: u64) {
+    counter!(names::ENQUEUED, "queue" => queue.as_str()).increment(n);
 }
 
 /// Counts a successful job and its duration.
-pub fn done(queue: &str, seconds: f64) {
-    counter!(names::DONE, "queue" => queue.to_string()).increment(1);
-    histogram!(names::DURATION, "queue" => queue.to_string()).record(seconds);
+pub fn done(queue: Queue, seconds: f64) {
+    counter!(names::DONE, "queue" => queue.as_str()).increment(1);
+    histogram!(names::DURATION, "queue" => queue.as_str()).record(seconds);
 }
 
 /// Records how long a job waited in `queue` before a worker started it.
@@ -53,20 +54,20 @@ pub fn queue_wait(queue: &str, seconds: f64) {
 }
 
 /// Counts a failed attempt that will be retried, and its duration.
-pub fn retried(queue: &str, seconds: f64) {
-    counter!(names::RETRIED, "queue" => queue.to_string()).increment(1);
-    histogram!(names::DURATION, "queue" => queue.to_string()).record(seconds);
+pub fn retried(queue: Queue, seconds: f64) {
+    counter!(names::RETRIED, "queue" => queue.as_str()).increment(1);
+    histogram!(names::DURATION, "queue" => queue.as_str()).record(seconds);
 }
 
 /// Counts a dead-lettered job.
-pub fn dead(queue: &str) {
-    counter!(names::DEAD, "queue" => queue.to_string()).increment(1);
+pub fn dead(queue: Queue) {
+    counter!(names::DEAD, "queue" => queue.as_str()).increment(1);
 }
 
 /// Records the sampled depth and dead-letter count of `queue`.
-pub fn depth(queue: &str, waiting: u64, dead: u64) {
-    gauge!(names::DEPTH, "queue" => queue.to_string()).set(waiting as f64);
-    gauge!(names::DEAD_LETTERS, "queue" => queue.to_string()).set(dead as f64);
+pub fn depth(queue: Queue, waiting: u64, dead: u64) {
+    gauge!(names::DEPTH, "queue" => queue.as_str()).set(waiting as f64);
+    gauge!(names::DEAD_LETTERS, "queue" => queue.as_str()).set(dead as f64);
 }
 
 /// Records the sampled number of unrelayed outbox rows.

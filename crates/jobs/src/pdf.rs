@@ -10,6 +10,7 @@
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
+use pique_core::Money;
 use pique_store::fulfilment::TicketContext;
 use printpdf::{
     BuiltinFont, Color, Line, LinePoint, Mm, Op, PaintMode, PdfDocument, PdfFontHandle, PdfPage,
@@ -114,7 +115,7 @@ pub fn render_ticket(ticket: &TicketContext) -> Result<Vec<u8>, JobError> {
         LEFT + 170.0,
         y,
         "Price",
-        &price(&ticket.price, &ticket.currency),
+        &price(ticket.price, &ticket.currency),
     );
     y -= 36.0;
     page.field(LEFT, y, "Attendee", &ticket.attendee_name);
@@ -384,7 +385,7 @@ fn city_line(t: &TicketContext) -> String {
 }
 
 /// "$25.00" for dollars, "EUR 25.00" otherwise.
-pub fn price(amount: &str, currency: &str) -> String {
+pub fn price(amount: Money, currency: &str) -> String {
     match currency.to_ascii_lowercase().as_str() {
         "usd" => format!("${amount}"),
         other => format!("{} {amount}", other.to_ascii_uppercase()),
@@ -495,7 +496,8 @@ mod tests {
 
     #[test]
     fn prices_are_formatted() {
-        assert_eq!(price("25.00", "usd"), "$25.00");
-        assert_eq!(price("25.00", "eur"), "EUR 25.00");
+        let amount = Money::from_cents(2500);
+        assert_eq!(price(amount, "usd"), "$25.00");
+        assert_eq!(price(amount, "eur"), "EUR 25.00");
     }
 }

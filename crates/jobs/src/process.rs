@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 
+use pique_core::jobs::Queue;
 use pique_store::PgPool;
 use tokio::sync::watch;
 
@@ -32,11 +33,11 @@ pub fn queue_specs(
     }
     let mut specs = Vec::new();
     for name in queues.iter().map(|q| q.trim()).filter(|q| !q.is_empty()) {
-        if !pique_store::outbox::queues::ALL.contains(&name) {
-            return Err(JobError::Invalid(format!(
+        let queue: Queue = name.parse().map_err(|_| {
+            JobError::Invalid(format!(
                 "unknown queue {name:?} (expected pdf, email, checkout, maintenance)"
-            )));
-        }
+            ))
+        })?;
         let n = per_queue
             .iter()
             .rev()
@@ -49,7 +50,7 @@ pub fn queue_specs(
             )));
         }
         specs.push(QueueSpec {
-            name: name.to_string(),
+            queue,
             concurrency: n,
         });
     }
@@ -88,7 +89,7 @@ pub async fn run(
     let deps = Deps::new(pool, config, checkout)?;
     tracing::info!(
         name = %options.name,
-        queues = ?options.queues.iter().map(|q| format!("{}x{}", q.name, q.concurrency)).collect::<Vec<_>>(),
+        queues = ?options.queues.iter().map(|q| format!("{}x{}", q.queue, q.concurrency)).collect::<Vec<_>>(),
         namespace = deps.queues.namespace(),
         "pique worker starting"
     );

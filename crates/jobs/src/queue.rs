@@ -6,6 +6,8 @@ use apalis::prelude::TaskBuilder;
 use apalis_redis::{RedisStorage, RedisTask};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
+use pique_core::jobs::Queue;
+
 use crate::{JobError, job::Job, metrics};
 
 /// A handle on the queues of one namespace. Cheap to clone (one multiplexed connection).
@@ -62,12 +64,12 @@ impl Queues {
     }
 
     /// The apalis queue name of `queue`: `{namespace}:{queue}`.
-    pub fn key(&self, queue: &str) -> String {
+    pub fn key(&self, queue: Queue) -> String {
         format!("{}:{queue}", self.namespace)
     }
 
     /// The apalis-redis configuration of `queue`.
-    pub fn redis_config(&self, queue: &str) -> apalis_redis::Config {
+    pub fn redis_config(&self, queue: Queue) -> apalis_redis::Config {
         apalis_redis::Config::default()
             .queue(self.key(queue))
             .heartbeat_interval(self.heartbeat)
@@ -78,7 +80,7 @@ impl Queues {
     }
 
     /// A storage for a worker consuming `queue`, fetching `batch` jobs at a time.
-    pub fn storage(&self, queue: &str, batch: usize) -> RedisStorage<Job> {
+    pub fn storage(&self, queue: Queue, batch: usize) -> RedisStorage<Job> {
         RedisStorage::new(self.conn.clone())
             .with_config(self.redis_config(queue).batch_size(batch.max(1)))
     }
@@ -86,7 +88,7 @@ impl Queues {
     /// Pushes jobs to `queue`, to run after `delay` (rounded to seconds by apalis-redis).
     pub async fn push_all(
         &self,
-        queue: &str,
+        queue: Queue,
         jobs: &[Job],
         delay: Option<Duration>,
     ) -> Result<(), JobError> {
@@ -111,12 +113,12 @@ impl Queues {
     }
 
     /// Pushes one job to `queue`.
-    pub async fn push(&self, queue: &str, job: &Job) -> Result<(), JobError> {
+    pub async fn push(&self, queue: Queue, job: &Job) -> Result<(), JobError> {
         self.push_all(queue, std::slice::from_ref(job), None).await
     }
 
     /// Jobs waiting in `queue`: ready plus scheduled (retries), not counting running ones.
-    pub async fn depth(&self, queue: &str) -> Result<u64, JobError> {
+    pub async fn depth(&self, queue: Queue) -> Result<u64, JobError> {
         let config = self.redis_config(queue);
         let mut conn = self.conn.clone();
         let (active, scheduled): (u64, u64) = redis::pipe()
@@ -133,7 +135,7 @@ impl Queues {
     /// a metadata hash and a `done` set entry of every task forever); returns how many.
     /// Tasks still queued, scheduled or running are kept, and so are `Failed` ones, which
     /// apalis-redis reschedules.
-    pub async fn vacuum(&self, queue: &str) -> Result<u64, JobError> {
+    pub async fn vacuum(&self, queue: Queue) -> Result<u64, JobError> {
         const SCRIPT: &str = r#"
             local deleted = 0
             local ids = redis.call("hkeys", KEYS[1])

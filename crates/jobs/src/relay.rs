@@ -6,6 +6,7 @@
 
 use std::{collections::BTreeMap, time::Duration};
 
+use pique_core::jobs::Queue;
 use pique_store::{
     PgPool,
     outbox::{self, OutboxListener},
@@ -37,11 +38,13 @@ pub async fn relay_once(
         return Ok(RelayReport::default());
     }
     // One push (one Lua call) per queue, jobs in outbox order.
-    let mut by_queue: BTreeMap<String, (Vec<i64>, Vec<Job>)> = BTreeMap::new();
+    let mut by_queue: BTreeMap<&str, (Queue, Vec<i64>, Vec<Job>)> = BTreeMap::new();
     for row in &claimed.rows {
-        let entry = by_queue.entry(row.queue.clone()).or_default();
-        entry.0.push(row.id);
-        entry.1.push(Job::new(
+        let entry = by_queue
+            .entry(row.queue.as_str())
+            .or_insert_with(|| (row.queue, Vec::new(), Vec::new()));
+        entry.1.push(row.id);
+        entry.2.push(Job::new(
             row.kind.clone(),
             row.payload.clone(),
             row.dedup_key.clone(),
@@ -50,8 +53,8 @@ pub async fn relay_once(
     let mut report = RelayReport::default();
     let mut relayed = Vec::new();
     let mut failed = Vec::new();
-    for (queue, (ids, jobs)) in by_queue {
-        match queues.push_all(&queue, &jobs, None).await {
+    for (queue, ids, jobs) in by_queue.into_values() {
+        match queues.push_all(queue, &jobs, None).await {
             Ok(()) => relayed.extend(ids),
             Err(e) => {
                 report.error.get_or_insert_with(|| e.to_string());

@@ -20,6 +20,7 @@ use std::{
 };
 
 use apalis::prelude::{BackendExt, BoxDynError, Data, Monitor, WorkerBuilder, WorkerBuilderExt};
+use pique_core::jobs::Queue;
 use tokio::sync::watch;
 
 use crate::{JobError, deadletter, handlers::Deps, job::Job, maintenance, metrics};
@@ -27,8 +28,8 @@ use crate::{JobError, deadletter, handlers::Deps, job::Job, maintenance, metrics
 /// One queue to serve.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueSpec {
-    /// Queue name (`pdf`, `email`, `checkout`, `maintenance`).
-    pub name: String,
+    /// The queue.
+    pub queue: Queue,
     /// Jobs run at once (Celery's default is 4).
     pub concurrency: usize,
 }
@@ -47,12 +48,9 @@ impl WorkerOptions {
     /// All four queues with `concurrency` each.
     pub fn all(name: impl Into<String>, concurrency: usize) -> Self {
         WorkerOptions {
-            queues: pique_store::outbox::queues::ALL
+            queues: Queue::ALL
                 .iter()
-                .map(|q| QueueSpec {
-                    name: q.to_string(),
-                    concurrency,
-                })
+                .map(|&queue| QueueSpec { queue, concurrency })
                 .collect(),
             name: name.into(),
         }
@@ -77,7 +75,7 @@ pub fn default_name() -> String {
 #[derive(Clone)]
 struct QueueRuntime {
     deps: Deps,
-    queue: Arc<str>,
+    queue: Queue,
 }
 
 /// Runs the workers until `shutdown` completes, then stops taking jobs, lets in-flight jobs
@@ -92,7 +90,7 @@ pub async fn run(
     let maintenance = options
         .queues
         .iter()
-        .any(|q| q.name == pique_store::outbox::queues::MAINTENANCE)
+        .any(|q| q.queue == Queue::Maintenance)
         .then(|| tokio::spawn(maintenance::run(deps.clone(), stop_rx)));
 
     let grace = deps.config.shutdown_grace;
@@ -109,9 +107,9 @@ pub async fn run(
     for spec in &options.queues {
         let runtime = QueueRuntime {
             deps: deps.clone(),
-            queue: Arc::from(spec.name.as_str()),
+            queue: spec.queue,
         };
-        let worker_name = format!("{}:{}", options.name, spec.name);
+        let worker_name = format!("{}:{}", options.name, spec.queue);
         let concurrency = spec.concurrency.max(1);
         let builds = Arc::new(AtomicUsize::new(0));
         monitor = monitor.register(move |_index| {
@@ -121,7 +119,7 @@ pub async fn run(
             let storage = runtime
                 .deps
                 .queues
-                .storage(&runtime.queue, concurrency)
+                .storage(runtime.queue, concurrency)
                 .before_start(move |_| async move {
                     if restart {
                         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -153,7 +151,7 @@ pub async fn run(
 
 /// The apalis handler shared by every queue: dispatch, then retry or dead-letter.
 async fn run_job(job: Job, runtime: Data<QueueRuntime>) -> Result<(), BoxDynError> {
-    let queue = &*runtime.queue;
+    let queue = runtime.queue;
     let deps = &runtime.deps;
     if let Some(due) = job.due_at_ms {
         let waited_ms = chrono::Utc::now().timestamp_millis().saturating_sub(due);
@@ -171,7 +169,7 @@ async fn run_job(job: Job, runtime: Data<QueueRuntime>) -> Result<(), BoxDynErro
     };
     if let JobError::Busy { retry_after, .. } = &error {
         // Not a failure: the same attempt runs again once the holder's claim has expired.
-        tracing::info!(queue, kind = %job.kind, key = %job.dedup_key, ?retry_after, "job busy elsewhere; deferred");
+        tracing::info!(%queue, kind = %job.kind, key = %job.dedup_key, ?retry_after, "job busy elsewhere; deferred");
         deps.queues
             .push_all(queue, std::slice::from_ref(&job), Some(*retry_after))
             .await?;
@@ -181,7 +179,7 @@ async fn run_job(job: Job, runtime: Data<QueueRuntime>) -> Result<(), BoxDynErro
     let failed = job.attempt + 1;
     let policy = &deps.config.retry;
     if error.is_permanent() || policy.exhausted(failed) {
-        tracing::error!(queue, kind = %job.kind, key = %job.dedup_key, attempts = failed, error = %error, "job dead-lettered");
+        tracing::error!(%queue, kind = %job.kind, key = %job.dedup_key, attempts = failed, error = %error, "job dead-lettered");
         let dead = Job {
             attempt: failed,
             last_error: Some(error.to_string()),
@@ -193,7 +191,7 @@ async fn run_job(job: Job, runtime: Data<QueueRuntime>) -> Result<(), BoxDynErro
         return Ok(());
     }
     let delay = policy.delay(failed);
-    tracing::warn!(queue, kind = %job.kind, key = %job.dedup_key, attempt = failed, ?delay, error = %error, "job failed; retrying");
+    tracing::warn!(%queue, kind = %job.kind, key = %job.dedup_key, attempt = failed, ?delay, error = %error, "job failed; retrying");
     let next = Job {
         attempt: failed,
         last_error: Some(error.to_string()),
@@ -206,6 +204,6 @@ async fn run_job(job: Job, runtime: Data<QueueRuntime>) -> Result<(), BoxDynErro
     Ok(())
 }
 
-fn histogram_only(queue: &str, seconds: f64) {
-    ::metrics::histogram!(metrics::names::DURATION, "queue" => queue.to_string()).record(seconds);
+fn histogram_only(queue: Queue, seconds: f64) {
+    ::metrics::histogram!(metrics::names::DURATION, "queue" => queue.as_str()).record(seconds);
 }

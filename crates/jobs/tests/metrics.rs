@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use pique_core::jobs::Queue;
 use pique_jobs::metrics;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -9,11 +10,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 async fn metrics_endpoint_serves_the_job_metrics()
 -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let handle = metrics::install_recorder()?;
-    metrics::enqueued("pdf", 3);
-    metrics::done("pdf", 0.02);
-    metrics::retried("email", 0.5);
-    metrics::dead("email");
-    metrics::depth("email", 7, 1);
+    metrics::enqueued(Queue::Pdf, 3);
+    metrics::done(Queue::Pdf, 0.02);
+    metrics::retried(Queue::Email, 0.5);
+    metrics::dead(Queue::Email);
+    metrics::depth(Queue::Email, 7, 1);
     metrics::email_sent();
     metrics::pdf_generated(0.006);
     metrics::queue_wait("pdf", 0.2);

@@ -16,7 +16,7 @@ use sqlx::PgPool;
 use crate::StoreError;
 
 /// A user as the API shows it (never the password hash).
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize)]
 pub struct User {
     /// Primary key.
     pub id: i64,
@@ -33,7 +33,7 @@ pub struct User {
 }
 
 /// The producer a user acts for.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize)]
 pub struct ProducerAccount {
     /// Producer id.
     pub id: i64,
@@ -56,7 +56,6 @@ pub struct Principal {
     pub producer: Option<ProducerAccount>,
 }
 
-#[derive(sqlx::FromRow)]
 struct PrincipalRow {
     id: i64,
     username: String,
@@ -97,13 +96,8 @@ impl PrincipalRow {
     }
 }
 
-const PRINCIPAL_SELECT: &str = "SELECT u.id, u.username, u.email, u.first_name, u.last_name, u.is_staff, \
-    p.id AS producer_id, p.name AS producer_name, p.slug AS producer_slug, p.stripe_account_id, \
-    p.stripe_onboarding_complete \
-    FROM users u LEFT JOIN producer_members m ON m.user_id = u.id LEFT JOIN producers p ON p.id = m.producer_id";
-
 /// What a login attempt needs: the user id and its stored hash, for an active user.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct Credentials {
     /// User id.
     pub user_id: i64,
@@ -113,10 +107,11 @@ pub struct Credentials {
 
 /// The active user named `username` (case-insensitive, as the unique index), if any.
 pub async fn credentials(pool: &PgPool, username: &str) -> Result<Option<Credentials>, StoreError> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as!(
+        Credentials,
         "SELECT id AS user_id, password_hash FROM users WHERE lower(username) = lower($1) AND is_active",
+        username
     )
-    .bind(username)
     .fetch_optional(pool)
     .await?)
 }
@@ -156,21 +151,21 @@ pub fn new_token_key() -> String {
 pub async fn create_token(pool: &PgPool, user_id: i64) -> Result<(String, Principal), StoreError> {
     let key = new_token_key();
     let mut tx = pool.begin().await?;
-    sqlx::query("INSERT INTO auth_tokens (key, user_id) VALUES ($1, $2)")
-        .bind(&key)
-        .bind(user_id)
+    sqlx::query!(
+        "INSERT INTO auth_tokens (key, user_id) VALUES ($1, $2)",
+        key,
+        user_id
+    )
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query!("UPDATE users SET last_login = now() WHERE id = $1", user_id)
         .execute(&mut *tx)
         .await?;
-    sqlx::query("UPDATE users SET last_login = now() WHERE id = $1")
-        .bind(user_id)
-        .execute(&mut *tx)
-        .await?;
-    let row: PrincipalRow = sqlx::query_as(&format!("{PRINCIPAL_SELECT} WHERE u.id = $1"))
-        .bind(user_id)
-        .fetch_one(&mut *tx)
-        .await?;
+    let principal = principal(&mut *tx, None, Some(user_id))
+        .await?
+        .ok_or(StoreError::NotFound)?;
     tx.commit().await?;
-    Ok((key, row.into_principal()))
+    Ok((key, principal))
 }
 
 /// The active user owning token `key`, with their producer, in one query.
@@ -178,19 +173,34 @@ pub async fn principal_for_token(
     pool: &PgPool,
     key: &str,
 ) -> Result<Option<Principal>, StoreError> {
-    let row: Option<PrincipalRow> = sqlx::query_as(&format!(
-        "{PRINCIPAL_SELECT} JOIN auth_tokens t ON t.user_id = u.id WHERE t.key = $1 AND u.is_active"
-    ))
-    .bind(key)
-    .fetch_optional(pool)
+    principal(pool, Some(key), None).await
+}
+
+/// The active user with token `key`, or the active user `user_id`, with their producer, in
+/// one query.
+async fn principal<'c>(
+    db: impl sqlx::PgExecutor<'c>,
+    key: Option<&str>,
+    user_id: Option<i64>,
+) -> Result<Option<Principal>, StoreError> {
+    let row = sqlx::query_as!(
+        PrincipalRow,
+        r#"SELECT u.id, u.username, u.email, u.first_name, u.last_name, u.is_staff,
+                  p.id AS "producer_id?", p.name AS "producer_name?", p.slug AS "producer_slug?",
+                  p.stripe_account_id AS "stripe_account_id?", p.stripe_onboarding_complete AS "stripe_onboarding_complete?"
+             FROM users u LEFT JOIN producer_members m ON m.user_id = u.id LEFT JOIN producers p ON p.id = m.producer_id
+            WHERE u.is_active AND (u.id = $2 OR u.id = (SELECT t.user_id FROM auth_tokens t WHERE t.key = $1))"#,
+        key,
+        user_id
+    )
+    .fetch_optional(db)
     .await?;
     Ok(row.map(PrincipalRow::into_principal))
 }
 
 /// Deletes token `key` (logout). Returns whether it existed.
 pub async fn delete_token(pool: &PgPool, key: &str) -> Result<bool, StoreError> {
-    let done = sqlx::query("DELETE FROM auth_tokens WHERE key = $1")
-        .bind(key)
+    let done = sqlx::query!("DELETE FROM auth_tokens WHERE key = $1", key)
         .execute(pool)
         .await?;
     Ok(done.rows_affected() > 0)

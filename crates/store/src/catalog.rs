@@ -1,49 +1,25 @@
 //! Public reads: shows, tiers with live availability, venues, performers, producers,
 //! featured shows, search and active cities.
 //!
-//! Public means published and not soft-deleted; every query here applies that rule through
-//! [`PUBLIC_SHOW`], so no endpoint can leak a draft.
+//! Public means published and not soft-deleted (`s.published AND NOT s.is_deleted`); every
+//! query here applies that rule, so no endpoint can leak a draft.
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use pique_core::{
-    availability,
+    Money, availability,
     model::{
         ActiveCity, FeaturedShow, PageDesign, Performer, PerformerSummary, ProducerPublic,
         ProducerSummary, ShowDetail, ShowSummary, TicketTier, Venue,
     },
     query::{PageRequest, ShowFilters},
 };
-use rust_decimal::Decimal;
-use sqlx::{PgPool, Postgres, QueryBuilder};
+use sqlx::PgPool;
 
 use crate::{StoreError, db::timed};
 
-/// The condition that makes a show (aliased `s`) visible to the public.
-pub const PUBLIC_SHOW: &str = "s.published AND NOT s.is_deleted";
-
-/// Columns of a show row with its venue and producer (`s`, `v`, `p` aliases).
-const SHOW_COLUMNS: &str = "s.id, s.title, s.slug, s.description, s.door_time, s.start_time, s.end_time, \
-    s.time_zone, s.age_restriction, s.image, s.banner_image, s.square_image, s.featured_video, \
-    s.facebook_campaign_id, s.published, s.refund_policy, s.created_at, \
-    v.id AS venue_id, v.name AS venue_name, v.address AS venue_address, v.city AS venue_city, \
-    v.state AS venue_state, v.postal_code AS venue_postal_code, v.country AS venue_country, \
-    v.capacity AS venue_capacity, p.id AS producer_id, p.name AS producer_name, p.slug AS producer_slug";
-
-const SHOW_FROM: &str =
-    " FROM shows s JOIN venues v ON v.id = s.venue_id JOIN producers p ON p.id = s.producer_id";
-
-/// Ticket tiers with their *active* holds: the counter `held` minus holds whose order has
-/// expired but which the sweeper has not released yet. This is the single definition of
-/// availability's inputs; [`availability::available`] does the arithmetic.
-pub const TIER_SELECT: &str = "SELECT t.id, t.show_id, t.name, t.description, t.price, t.quantity, \
-    t.is_donation_based, t.max_per_order, t.sold, \
-    (t.held - COALESCE((SELECT SUM(ol.quantity) FROM order_lines ol JOIN orders o ON o.id = ol.order_id \
-        WHERE ol.ticket_id = t.id AND o.status = 'pending' AND o.expires_at <= now()), 0))::int4 AS active_held \
-    FROM tickets t";
-
-#[derive(sqlx::FromRow)]
+/// A show row with its venue and producer.
 struct ShowRow {
     id: i64,
     title: String,
@@ -115,8 +91,10 @@ impl ShowRow {
     }
 }
 
-/// A tier row as read by [`TIER_SELECT`].
-#[derive(Debug, Clone, sqlx::FromRow)]
+/// A tier with its *active* holds: the counter `held` minus holds whose order has expired
+/// but which the sweeper has not released yet. These are availability's inputs;
+/// [`availability::available`] does the arithmetic, for display here as for checkout.
+#[derive(Debug, Clone)]
 pub struct TierRow {
     /// Tier id.
     pub id: i64,
@@ -127,7 +105,7 @@ pub struct TierRow {
     /// Description.
     pub description: String,
     /// Price (minimum for donation tiers).
-    pub price: Decimal,
+    pub price: Money,
     /// Capacity.
     pub quantity: i32,
     /// Donation tier.
@@ -173,61 +151,127 @@ pub struct Listing<T> {
     pub count: Option<i64>,
 }
 
+/// `LIMIT` and `OFFSET` of `page`; no page is every row (`LIMIT NULL`).
+fn limit_offset(page: Option<PageRequest>) -> (Option<i64>, i64) {
+    page.map_or((None, 0), |p| (Some(i64::from(p.size)), p.offset()))
+}
+
 /// `GET /api/v1/shows/`: public shows matching `filters`, by start time.
+///
+/// Optional filters are `($n IS NULL OR ...)` in one static query; the start-time range is
+/// written so that the public-shows index serves it whatever the plan. A slug names at most
+/// one show, so it has its own query on the slug index.
 pub async fn list_shows(
     pool: &PgPool,
     filters: &ShowFilters,
 ) -> Result<Listing<ShowSummary>, StoreError> {
-    let mut count = None;
-    if filters.page.is_some() {
-        let mut q = QueryBuilder::<Postgres>::new("SELECT count(*)");
-        q.push(SHOW_FROM);
-        push_show_filters(&mut q, filters);
-        count = Some(q.build_query_scalar::<i64>().fetch_one(pool).await?);
+    if let Some(slug) = &filters.slug {
+        return show_by_slug(pool, slug, filters).await;
     }
-    let mut q = QueryBuilder::<Postgres>::new("SELECT ");
-    q.push(SHOW_COLUMNS).push(SHOW_FROM);
-    push_show_filters(&mut q, filters);
-    q.push(" ORDER BY s.start_time, s.id");
-    push_page(&mut q, filters.page);
-    let rows: Vec<ShowRow> = timed("list_shows", q.build_query_as().fetch_all(pool)).await?;
+    let f = filters;
+    let mut count = None;
+    if f.page.is_some() {
+        let n = sqlx::query_scalar!(
+            r#"SELECT count(*) AS "n!" FROM shows s JOIN venues v ON v.id = s.venue_id
+                WHERE s.published AND NOT s.is_deleted
+                  AND s.start_time > COALESCE($1::timestamptz, '-infinity') AND s.start_time < COALESCE($2::timestamptz, 'infinity')
+                  AND ($3::text IS NULL OR lower(v.city) = lower($3))
+                  AND ($4::int8 IS NULL OR s.producer_id = $4) AND ($5::int8 IS NULL OR s.venue_id = $5)"#,
+            f.start_time_gt,
+            f.start_time_lt,
+            f.city.as_deref(),
+            f.producer,
+            f.venue
+        )
+        .fetch_one(pool)
+        .await?;
+        count = Some(n);
+    }
+    let (limit, offset) = limit_offset(f.page);
+    let query = sqlx::query_as!(
+        ShowRow,
+        r#"SELECT s.id, s.title, s.slug, s.description, s.door_time, s.start_time, s.end_time, s.time_zone,
+                  s.age_restriction, s.image, s.banner_image, s.square_image, s.featured_video,
+                  s.facebook_campaign_id, s.published, s.refund_policy, s.created_at,
+                  v.id AS venue_id, v.name AS venue_name, v.address AS venue_address, v.city AS venue_city,
+                  v.state AS venue_state, v.postal_code AS venue_postal_code, v.country AS venue_country,
+                  v.capacity AS venue_capacity, p.id AS producer_id, p.name AS producer_name, p.slug AS producer_slug
+             FROM shows s JOIN venues v ON v.id = s.venue_id JOIN producers p ON p.id = s.producer_id
+            WHERE s.published AND NOT s.is_deleted
+              AND s.start_time > COALESCE($1::timestamptz, '-infinity') AND s.start_time < COALESCE($2::timestamptz, 'infinity')
+              AND ($3::text IS NULL OR lower(v.city) = lower($3))
+              AND ($4::int8 IS NULL OR s.producer_id = $4) AND ($5::int8 IS NULL OR s.venue_id = $5)
+            ORDER BY s.start_time, s.id LIMIT $6 OFFSET $7"#,
+        f.start_time_gt,
+        f.start_time_lt,
+        f.city.as_deref(),
+        f.producer,
+        f.venue,
+        limit,
+        offset
+    );
+    let rows = timed("list_shows", query.fetch_all(pool)).await?;
     Ok(Listing {
         rows: with_performers(pool, rows).await?,
         count,
     })
 }
 
-fn push_show_filters(q: &mut QueryBuilder<'_, Postgres>, f: &ShowFilters) {
-    q.push(" WHERE ").push(PUBLIC_SHOW);
-    if let Some(t) = f.start_time_gt {
-        q.push(" AND s.start_time > ").push_bind(t);
-    }
-    if let Some(t) = f.start_time_lt {
-        q.push(" AND s.start_time < ").push_bind(t);
-    }
-    if let Some(slug) = &f.slug {
-        q.push(" AND s.slug = ").push_bind(slug.clone());
-    }
-    if let Some(city) = &f.city {
-        q.push(" AND lower(v.city) = lower(")
-            .push_bind(city.clone())
-            .push(")");
-    }
-    if let Some(p) = f.producer {
-        q.push(" AND s.producer_id = ").push_bind(p);
-    }
-    if let Some(v) = f.venue {
-        q.push(" AND s.venue_id = ").push_bind(v);
-    }
+/// The show list filtered by `slug` (and the other filters): zero or one show.
+async fn show_by_slug(
+    pool: &PgPool,
+    slug: &str,
+    f: &ShowFilters,
+) -> Result<Listing<ShowSummary>, StoreError> {
+    let ids = sqlx::query_scalar!(
+        "SELECT s.id FROM shows s JOIN venues v ON v.id = s.venue_id
+          WHERE s.slug = $1 AND s.published AND NOT s.is_deleted
+            AND s.start_time > COALESCE($2::timestamptz, '-infinity') AND s.start_time < COALESCE($3::timestamptz, 'infinity')
+            AND ($4::text IS NULL OR lower(v.city) = lower($4))
+            AND ($5::int8 IS NULL OR s.producer_id = $5) AND ($6::int8 IS NULL OR s.venue_id = $6)",
+        slug,
+        f.start_time_gt,
+        f.start_time_lt,
+        f.city.as_deref(),
+        f.producer,
+        f.venue
+    )
+    .fetch_all(pool)
+    .await?;
+    let count = f.page.map(|_| ids.len() as i64);
+    let (limit, offset) = limit_offset(f.page);
+    let ids: Vec<i64> = ids
+        .into_iter()
+        .skip(usize::try_from(offset).unwrap_or(usize::MAX))
+        .take(limit.map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX)))
+        .collect();
+    Ok(Listing {
+        rows: public_shows(pool, &ids).await?,
+        count,
+    })
 }
 
-fn push_page(q: &mut QueryBuilder<'_, Postgres>, page: Option<PageRequest>) {
-    if let Some(p) = page {
-        q.push(" LIMIT ")
-            .push_bind(i64::from(p.size))
-            .push(" OFFSET ")
-            .push_bind(p.offset());
+/// The public shows among `ids`, in the order of `ids`, with their performers.
+async fn public_shows(pool: &PgPool, ids: &[i64]) -> Result<Vec<ShowSummary>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
     }
+    let query = sqlx::query_as!(
+        ShowRow,
+        r#"SELECT s.id, s.title, s.slug, s.description, s.door_time, s.start_time, s.end_time, s.time_zone,
+                  s.age_restriction, s.image, s.banner_image, s.square_image, s.featured_video,
+                  s.facebook_campaign_id, s.published, s.refund_policy, s.created_at,
+                  v.id AS venue_id, v.name AS venue_name, v.address AS venue_address, v.city AS venue_city,
+                  v.state AS venue_state, v.postal_code AS venue_postal_code, v.country AS venue_country,
+                  v.capacity AS venue_capacity, p.id AS producer_id, p.name AS producer_name, p.slug AS producer_slug
+             FROM shows s JOIN venues v ON v.id = s.venue_id JOIN producers p ON p.id = s.producer_id
+            WHERE s.id = ANY($1) AND s.published AND NOT s.is_deleted"#,
+        ids
+    );
+    let mut rows = timed("public_shows", query.fetch_all(pool)).await?;
+    let position: HashMap<i64, usize> = ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+    rows.sort_by_key(|r| position.get(&r.id).copied().unwrap_or(usize::MAX));
+    with_performers(pool, rows).await
 }
 
 /// Attaches performers to show rows with one query for all of them.
@@ -236,18 +280,21 @@ async fn with_performers(
     rows: Vec<ShowRow>,
 ) -> Result<Vec<ShowSummary>, StoreError> {
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-    let query = sqlx::query_as(
+    let query = sqlx::query!(
         "SELECT sp.show_id, p.id, p.name FROM show_performers sp JOIN performers p ON p.id = sp.performer_id \
          WHERE sp.show_id = ANY($1) ORDER BY sp.show_id, sp.position, p.id",
-    )
-    .bind(&ids);
-    let links: Vec<(i64, i64, String)> = timed("show_performers", query.fetch_all(pool)).await?;
+        &ids
+    );
+    let links = timed("show_performers", query.fetch_all(pool)).await?;
     let mut by_show: HashMap<i64, Vec<PerformerSummary>> = HashMap::new();
-    for (show_id, id, name) in links {
+    for link in links {
         by_show
-            .entry(show_id)
+            .entry(link.show_id)
             .or_default()
-            .push(PerformerSummary { id, name });
+            .push(PerformerSummary {
+                id: link.id,
+                name: link.name,
+            });
     }
     Ok(rows
         .into_iter()
@@ -261,19 +308,14 @@ async fn with_performers(
 /// A public show's summary and page design, without tiers (those are read live by
 /// [`show_tiers`] because availability must never come from a cache).
 pub async fn show_without_tiers(pool: &PgPool, id: i64) -> Result<Option<ShowDetail>, StoreError> {
-    let sql = format!("SELECT {SHOW_COLUMNS}{SHOW_FROM} WHERE s.id = $1 AND {PUBLIC_SHOW}");
-    let query = sqlx::query_as::<_, ShowRow>(&sql).bind(id);
-    let Some(row) = timed("show_detail", query.fetch_optional(pool)).await? else {
+    let Some(show) = public_shows(pool, &[id]).await?.pop() else {
         return Ok(None);
     };
-    let show = with_performers(pool, vec![row])
-        .await?
-        .pop()
-        .ok_or(StoreError::NotFound)?;
-    let page_design: Option<PageDesign> = sqlx::query_as(
+    let page_design = sqlx::query_as!(
+        PageDesign,
         "SELECT primary_color, secondary_color, background_image FROM page_designs WHERE show_id = $1",
+        id
     )
-    .bind(id)
     .fetch_optional(pool)
     .await?;
     Ok(Some(ShowDetail {
@@ -285,12 +327,16 @@ pub async fn show_without_tiers(pool: &PgPool, id: i64) -> Result<Option<ShowDet
 
 /// Tiers of a show with live availability, in display order.
 pub async fn show_tiers(pool: &PgPool, show_id: i64) -> Result<Vec<TicketTier>, StoreError> {
-    let sql = format!("{TIER_SELECT} WHERE t.show_id = $1 ORDER BY t.position, t.id");
-    let rows: Vec<TierRow> = timed(
-        "show_tiers",
-        sqlx::query_as(&sql).bind(show_id).fetch_all(pool),
-    )
-    .await?;
+    let query = sqlx::query_as!(
+        TierRow,
+        r#"SELECT t.id, t.show_id, t.name, t.description, t.price, t.quantity, t.is_donation_based,
+                  t.max_per_order, t.sold,
+                  (t.held - COALESCE((SELECT SUM(ol.quantity) FROM order_lines ol JOIN orders o ON o.id = ol.order_id
+                      WHERE ol.ticket_id = t.id AND o.status = 'pending' AND o.expires_at <= now()), 0))::int4 AS "active_held!"
+             FROM tickets t WHERE t.show_id = $1 ORDER BY t.position, t.id"#,
+        show_id
+    );
+    let rows = timed("show_tiers", query.fetch_all(pool)).await?;
     Ok(rows.into_iter().map(TierRow::into_tier).collect())
 }
 
@@ -300,25 +346,34 @@ pub async fn list_tiers(
     show: Option<i64>,
     page: Option<PageRequest>,
 ) -> Result<Listing<TicketTier>, StoreError> {
-    let filter = |q: &mut QueryBuilder<'_, Postgres>| {
-        q.push(" WHERE EXISTS (SELECT 1 FROM shows s WHERE s.id = t.show_id AND ")
-            .push(PUBLIC_SHOW)
-            .push(")");
-        if let Some(s) = show {
-            q.push(" AND t.show_id = ").push_bind(s);
-        }
-    };
     let mut count = None;
     if page.is_some() {
-        let mut q = QueryBuilder::<Postgres>::new("SELECT count(*) FROM tickets t");
-        filter(&mut q);
-        count = Some(q.build_query_scalar::<i64>().fetch_one(pool).await?);
+        let n = sqlx::query_scalar!(
+            r#"SELECT count(*) AS "n!" FROM tickets t
+                WHERE EXISTS (SELECT 1 FROM shows s WHERE s.id = t.show_id AND s.published AND NOT s.is_deleted)
+                  AND ($1::int8 IS NULL OR t.show_id = $1)"#,
+            show
+        )
+        .fetch_one(pool)
+        .await?;
+        count = Some(n);
     }
-    let mut q = QueryBuilder::<Postgres>::new(TIER_SELECT);
-    filter(&mut q);
-    q.push(" ORDER BY t.show_id, t.position, t.id");
-    push_page(&mut q, page);
-    let rows: Vec<TierRow> = timed("list_tiers", q.build_query_as().fetch_all(pool)).await?;
+    let (limit, offset) = limit_offset(page);
+    let query = sqlx::query_as!(
+        TierRow,
+        r#"SELECT t.id, t.show_id, t.name, t.description, t.price, t.quantity, t.is_donation_based,
+                  t.max_per_order, t.sold,
+                  (t.held - COALESCE((SELECT SUM(ol.quantity) FROM order_lines ol JOIN orders o ON o.id = ol.order_id
+                      WHERE ol.ticket_id = t.id AND o.status = 'pending' AND o.expires_at <= now()), 0))::int4 AS "active_held!"
+             FROM tickets t
+            WHERE EXISTS (SELECT 1 FROM shows s WHERE s.id = t.show_id AND s.published AND NOT s.is_deleted)
+              AND ($1::int8 IS NULL OR t.show_id = $1)
+            ORDER BY t.show_id, t.position, t.id LIMIT $2 OFFSET $3"#,
+        show,
+        limit,
+        offset
+    );
+    let rows = timed("list_tiers", query.fetch_all(pool)).await?;
     Ok(Listing {
         rows: rows.into_iter().map(TierRow::into_tier).collect(),
         count,
@@ -327,30 +382,45 @@ pub async fn list_tiers(
 
 /// `GET /api/v1/featured-shows/`: currently featured public shows, by position.
 pub async fn featured_shows(pool: &PgPool) -> Result<Vec<FeaturedShow>, StoreError> {
-    let sql = format!(
-        "SELECT f.id AS featured_id, f.position AS featured_position, {SHOW_COLUMNS}{SHOW_FROM} \
-         JOIN featured_shows f ON f.show_id = s.id \
-         WHERE {PUBLIC_SHOW} AND (f.starts_at IS NULL OR f.starts_at <= now()) \
-         AND (f.ends_at IS NULL OR f.ends_at > now()) ORDER BY f.position, f.id"
+    let query = sqlx::query!(
+        "SELECT f.id, f.position, f.show_id FROM featured_shows f JOIN shows s ON s.id = f.show_id \
+          WHERE s.published AND NOT s.is_deleted AND (f.starts_at IS NULL OR f.starts_at <= now()) \
+            AND (f.ends_at IS NULL OR f.ends_at > now()) ORDER BY f.position, f.id"
     );
-    #[derive(sqlx::FromRow)]
-    struct Row {
-        featured_id: i64,
-        featured_position: i32,
-        #[sqlx(flatten)]
-        show: ShowRow,
-    }
-    let rows: Vec<Row> = timed("featured_shows", sqlx::query_as(&sql).fetch_all(pool)).await?;
-    let meta: Vec<(i64, i32)> = rows
-        .iter()
-        .map(|r| (r.featured_id, r.featured_position))
-        .collect();
-    let shows = with_performers(pool, rows.into_iter().map(|r| r.show).collect()).await?;
-    Ok(meta
+    let featured = timed("featured_shows", query.fetch_all(pool)).await?;
+    let ids: Vec<i64> = featured.iter().map(|f| f.show_id).collect();
+    let shows: HashMap<i64, ShowSummary> = public_shows(pool, &ids)
+        .await?
         .into_iter()
-        .zip(shows)
-        .map(|((id, position), show)| FeaturedShow { id, position, show })
+        .map(|s| (s.id, s))
+        .collect();
+    Ok(featured
+        .into_iter()
+        .filter_map(|f| {
+            let show = shows.get(&f.show_id)?.clone();
+            Some(FeaturedShow {
+                id: f.id,
+                position: f.position,
+                show,
+            })
+        })
         .collect())
+}
+
+/// One listing: `count` (only awaited when a page was asked for) and `rows` of the page.
+async fn listing<T>(
+    page: Option<PageRequest>,
+    count: impl Future<Output = Result<i64, sqlx::Error>>,
+    rows: impl Future<Output = Result<Vec<T>, sqlx::Error>>,
+) -> Result<Listing<T>, StoreError> {
+    let count = match page {
+        Some(_) => Some(count.await?),
+        None => None,
+    };
+    Ok(Listing {
+        rows: rows.await?,
+        count,
+    })
 }
 
 /// `GET /api/v1/venues/`.
@@ -358,13 +428,17 @@ pub async fn list_venues(
     pool: &PgPool,
     page: Option<PageRequest>,
 ) -> Result<Listing<Venue>, StoreError> {
-    simple_list(
-        pool,
-        "SELECT id, name, address, city, state, postal_code, country, capacity FROM venues ORDER BY name, id",
-        "SELECT count(*) FROM venues",
-        page,
+    let (limit, offset) = limit_offset(page);
+    let count = sqlx::query_scalar!(r#"SELECT count(*) AS "n!" FROM venues"#).fetch_one(pool);
+    let rows = sqlx::query_as!(
+        Venue,
+        "SELECT id, name, address, city, state, postal_code, country, capacity FROM venues \
+         ORDER BY name, id LIMIT $1 OFFSET $2",
+        limit,
+        offset
     )
-    .await
+    .fetch_all(pool);
+    listing(page, count, timed("list_venues", rows)).await
 }
 
 /// `GET /api/v1/performers/`.
@@ -372,13 +446,16 @@ pub async fn list_performers(
     pool: &PgPool,
     page: Option<PageRequest>,
 ) -> Result<Listing<Performer>, StoreError> {
-    simple_list(
-        pool,
-        "SELECT id, name, bio, image, website FROM performers ORDER BY name, id",
-        "SELECT count(*) FROM performers",
-        page,
+    let (limit, offset) = limit_offset(page);
+    let count = sqlx::query_scalar!(r#"SELECT count(*) AS "n!" FROM performers"#).fetch_one(pool);
+    let rows = sqlx::query_as!(
+        Performer,
+        "SELECT id, name, bio, image, website FROM performers ORDER BY name, id LIMIT $1 OFFSET $2",
+        limit,
+        offset
     )
-    .await
+    .fetch_all(pool);
+    listing(page, count, timed("list_performers", rows)).await
 }
 
 /// `GET /api/v1/producers/`: public fields only.
@@ -386,36 +463,16 @@ pub async fn list_producers(
     pool: &PgPool,
     page: Option<PageRequest>,
 ) -> Result<Listing<ProducerPublic>, StoreError> {
-    simple_list(
-        pool,
-        "SELECT id, name, slug, description, image, website FROM producers ORDER BY name, id",
-        "SELECT count(*) FROM producers",
-        page,
+    let (limit, offset) = limit_offset(page);
+    let count = sqlx::query_scalar!(r#"SELECT count(*) AS "n!" FROM producers"#).fetch_one(pool);
+    let rows = sqlx::query_as!(
+        ProducerPublic,
+        "SELECT id, name, slug, description, image, website FROM producers ORDER BY name, id LIMIT $1 OFFSET $2",
+        limit,
+        offset
     )
-    .await
-}
-
-async fn simple_list<T>(
-    pool: &PgPool,
-    select: &'static str,
-    count_sql: &'static str,
-    page: Option<PageRequest>,
-) -> Result<Listing<T>, StoreError>
-where
-    T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
-{
-    let mut count = None;
-    if page.is_some() {
-        count = Some(
-            sqlx::query_scalar::<_, i64>(count_sql)
-                .fetch_one(pool)
-                .await?,
-        );
-    }
-    let mut q = QueryBuilder::<Postgres>::new(select);
-    push_page(&mut q, page);
-    let rows: Vec<T> = timed("simple_list", q.build_query_as().fetch_all(pool)).await?;
-    Ok(Listing { rows, count })
+    .fetch_all(pool);
+    listing(page, count, timed("list_producers", rows)).await
 }
 
 /// `GET /api/v1/search/?q=`: public shows whose title or description, venue (name, city) or
@@ -426,26 +483,28 @@ pub async fn search_shows(
     tsquery: &str,
     limit: i64,
 ) -> Result<Vec<ShowSummary>, StoreError> {
-    let sql = format!(
+    let query = sqlx::query_scalar!(
         "WITH q AS (SELECT to_tsquery('simple', $1) AS q), ids AS ( \
            SELECT s.id FROM shows s, q WHERE s.search @@ q.q \
            UNION SELECT s.id FROM venues v JOIN shows s ON s.venue_id = v.id, q WHERE v.search @@ q.q \
            UNION SELECT sp.show_id FROM performers pf JOIN show_performers sp ON sp.performer_id = pf.id, q \
                  WHERE pf.search @@ q.q) \
-         SELECT {SHOW_COLUMNS}{SHOW_FROM} JOIN ids ON ids.id = s.id WHERE {PUBLIC_SHOW} \
-         ORDER BY s.start_time, s.id LIMIT $2"
+         SELECT s.id FROM shows s JOIN ids ON ids.id = s.id WHERE s.published AND NOT s.is_deleted \
+         ORDER BY s.start_time, s.id LIMIT $2",
+        tsquery,
+        limit
     );
-    let query = sqlx::query_as(&sql).bind(tsquery).bind(limit);
-    let rows: Vec<ShowRow> = timed("search_shows", query.fetch_all(pool)).await?;
-    with_performers(pool, rows).await
+    let ids = timed("search_shows", query.fetch_all(pool)).await?;
+    public_shows(pool, &ids).await
 }
 
 /// `GET /api/v1/active-cities/`: cities with upcoming public shows, busiest first.
 pub async fn active_cities(pool: &PgPool) -> Result<Vec<ActiveCity>, StoreError> {
-    let sql = format!(
-        "SELECT v.city, v.state, count(*) AS show_count FROM shows s JOIN venues v ON v.id = s.venue_id \
-         WHERE {PUBLIC_SHOW} AND s.start_time > now() GROUP BY v.city, v.state \
-         ORDER BY show_count DESC, v.city, v.state"
+    let query = sqlx::query_as!(
+        ActiveCity,
+        r#"SELECT v.city, v.state, count(*) AS "show_count!" FROM shows s JOIN venues v ON v.id = s.venue_id
+            WHERE s.published AND NOT s.is_deleted AND s.start_time > now() GROUP BY v.city, v.state
+            ORDER BY 3 DESC, v.city, v.state"#
     );
-    Ok(timed("active_cities", sqlx::query_as(&sql).fetch_all(pool)).await?)
+    Ok(timed("active_cities", query.fetch_all(pool)).await?)
 }

@@ -6,6 +6,7 @@
 //! lock, the second re-evaluates the condition and updates nothing. Exactly one is admitted.
 
 use chrono::{DateTime, Utc};
+use pique_core::OrderStatus;
 use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -13,7 +14,7 @@ use uuid::Uuid;
 use crate::{StoreError, auth::new_token_key};
 
 /// A check-in link.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize)]
 pub struct CheckinLink {
     /// Primary key.
     pub id: i64,
@@ -29,9 +30,6 @@ pub struct CheckinLink {
     pub created_at: DateTime<Utc>,
 }
 
-const LINK_COLUMNS: &str =
-    "l.id, l.show_id AS show, l.token, l.expires_at, l.revoked_at, l.created_at";
-
 /// Creates a link for one of the producer's live shows; `None` if the show is not theirs.
 pub async fn create_link(
     pool: &PgPool,
@@ -43,18 +41,17 @@ pub async fn create_link(
     // 40 hex characters of OS randomness, like an auth token: unguessable, so the link itself
     // is the credential.
     let token = new_token_key();
-    Ok(sqlx::query_as(&format!(
-        "WITH ins AS ( \
-            INSERT INTO checkin_links (show_id, token, created_by, expires_at) \
-            SELECT s.id, $3, $4, $5 FROM shows s WHERE s.id = $2 AND s.producer_id = $1 AND NOT s.is_deleted \
-            RETURNING *) \
-         SELECT {LINK_COLUMNS} FROM ins l"
-    ))
-    .bind(producer_id)
-    .bind(show_id)
-    .bind(&token)
-    .bind(created_by)
-    .bind(expires_at)
+    Ok(sqlx::query_as!(
+        CheckinLink,
+        "INSERT INTO checkin_links (show_id, token, created_by, expires_at) \
+         SELECT s.id, $3, $4, $5 FROM shows s WHERE s.id = $2 AND s.producer_id = $1 AND NOT s.is_deleted \
+         RETURNING id, show_id AS show, token, expires_at, revoked_at, created_at",
+        producer_id,
+        show_id,
+        token,
+        created_by,
+        expires_at
+    )
     .fetch_optional(pool)
     .await?)
 }
@@ -69,10 +66,12 @@ pub async fn list_links(
         return Ok(None);
     }
     Ok(Some(
-        sqlx::query_as(&format!(
-            "SELECT {LINK_COLUMNS} FROM checkin_links l WHERE l.show_id = $1 ORDER BY l.id DESC"
-        ))
-        .bind(show_id)
+        sqlx::query_as!(
+            CheckinLink,
+            "SELECT id, show_id AS show, token, expires_at, revoked_at, created_at \
+               FROM checkin_links WHERE show_id = $1 ORDER BY id DESC",
+            show_id
+        )
         .fetch_all(pool)
         .await?,
     ))
@@ -90,23 +89,23 @@ pub async fn revoke(
         return Ok(None);
     }
     if let Some(id) = link_id {
-        let exists: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM checkin_links WHERE id = $1 AND show_id = $2)",
+        let exists = sqlx::query_scalar!(
+            r#"SELECT EXISTS (SELECT 1 FROM checkin_links WHERE id = $1 AND show_id = $2) AS "exists!""#,
+            id,
+            show_id
         )
-        .bind(id)
-        .bind(show_id)
         .fetch_one(pool)
         .await?;
         if !exists {
             return Ok(None);
         }
     }
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "UPDATE checkin_links SET revoked_at = now() WHERE show_id = $1 AND revoked_at IS NULL \
          AND (id = $2 OR ($2::int8 IS NULL AND expires_at > now()))",
+        show_id,
+        link_id
     )
-    .bind(show_id)
-    .bind(link_id)
     .execute(pool)
     .await?;
     Ok(Some(done.rows_affected()))
@@ -115,17 +114,17 @@ pub async fn revoke(
 /// The show a token admits to, if the link is neither expired nor revoked and the show is
 /// not deleted.
 pub async fn show_for_token(pool: &PgPool, token: &str) -> Result<Option<i64>, StoreError> {
-    Ok(sqlx::query_scalar(
+    Ok(sqlx::query_scalar!(
         "SELECT l.show_id FROM checkin_links l JOIN shows s ON s.id = l.show_id \
          WHERE l.token = $1 AND l.revoked_at IS NULL AND l.expires_at > now() AND NOT s.is_deleted",
+        token
     )
-    .bind(token)
     .fetch_optional(pool)
     .await?)
 }
 
 /// An attendee as the door sees them.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize)]
 pub struct DoorAttendee {
     /// Primary key.
     pub id: i64,
@@ -160,49 +159,66 @@ pub enum Admission {
     NotValid,
 }
 
-const DOOR_SELECT: &str = "SELECT a.id, a.uuid, a.name, a.email, a.ticket_id AS ticket, t.name AS ticket_name, \
-    a.order_id AS \"order\", a.checked_in_at FROM attendees a JOIN tickets t ON t.id = a.ticket_id";
-
 /// Admits attendee `code` to `show_id` once.
 pub async fn admit(pool: &PgPool, show_id: i64, code: Uuid) -> Result<Admission, StoreError> {
-    let admitted: Option<DoorAttendee> = sqlx::query_as(
-        "WITH upd AS ( \
-            UPDATE attendees a SET checked_in_at = now() FROM orders o \
-            WHERE a.uuid = $1 AND a.show_id = $2 AND a.checked_in_at IS NULL \
-            AND o.id = a.order_id AND o.status = 'paid' RETURNING a.*) \
-         SELECT a.id, a.uuid, a.name, a.email, a.ticket_id AS ticket, t.name AS ticket_name, \
-         a.order_id AS \"order\", a.checked_in_at FROM upd a JOIN tickets t ON t.id = a.ticket_id",
+    let admitted = sqlx::query!(
+        "UPDATE attendees a SET checked_in_at = now() FROM orders o \
+          WHERE a.uuid = $1 AND a.show_id = $2 AND a.checked_in_at IS NULL \
+            AND o.id = a.order_id AND o.status = 'paid' RETURNING a.id",
+        code,
+        show_id
     )
-    .bind(code)
-    .bind(show_id)
     .fetch_optional(pool)
     .await?;
-    if let Some(a) = admitted {
-        return Ok(Admission::Admitted(a));
-    }
-    // Not admitted: find out why, so the door gets a useful answer.
-    let row: Option<(i64, String)> = sqlx::query_as(
-        "SELECT a.show_id, o.status FROM attendees a JOIN orders o ON o.id = a.order_id WHERE a.uuid = $1",
-    )
-    .bind(code)
-    .fetch_optional(pool)
-    .await?;
+    // Admitted or not, the attendee as the door sees it (its order's state says why not).
+    let Some(row) = door_attendees(pool, None, Some(code)).await?.pop() else {
+        return Ok(Admission::Unknown);
+    };
     Ok(match row {
-        None => Admission::Unknown,
-        Some((other, _)) if other != show_id => Admission::OtherShow,
-        Some((_, status)) if status != "paid" => Admission::NotValid,
-        Some(_) => {
-            let a: DoorAttendee = sqlx::query_as(&format!("{DOOR_SELECT} WHERE a.uuid = $1"))
-                .bind(code)
-                .fetch_one(pool)
-                .await?;
-            Admission::AlreadyCheckedIn(a)
-        }
+        (a, _, _) if admitted.is_some() => Admission::Admitted(a),
+        (_, other, _) if other != show_id => Admission::OtherShow,
+        (_, _, status) if status != OrderStatus::Paid => Admission::NotValid,
+        (a, _, _) => Admission::AlreadyCheckedIn(a),
     })
 }
 
+/// Attendees of show `show` (paid orders only, by name) or the attendee `code` (any order),
+/// with their show and their order's status.
+async fn door_attendees(
+    pool: &PgPool,
+    show: Option<i64>,
+    code: Option<Uuid>,
+) -> Result<Vec<(DoorAttendee, i64, OrderStatus)>, StoreError> {
+    let rows = sqlx::query!(
+        r#"SELECT a.id, a.uuid, a.name, a.email, a.ticket_id, t.name AS ticket_name, a.order_id, a.checked_in_at,
+                  a.show_id, o.status AS "status: OrderStatus"
+             FROM attendees a JOIN tickets t ON t.id = a.ticket_id JOIN orders o ON o.id = a.order_id
+            WHERE (a.show_id = $1 AND o.status = 'paid') OR a.uuid = $2 ORDER BY a.name, a.id"#,
+        show,
+        code
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let attendee = DoorAttendee {
+                id: r.id,
+                uuid: r.uuid,
+                name: r.name,
+                email: r.email,
+                ticket: r.ticket_id,
+                ticket_name: r.ticket_name,
+                order: r.order_id,
+                checked_in_at: r.checked_in_at,
+            };
+            (attendee, r.show_id, r.status)
+        })
+        .collect())
+}
+
 /// The show as the check-in app shows it.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize)]
 pub struct DoorShow {
     /// Show id.
     pub id: i64,
@@ -229,18 +245,19 @@ pub struct Attendance {
 
 /// Attendance of `show_id` (paid orders only).
 pub async fn attendance(pool: &PgPool, show_id: i64) -> Result<Option<Attendance>, StoreError> {
-    let show: Option<DoorShow> =
-        sqlx::query_as("SELECT id, title, start_time FROM shows WHERE id = $1")
-            .bind(show_id)
-            .fetch_optional(pool)
-            .await?;
-    let Some(show) = show else { return Ok(None) };
-    let attendees: Vec<DoorAttendee> = sqlx::query_as(&format!(
-        "{DOOR_SELECT} JOIN orders o ON o.id = a.order_id WHERE a.show_id = $1 AND o.status = 'paid' ORDER BY a.name, a.id"
-    ))
-    .bind(show_id)
-    .fetch_all(pool)
+    let show = sqlx::query_as!(
+        DoorShow,
+        "SELECT id, title, start_time FROM shows WHERE id = $1",
+        show_id
+    )
+    .fetch_optional(pool)
     .await?;
+    let Some(show) = show else { return Ok(None) };
+    let attendees: Vec<DoorAttendee> = door_attendees(pool, Some(show_id), None)
+        .await?
+        .into_iter()
+        .map(|(a, _, _)| a)
+        .collect();
     let total = attendees.len() as i64;
     let checked_in = attendees
         .iter()

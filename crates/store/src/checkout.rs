@@ -1,6 +1,6 @@
 //! Checkout storage: reading what pricing needs, and taking seats under each strategy.
 //!
-//! Every strategy ends in the same transaction shape (DESIGN section 7):
+//! Every strategy ends in the same transaction shape:
 //! 1. release the expired holds of the tiers involved ([`release_expired_for`]), so a lapsed
 //!    hold never blocks a buyer even before the sweeper runs;
 //! 2. take the seats: `reservation` with one conditional `UPDATE ... WHERE quantity - sold -
@@ -17,7 +17,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use pique_core::{
-    availability,
+    CheckoutStrategy, OrderStatus, RequestStatus, availability,
+    jobs::JobSpec,
     pricing::{DiscountType, PricedOrder, PromoInfo, TierInfo},
 };
 use redis::aio::ConnectionManager;
@@ -27,82 +28,26 @@ use uuid::Uuid;
 
 use crate::{StoreError, orders};
 
-/// A tier row with what checkout needs.
-#[derive(Debug, Clone, sqlx::FromRow)]
-struct TierPricingRow {
-    id: i64,
-    show_id: i64,
-    name: String,
-    price: Decimal,
-    is_donation_based: bool,
-    max_per_order: i32,
-}
-
 /// The title of show `show_id` if tickets can be bought for it (published, not deleted).
 pub async fn open_show_title(pool: &PgPool, show_id: i64) -> Result<Option<String>, StoreError> {
-    Ok(
-        sqlx::query_scalar(
-            "SELECT title FROM shows WHERE id = $1 AND published AND NOT is_deleted",
-        )
-        .bind(show_id)
-        .fetch_optional(pool)
-        .await?,
+    Ok(sqlx::query_scalar!(
+        "SELECT title FROM shows WHERE id = $1 AND published AND NOT is_deleted",
+        show_id
     )
+    .fetch_optional(pool)
+    .await?)
 }
 
 /// The tiers with ids in `ids` (whatever show they belong to; pricing checks that).
 pub async fn tiers_for_pricing(pool: &PgPool, ids: &[i64]) -> Result<Vec<TierInfo>, StoreError> {
-    let rows: Vec<TierPricingRow> = sqlx::query_as(
+    Ok(sqlx::query_as!(
+        TierInfo,
         "SELECT id, show_id, name, price, is_donation_based, max_per_order FROM tickets WHERE id = ANY($1)",
+        ids
     )
-    .bind(ids)
     .fetch_all(pool)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| TierInfo {
-            id: r.id,
-            show_id: r.show_id,
-            name: r.name,
-            price: r.price,
-            is_donation_based: r.is_donation_based,
-            max_per_order: r.max_per_order,
-        })
-        .collect())
+    .await?)
 }
-
-#[derive(Debug, Clone, sqlx::FromRow)]
-struct PromoRow {
-    id: i64,
-    show_id: i64,
-    code: String,
-    discount: Decimal,
-    discount_type: String,
-    max_uses: Option<i32>,
-    uses: i32,
-    valid_from: Option<DateTime<Utc>>,
-    valid_until: Option<DateTime<Utc>>,
-    is_active: bool,
-}
-
-impl From<PromoRow> for PromoInfo {
-    fn from(r: PromoRow) -> Self {
-        PromoInfo {
-            id: r.id,
-            show_id: r.show_id,
-            code: r.code,
-            discount: r.discount,
-            discount_type: DiscountType::parse(&r.discount_type),
-            max_uses: r.max_uses,
-            uses: r.uses,
-            valid_from: r.valid_from,
-            valid_until: r.valid_until,
-            is_active: r.is_active,
-        }
-    }
-}
-
-const PROMO_COLUMNS: &str = "p.id, p.show_id, p.code, p.discount, p.discount_type, p.max_uses, p.uses, p.valid_from, p.valid_until, p.is_active";
 
 /// The promo code `code` (case-insensitive) of show `show_id`.
 pub async fn find_promo(
@@ -110,15 +55,16 @@ pub async fn find_promo(
     show_id: i64,
     code: &str,
 ) -> Result<Option<PromoInfo>, StoreError> {
-    let sql = format!(
-        "SELECT {PROMO_COLUMNS} FROM promo_codes p WHERE p.show_id = $1 AND upper(p.code) = upper($2)"
-    );
-    let row: Option<PromoRow> = sqlx::query_as(&sql)
-        .bind(show_id)
-        .bind(code)
-        .fetch_optional(pool)
-        .await?;
-    Ok(row.map(Into::into))
+    Ok(sqlx::query_as!(
+        PromoInfo,
+        r#"SELECT id, show_id, code, discount, discount_type AS "discount_type: DiscountType", max_uses, uses,
+                  valid_from, valid_until, is_active
+             FROM promo_codes WHERE show_id = $1 AND upper(code) = upper($2)"#,
+        show_id,
+        code
+    )
+    .fetch_optional(pool)
+    .await?)
 }
 
 /// Promo codes named `code` on upcoming public shows, soonest show first, at most `limit`
@@ -128,17 +74,18 @@ pub async fn promos_on_upcoming_shows(
     code: &str,
     limit: i64,
 ) -> Result<Vec<PromoInfo>, StoreError> {
-    let sql = format!(
-        "SELECT {PROMO_COLUMNS} FROM shows s JOIN promo_codes p ON p.show_id = s.id AND upper(p.code) = upper($1) \
-         WHERE s.published AND NOT s.is_deleted AND s.start_time > now() \
-         ORDER BY s.start_time, s.id LIMIT $2"
-    );
-    let rows: Vec<PromoRow> = sqlx::query_as(&sql)
-        .bind(code)
-        .bind(limit)
-        .fetch_all(pool)
-        .await?;
-    Ok(rows.into_iter().map(Into::into).collect())
+    Ok(sqlx::query_as!(
+        PromoInfo,
+        r#"SELECT p.id, p.show_id, p.code, p.discount, p.discount_type AS "discount_type: DiscountType", p.max_uses,
+                  p.uses, p.valid_from, p.valid_until, p.is_active
+             FROM shows s JOIN promo_codes p ON p.show_id = s.id AND upper(p.code) = upper($1)
+            WHERE s.published AND NOT s.is_deleted AND s.start_time > now()
+            ORDER BY s.start_time, s.id LIMIT $2"#,
+        code,
+        limit
+    )
+    .fetch_all(pool)
+    .await?)
 }
 
 /// Everything needed to write a pending order.
@@ -155,8 +102,8 @@ pub struct NewOrder<'a> {
     pub name: &'a str,
     /// Priced lines and totals.
     pub priced: &'a PricedOrder,
-    /// Strategy name stored on the order.
-    pub strategy: &'a str,
+    /// Strategy stored on the order.
+    pub strategy: CheckoutStrategy,
     /// How long the hold lasts.
     pub hold_ttl: Duration,
 }
@@ -217,8 +164,8 @@ pub async fn reserve(
     mode: SeatMode,
 ) -> Result<Reserved, ReserveError> {
     let mut tx = pool.begin().await?;
-    if new.strategy == "queue"
-        && let Some(existing) = orders::by_uuid_conn(&mut tx, new.uuid).await?
+    if new.strategy == CheckoutStrategy::Queue
+        && let Some(existing) = orders::by_uuid(&mut *tx, new.uuid).await?
     {
         return Ok(Reserved {
             order: existing,
@@ -233,8 +180,8 @@ pub async fn reserve(
         // within the next ~0.6 s the hold can be lost; a payment for it then arrives for an
         // order that does not exist and is refunded like any payment without seats. Orders
         // paid here (free ones) and every payment path keep synchronous commits.
-        sqlx::query("SET LOCAL synchronous_commit = off")
-            .execute(&mut *tx)
+        sqlx::query_scalar!("SELECT set_config('synchronous_commit', 'off', true)")
+            .fetch_one(&mut *tx)
             .await?;
     }
     let seats = new.priced.seats();
@@ -245,10 +192,10 @@ pub async fn reserve(
     // throughput when every buyer wants the same tier.
     let mut order = insert_order(&mut tx, new).await?;
     if let Some(promo_id) = new.priced.promo_id {
-        let used: Option<i64> = sqlx::query_scalar(
+        let used = sqlx::query_scalar!(
             "UPDATE promo_codes SET uses = uses + 1 WHERE id = $1 AND (max_uses IS NULL OR uses < max_uses) RETURNING id",
+            promo_id
         )
-        .bind(promo_id)
         .fetch_optional(&mut *tx)
         .await?;
         if used.is_none() {
@@ -258,7 +205,7 @@ pub async fn reserve(
     take_seats(&mut tx, new.show_id, &seats, mode).await?;
     if new.priced.is_free() {
         orders::pay_in_tx(&mut tx, order.id, None).await?;
-        order = orders::by_id_conn(&mut tx, order.id)
+        order = orders::by_id(&mut *tx, order.id)
             .await?
             .ok_or(StoreError::NotFound)?;
     }
@@ -279,13 +226,13 @@ async fn take_seats(
     for &(ticket_id, n) in seats {
         match mode {
             SeatMode::ConditionalUpdate => {
-                let taken: Option<i64> = sqlx::query_scalar(
+                let taken = sqlx::query_scalar!(
                     "UPDATE tickets SET held = held + $3 WHERE id = $1 AND show_id = $2 AND quantity - sold - held >= $3 \
                      RETURNING id",
+                    ticket_id,
+                    show_id,
+                    n
                 )
-                .bind(ticket_id)
-                .bind(show_id)
-                .bind(n)
                 .fetch_optional(&mut *conn)
                 .await?;
                 if taken.is_none() {
@@ -293,14 +240,14 @@ async fn take_seats(
                 }
             }
             SeatMode::RowLock => {
-                let row: Option<(String, i32, i32, i32)> = sqlx::query_as(
+                let row = sqlx::query!(
                     "SELECT name, quantity, sold, held FROM tickets WHERE id = $1 AND show_id = $2 FOR UPDATE",
+                    ticket_id,
+                    show_id
                 )
-                .bind(ticket_id)
-                .bind(show_id)
                 .fetch_optional(&mut *conn)
                 .await?;
-                let Some((name, quantity, sold, held)) = row else {
+                let Some(t) = row else {
                     return Err(ReserveError::SoldOut {
                         ticket_id,
                         name: String::new(),
@@ -308,18 +255,20 @@ async fn take_seats(
                     });
                 };
                 // Expired holds of this tier were released just before, so `held` is active.
-                if !availability::can_take(quantity, sold, held, n) {
+                if !availability::can_take(t.quantity, t.sold, t.held, n) {
                     return Err(ReserveError::SoldOut {
                         ticket_id,
-                        name,
-                        available: availability::available(quantity, sold, held),
+                        name: t.name,
+                        available: availability::available(t.quantity, t.sold, t.held),
                     });
                 }
-                sqlx::query("UPDATE tickets SET held = held + $2 WHERE id = $1")
-                    .bind(ticket_id)
-                    .bind(n)
-                    .execute(&mut *conn)
-                    .await?;
+                sqlx::query!(
+                    "UPDATE tickets SET held = held + $2 WHERE id = $1",
+                    ticket_id,
+                    n
+                )
+                .execute(&mut *conn)
+                .await?;
             }
         }
     }
@@ -328,16 +277,17 @@ async fn take_seats(
 
 /// The sold-out error of a tier, with what is left (read in the failing transaction).
 async fn sold_out(conn: &mut PgConnection, ticket_id: i64) -> ReserveError {
-    let row: Result<Option<(String, i32, i32, i32)>, _> =
-        sqlx::query_as("SELECT name, quantity, sold, held FROM tickets WHERE id = $1")
-            .bind(ticket_id)
-            .fetch_optional(&mut *conn)
-            .await;
+    let row = sqlx::query!(
+        "SELECT name, quantity, sold, held FROM tickets WHERE id = $1",
+        ticket_id
+    )
+    .fetch_optional(&mut *conn)
+    .await;
     match row {
-        Ok(Some((name, quantity, sold, held))) => ReserveError::SoldOut {
+        Ok(Some(t)) => ReserveError::SoldOut {
             ticket_id,
-            name,
-            available: availability::available(quantity, sold, held),
+            name: t.name,
+            available: availability::available(t.quantity, t.sold, t.held),
         },
         Ok(None) => ReserveError::SoldOut {
             ticket_id,
@@ -353,26 +303,27 @@ async fn insert_order(
     new: &NewOrder<'_>,
 ) -> Result<orders::OrderRow, StoreError> {
     let p = new.priced;
-    let ttl_secs = new.hold_ttl.as_secs_f64();
-    let sql = format!(
-        "INSERT INTO orders (uuid, show_id, order_email, order_name, status, promo_code_id, subtotal, discount, total, \
-                             checkout_strategy, expires_at) \
-         VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $8, $9, now() + make_interval(secs => $10)) RETURNING {}",
-        orders::ORDER_COLUMNS
-    );
-    let order: orders::OrderRow = sqlx::query_as(&sql)
-        .bind(new.uuid)
-        .bind(new.show_id)
-        .bind(new.email)
-        .bind(new.name)
-        .bind(p.promo_id)
-        .bind(p.subtotal)
-        .bind(p.discount)
-        .bind(p.total)
-        .bind(new.strategy)
-        .bind(ttl_secs)
-        .fetch_one(&mut *conn)
-        .await?;
+    let order = sqlx::query_as!(
+        orders::OrderRow,
+        r#"INSERT INTO orders (uuid, show_id, order_email, order_name, status, promo_code_id, subtotal, discount,
+                               total, checkout_strategy, expires_at)
+           VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $8, $9, now() + make_interval(secs => $10))
+        RETURNING id, uuid, show_id, order_email, order_name, status AS "status: OrderStatus", promo_code_id,
+                  subtotal, discount, total, currency, checkout_strategy AS "checkout_strategy: CheckoutStrategy",
+                  session_id, payment_intent_id, expires_at, paid_at, cancelled_at, refunded_at, created_at"#,
+        new.uuid,
+        new.show_id,
+        new.email,
+        new.name,
+        p.promo_id,
+        p.subtotal,
+        p.discount,
+        p.total,
+        new.strategy as CheckoutStrategy,
+        new.hold_ttl.as_secs_f64(),
+    )
+    .fetch_one(&mut *conn)
+    .await?;
     let uuids: Vec<Uuid> = p.lines.iter().map(|_| Uuid::new_v4()).collect();
     let tickets: Vec<i64> = p.lines.iter().map(|l| l.ticket_id).collect();
     let quantities: Vec<i32> = p.lines.iter().map(|l| l.quantity).collect();
@@ -380,20 +331,20 @@ async fn insert_order(
     let donations: Vec<Option<Decimal>> = p.lines.iter().map(|l| l.donation_amount).collect();
     let discounts: Vec<Decimal> = p.lines.iter().map(|l| l.discount).collect();
     let totals: Vec<Decimal> = p.lines.iter().map(|l| l.line_total).collect();
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO order_lines (uuid, order_id, ticket_id, quantity, price_per_ticket, donation_amount, discount, line_total) \
          SELECT u, $2, t, q, p, d, disc, lt \
            FROM UNNEST($1::uuid[], $3::int8[], $4::int4[], $5::numeric[], $6::numeric[], $7::numeric[], $8::numeric[]) \
                 AS x(u, t, q, p, d, disc, lt)",
+        &uuids,
+        order.id,
+        &tickets,
+        &quantities,
+        &prices,
+        &donations as &[Option<Decimal>],
+        &discounts,
+        &totals,
     )
-    .bind(&uuids)
-    .bind(order.id)
-    .bind(&tickets)
-    .bind(&quantities)
-    .bind(&prices)
-    .bind(&donations)
-    .bind(&discounts)
-    .bind(&totals)
     .execute(&mut *conn)
     .await?;
     Ok(order)
@@ -408,18 +359,18 @@ pub async fn release_expired_for(
     conn: &mut PgConnection,
     tier_ids: &[i64],
 ) -> Result<Vec<String>, StoreError> {
-    let ids: Vec<i64> = sqlx::query_scalar(
+    let ids = sqlx::query_scalar!(
         "SELECT o.id FROM orders o WHERE o.status = 'pending' AND o.expires_at <= now() \
            AND EXISTS (SELECT 1 FROM order_lines ol WHERE ol.order_id = o.id AND ol.ticket_id = ANY($1)) \
          ORDER BY o.id LIMIT 200 FOR UPDATE OF o SKIP LOCKED",
+        tier_ids
     )
-    .bind(tier_ids)
     .fetch_all(&mut *conn)
     .await?;
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    orders::release_locked(conn, &ids, orders::Status::Expired).await
+    orders::release_locked(conn, &ids, OrderStatus::Expired).await
 }
 
 /// Expires up to `limit` lapsed pending orders of any tier and releases their seats (the
@@ -429,26 +380,26 @@ pub async fn sweep_expired(
     limit: i64,
 ) -> Result<Vec<(i64, Option<String>)>, StoreError> {
     let mut tx = pool.begin().await?;
-    let rows: Vec<(i64, Option<String>)> = sqlx::query_as(
+    let rows = sqlx::query!(
         "SELECT id, session_id FROM orders WHERE status = 'pending' AND expires_at <= now() \
          ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+        limit
     )
-    .bind(limit)
     .fetch_all(&mut *tx)
     .await?;
     if rows.is_empty() {
-        return Ok(rows);
+        return Ok(Vec::new());
     }
-    let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
-    orders::release_locked(&mut tx, &ids, orders::Status::Expired).await?;
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    orders::release_locked(&mut tx, &ids, OrderStatus::Expired).await?;
     tx.commit().await?;
-    Ok(rows)
+    Ok(rows.into_iter().map(|r| (r.id, r.session_id)).collect())
 }
 
 /// Seats held by pending orders, all tiers (the `pique_holds_active` gauge).
 pub async fn seats_held(pool: &PgPool) -> Result<i64, StoreError> {
     Ok(
-        sqlx::query_scalar("SELECT COALESCE(sum(held), 0)::int8 FROM tickets")
+        sqlx::query_scalar!(r#"SELECT COALESCE(sum(held), 0)::int8 AS "held!" FROM tickets"#)
             .fetch_one(pool)
             .await?,
     )
@@ -456,16 +407,13 @@ pub async fn seats_held(pool: &PgPool) -> Result<i64, StoreError> {
 
 // ---------------------------------------------------------------- queue strategy
 
-/// Job kind of the `checkout` queue.
-pub const PROCESS_CHECKOUT: &str = "process_checkout";
-
 /// A queued checkout request (`checkout_requests`).
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct CheckoutRequestRow {
     /// The id returned to the client as `checkout_id`.
     pub id: Uuid,
-    /// `processing`, `completed` or `failed`.
-    pub status: String,
+    /// Where it stands.
+    pub status: RequestStatus,
     /// The request body.
     pub request: serde_json::Value,
     /// The `POST /checkout/` answer once completed.
@@ -483,31 +431,26 @@ pub async fn enqueue_request(
     request: &serde_json::Value,
 ) -> Result<(), StoreError> {
     let mut tx = pool.begin().await?;
-    sqlx::query("INSERT INTO checkout_requests (id, request) VALUES ($1, $2)")
-        .bind(id)
-        .bind(request)
-        .execute(&mut *tx)
-        .await?;
-    crate::outbox::enqueue(
-        &mut tx,
-        &crate::outbox::OutboxJob {
-            queue: crate::outbox::queues::CHECKOUT,
-            kind: PROCESS_CHECKOUT,
-            payload: serde_json::json!({ "checkout_id": id }),
-            dedup_key: format!("checkout:{id}"),
-        },
+    sqlx::query!(
+        "INSERT INTO checkout_requests (id, request) VALUES ($1, $2)",
+        id,
+        request
     )
+    .execute(&mut *tx)
     .await?;
+    crate::outbox::enqueue(&mut tx, &[JobSpec::ProcessCheckout { checkout_id: id }]).await?;
     tx.commit().await?;
     Ok(())
 }
 
 /// A queued request by id.
 pub async fn request(pool: &PgPool, id: Uuid) -> Result<Option<CheckoutRequestRow>, StoreError> {
-    Ok(sqlx::query_as(
-        "SELECT id, status, request, result, refusal, created_at FROM checkout_requests WHERE id = $1",
+    Ok(sqlx::query_as!(
+        CheckoutRequestRow,
+        r#"SELECT id, status AS "status: RequestStatus", request, result, refusal, created_at
+             FROM checkout_requests WHERE id = $1"#,
+        id
     )
-    .bind(id)
     .fetch_optional(pool)
     .await?)
 }
@@ -521,18 +464,18 @@ pub async fn finish_request(
     body: &serde_json::Value,
 ) -> Result<bool, StoreError> {
     let (status, result, refusal) = if completed {
-        ("completed", Some(body), None)
+        (RequestStatus::Completed, Some(body), None)
     } else {
-        ("failed", None, Some(body))
+        (RequestStatus::Failed, None, Some(body))
     };
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "UPDATE checkout_requests SET status = $2, result = $3, refusal = $4, updated_at = now() \
          WHERE id = $1 AND status = 'processing'",
+        id,
+        status as RequestStatus,
+        result,
+        refusal
     )
-    .bind(id)
-    .bind(status)
-    .bind(result)
-    .bind(refusal)
     .execute(pool)
     .await?;
     Ok(done.rows_affected() > 0)

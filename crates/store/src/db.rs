@@ -4,7 +4,7 @@ use std::str::FromStr;
 
 use pique_core::config::PgSettings;
 use sqlx::{
-    PgPool,
+    Connection, PgConnection, PgPool,
     postgres::{PgConnectOptions, PgPoolOptions},
 };
 
@@ -41,7 +41,10 @@ pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
 
 /// Whether the database answers a trivial query.
 pub async fn ping(pool: &PgPool) -> bool {
-    sqlx::query("SELECT 1").execute(pool).await.is_ok()
+    sqlx::query_scalar!("SELECT 1 AS one")
+        .fetch_one(pool)
+        .await
+        .is_ok()
 }
 
 /// Creates the database named in `url` if it does not exist (used by `migrate` and `demo`).
@@ -50,28 +53,79 @@ pub async fn create_database_if_missing(url: &str) -> Result<(), StoreError> {
     let Some(name) = options.get_database().map(str::to_string) else {
         return Ok(());
     };
-    let admin = options.clone().database("postgres");
-    let pool = PgPoolOptions::new()
-        .max_connections(1)
-        .connect_with(admin)
-        .await?;
-    let exists: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-            .bind(&name)
-            .fetch_one(&pool)
-            .await?;
-    if !exists {
-        let sql = format!("CREATE DATABASE {}", quote_ident(&name));
-        if let Err(e) = sqlx::query(&sql).execute(&pool).await {
-            // Another process may have created it in between.
-            let raced =
-                matches!(&e, sqlx::Error::Database(d) if d.code().as_deref() == Some("42P04"));
-            if !raced {
-                return Err(e.into());
-            }
+    let mut admin = PgConnection::connect_with(&options.clone().database("postgres")).await?;
+    if !database_exists(&mut admin, &name).await?
+        && let Err(e) = create_database(&mut admin, &name, None).await
+    {
+        // Another process may have created it in between.
+        let raced = matches!(&e, sqlx::Error::Database(d) if d.code().as_deref() == Some("42P04"));
+        if !raced {
+            return Err(e.into());
         }
     }
-    pool.close().await;
+    admin.close().await?;
+    Ok(())
+}
+
+/// Drops the database named in `url` (disconnecting its sessions) and creates it empty.
+pub async fn recreate_database(url: &str) -> Result<(), StoreError> {
+    let options = PgConnectOptions::from_str(url)?;
+    let Some(name) = options.get_database().map(str::to_string) else {
+        return Ok(());
+    };
+    let mut admin = PgConnection::connect_with(&options.clone().database("postgres")).await?;
+    drop_database(&mut admin, &name).await?;
+    create_database(&mut admin, &name, None).await?;
+    admin.close().await?;
+    Ok(())
+}
+
+/// Whether database `name` exists on the server `conn` is connected to.
+pub async fn database_exists(conn: &mut PgConnection, name: &str) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS "exists!""#,
+        name
+    )
+    .fetch_one(conn)
+    .await
+}
+
+// Statements naming a database are the only SQL built at run time: identifiers cannot be
+// bind parameters, so the names are quoted by `quote_ident` instead.
+
+/// `CREATE DATABASE name [TEMPLATE template]`.
+pub async fn create_database(
+    conn: &mut PgConnection,
+    name: &str,
+    template: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    let mut sql = format!("CREATE DATABASE {}", quote_ident(name));
+    if let Some(t) = template {
+        sql.push_str(&format!(" TEMPLATE {}", quote_ident(t)));
+    }
+    sqlx::raw_sql(&sql).execute(conn).await?;
+    Ok(())
+}
+
+/// `DROP DATABASE IF EXISTS name WITH (FORCE)`: its open sessions are terminated.
+pub async fn drop_database(conn: &mut PgConnection, name: &str) -> Result<(), sqlx::Error> {
+    let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(name));
+    sqlx::raw_sql(&sql).execute(conn).await?;
+    Ok(())
+}
+
+/// `ALTER DATABASE from RENAME TO to`.
+pub async fn rename_database(
+    conn: &mut PgConnection,
+    from: &str,
+    to: &str,
+) -> Result<(), sqlx::Error> {
+    let sql = format!(
+        "ALTER DATABASE {} RENAME TO {}",
+        quote_ident(from),
+        quote_ident(to)
+    );
+    sqlx::raw_sql(&sql).execute(conn).await?;
     Ok(())
 }
 

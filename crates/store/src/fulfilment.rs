@@ -1,6 +1,6 @@
 //! What the PDF and email workers read and record, and what the tracking routes look up.
 //!
-//! Every write here is keyed so that a job run twice is a no-op (DESIGN section 9):
+//! Every write here is keyed so that a job run twice is a no-op:
 //! - a ticket PDF by attendee UUID (`ticket_pdfs` primary key);
 //! - an email by (order, template) (`email_messages` unique key), claimed with a lease before
 //!   it is sent, so two deliveries of the same job send one email.
@@ -8,13 +8,14 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use pique_core::{EmailStatus, Money, OrderStatus, jobs::JobSpec};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::StoreError;
+use crate::{StoreError, outbox};
 
 /// Everything printed on one attendee's ticket.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct TicketContext {
     /// The attendee (QR payload).
     pub attendee_uuid: Uuid,
@@ -50,50 +51,50 @@ pub struct TicketContext {
     pub venue_postal_code: String,
     /// Tier (ticket type) name.
     pub tier_name: String,
-    /// Price paid per ticket, as text with two decimals.
-    pub price: String,
+    /// Price paid per ticket.
+    pub price: Money,
     /// Order currency (ISO, lower case).
     pub currency: String,
 }
-
-const TICKET_CONTEXT_SELECT: &str = "SELECT a.uuid AS attendee_uuid, a.name AS attendee_name, a.seq, \
-        o.id AS order_id, o.uuid AS order_uuid, s.title AS show_title, s.slug AS show_slug, \
-        s.door_time, s.start_time, s.time_zone, s.age_restriction, \
-        v.name AS venue_name, v.address AS venue_address, v.city AS venue_city, \
-        v.state AS venue_state, v.postal_code AS venue_postal_code, \
-        t.name AS tier_name, COALESCE(ol.donation_amount, ol.price_per_ticket)::text AS price, \
-        o.currency \
-   FROM attendees a \
-   JOIN orders o ON o.id = a.order_id \
-   JOIN order_lines ol ON ol.id = a.order_line_id \
-   JOIN tickets t ON t.id = a.ticket_id \
-   JOIN shows s ON s.id = a.show_id \
-   JOIN venues v ON v.id = s.venue_id";
 
 /// The ticket of one attendee; `None` if the attendee does not exist.
 pub async fn ticket_context(
     pool: &PgPool,
     attendee_uuid: Uuid,
 ) -> Result<Option<TicketContext>, StoreError> {
-    let sql = format!("{TICKET_CONTEXT_SELECT} WHERE a.uuid = $1");
-    Ok(sqlx::query_as::<_, TicketContext>(&sql)
-        .bind(attendee_uuid)
-        .fetch_optional(pool)
-        .await?)
+    Ok(tickets(pool, Some(attendee_uuid), None).await?.pop())
 }
 
 /// The tickets of an order, in line and seat order.
 pub async fn order_tickets(pool: &PgPool, order_id: i64) -> Result<Vec<TicketContext>, StoreError> {
-    let sql =
-        format!("{TICKET_CONTEXT_SELECT} WHERE a.order_id = $1 ORDER BY a.order_line_id, a.seq");
-    Ok(sqlx::query_as::<_, TicketContext>(&sql)
-        .bind(order_id)
-        .fetch_all(pool)
-        .await?)
+    tickets(pool, None, Some(order_id)).await
+}
+
+/// The ticket of attendee `attendee_uuid`, or the tickets of order `order_id`.
+async fn tickets(
+    pool: &PgPool,
+    attendee_uuid: Option<Uuid>,
+    order_id: Option<i64>,
+) -> Result<Vec<TicketContext>, StoreError> {
+    Ok(sqlx::query_as!(
+        TicketContext,
+        r#"SELECT a.uuid AS attendee_uuid, a.name AS attendee_name, a.seq, o.id AS order_id, o.uuid AS order_uuid,
+                  s.title AS show_title, s.slug AS show_slug, s.door_time, s.start_time, s.time_zone, s.age_restriction,
+                  v.name AS venue_name, v.address AS venue_address, v.city AS venue_city, v.state AS venue_state,
+                  v.postal_code AS venue_postal_code, t.name AS tier_name,
+                  COALESCE(ol.donation_amount, ol.price_per_ticket) AS "price!: Money", o.currency
+             FROM attendees a JOIN orders o ON o.id = a.order_id JOIN order_lines ol ON ol.id = a.order_line_id
+             JOIN tickets t ON t.id = a.ticket_id JOIN shows s ON s.id = a.show_id JOIN venues v ON v.id = s.venue_id
+            WHERE a.uuid = $1 OR a.order_id = $2 ORDER BY a.order_line_id, a.seq"#,
+        attendee_uuid,
+        order_id
+    )
+    .fetch_all(pool)
+    .await?)
 }
 
 /// A generated ticket PDF.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct TicketPdf {
     /// Its attendee.
     pub attendee_uuid: Uuid,
@@ -112,10 +113,11 @@ pub async fn ticket_pdf(
     pool: &PgPool,
     attendee_uuid: Uuid,
 ) -> Result<Option<TicketPdf>, StoreError> {
-    Ok(sqlx::query_as::<_, TicketPdf>(
+    Ok(sqlx::query_as!(
+        TicketPdf,
         "SELECT attendee_uuid, path, download_token, bytes, created_at FROM ticket_pdfs WHERE attendee_uuid = $1",
+        attendee_uuid
     )
-    .bind(attendee_uuid)
     .fetch_optional(pool)
     .await?)
 }
@@ -125,10 +127,11 @@ pub async fn ticket_pdf_by_token(
     pool: &PgPool,
     token: &str,
 ) -> Result<Option<TicketPdf>, StoreError> {
-    Ok(sqlx::query_as::<_, TicketPdf>(
+    Ok(sqlx::query_as!(
+        TicketPdf,
         "SELECT attendee_uuid, path, download_token, bytes, created_at FROM ticket_pdfs WHERE download_token = $1",
+        token
     )
-    .bind(token)
     .fetch_optional(pool)
     .await?)
 }
@@ -142,15 +145,16 @@ pub async fn record_ticket_pdf(
     download_token: &str,
     bytes: i32,
 ) -> Result<TicketPdf, StoreError> {
-    let inserted = sqlx::query_as::<_, TicketPdf>(
+    let inserted = sqlx::query_as!(
+        TicketPdf,
         "INSERT INTO ticket_pdfs (attendee_uuid, path, download_token, bytes) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (attendee_uuid) DO NOTHING \
          RETURNING attendee_uuid, path, download_token, bytes, created_at",
+        attendee_uuid,
+        path,
+        download_token,
+        bytes
     )
-    .bind(attendee_uuid)
-    .bind(path)
-    .bind(download_token)
-    .bind(bytes)
     .fetch_optional(pool)
     .await?;
     match inserted {
@@ -162,7 +166,7 @@ pub async fn record_ticket_pdf(
 }
 
 /// What the confirmation email says about an order.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct OrderSummary {
     /// Order id.
     pub order_id: i64,
@@ -172,10 +176,10 @@ pub struct OrderSummary {
     pub order_name: String,
     /// Buyer's email.
     pub order_email: String,
-    /// Order state; only `paid` orders are mailed.
-    pub status: String,
-    /// Amount paid, as text with two decimals.
-    pub total: String,
+    /// Order state; only paid orders are mailed.
+    pub status: OrderStatus,
+    /// Amount paid.
+    pub total: Money,
     /// ISO currency, lower case.
     pub currency: String,
     /// Show title.
@@ -201,21 +205,22 @@ pub async fn order_summary(
     pool: &PgPool,
     order_id: i64,
 ) -> Result<Option<OrderSummary>, StoreError> {
-    Ok(sqlx::query_as::<_, OrderSummary>(
-        "SELECT o.id AS order_id, o.uuid AS order_uuid, o.order_name, o.order_email, o.status, \
-                o.total::text AS total, o.currency, s.title AS show_title, s.slug AS show_slug, \
-                s.start_time, s.door_time, s.time_zone, v.name AS venue_name, \
-                v.address AS venue_address, v.city AS venue_city \
-           FROM orders o JOIN shows s ON s.id = o.show_id JOIN venues v ON v.id = s.venue_id \
-          WHERE o.id = $1",
+    Ok(sqlx::query_as!(
+        OrderSummary,
+        r#"SELECT o.id AS order_id, o.uuid AS order_uuid, o.order_name, o.order_email,
+                  o.status AS "status: OrderStatus", o.total, o.currency, s.title AS show_title, s.slug AS show_slug,
+                  s.start_time, s.door_time, s.time_zone, v.name AS venue_name,
+                  v.address AS venue_address, v.city AS venue_city
+             FROM orders o JOIN shows s ON s.id = o.show_id JOIN venues v ON v.id = s.venue_id
+            WHERE o.id = $1"#,
+        order_id
     )
-    .bind(order_id)
     .fetch_optional(pool)
     .await?)
 }
 
 /// One row of `email_messages`.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct EmailMessage {
     /// Row id.
     pub id: i64,
@@ -231,8 +236,8 @@ pub struct EmailMessage {
     pub subject: String,
     /// URLs the email contains (the only targets the click redirect accepts).
     pub links: serde_json::Value,
-    /// `pending`, `sending`, `sent` or `failed`.
-    pub status: String,
+    /// Where its delivery stands.
+    pub status: EmailStatus,
     /// Send attempts so far.
     pub attempts: i32,
     /// Last send error.
@@ -240,8 +245,6 @@ pub struct EmailMessage {
     /// When it was sent.
     pub sent_at: Option<DateTime<Utc>>,
 }
-
-const EMAIL_COLUMNS: &str = "id, token, order_id, template, to_email, subject, links, status, attempts, last_error, sent_at";
 
 /// Returns the message of (`order_id`, `template`), creating it as `pending` with `token` if it
 /// does not exist yet (an existing row keeps its token).
@@ -253,28 +256,20 @@ pub async fn ensure_email_message(
     subject: &str,
     token: &str,
 ) -> Result<EmailMessage, StoreError> {
-    let inserted = sqlx::query_as::<_, EmailMessage>(&format!(
+    sqlx::query!(
         "INSERT INTO email_messages (token, order_id, template, to_email, subject) VALUES ($1, $2, $3, $4, $5) \
-         ON CONFLICT (order_id, template) DO NOTHING RETURNING {EMAIL_COLUMNS}"
-    ))
-    .bind(token)
-    .bind(order_id)
-    .bind(template)
-    .bind(to_email)
-    .bind(subject)
-    .fetch_optional(pool)
+         ON CONFLICT (order_id, template) DO NOTHING",
+        token,
+        order_id,
+        template,
+        to_email,
+        subject
+    )
+    .execute(pool)
     .await?;
-    if let Some(row) = inserted {
-        return Ok(row);
-    }
-    sqlx::query_as::<_, EmailMessage>(&format!(
-        "SELECT {EMAIL_COLUMNS} FROM email_messages WHERE order_id = $1 AND template = $2"
-    ))
-    .bind(order_id)
-    .bind(template)
-    .fetch_optional(pool)
-    .await?
-    .ok_or(StoreError::NotFound)
+    email_message(pool, order_id, template)
+        .await?
+        .ok_or(StoreError::NotFound)
 }
 
 /// Atomically moves a message to `sending` and records the links it will contain.
@@ -287,14 +282,14 @@ pub async fn claim_email(
     links: &serde_json::Value,
     lease: Duration,
 ) -> Result<bool, StoreError> {
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "UPDATE email_messages SET status = 'sending', claimed_at = now(), attempts = attempts + 1, links = $2 \
           WHERE id = $1 AND (status IN ('pending', 'failed') \
                 OR (status = 'sending' AND claimed_at < now() - make_interval(secs => $3)))",
+        id,
+        links,
+        lease.as_secs_f64()
     )
-    .bind(id)
-    .bind(links)
-    .bind(lease.as_secs_f64())
     .execute(pool)
     .await?;
     Ok(done.rows_affected() == 1)
@@ -302,21 +297,23 @@ pub async fn claim_email(
 
 /// Marks a claimed message sent.
 pub async fn mark_email_sent(pool: &PgPool, id: i64) -> Result<(), StoreError> {
-    sqlx::query("UPDATE email_messages SET status = 'sent', sent_at = now(), last_error = NULL WHERE id = $1")
-        .bind(id)
-        .execute(pool)
-        .await?;
+    sqlx::query!(
+        "UPDATE email_messages SET status = 'sent', sent_at = now(), last_error = NULL WHERE id = $1",
+        id
+    )
+    .execute(pool)
+    .await?;
     Ok(())
 }
 
 /// Releases a claim after a failed send, so a retry may claim it again.
 pub async fn mark_email_failed(pool: &PgPool, id: i64, error: &str) -> Result<(), StoreError> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE email_messages SET status = 'failed', claimed_at = NULL, last_error = $2 \
           WHERE id = $1 AND status = 'sending'",
+        id,
+        error
     )
-    .bind(id)
-    .bind(error)
     .execute(pool)
     .await?;
     Ok(())
@@ -328,11 +325,14 @@ pub async fn email_message(
     order_id: i64,
     template: &str,
 ) -> Result<Option<EmailMessage>, StoreError> {
-    Ok(sqlx::query_as::<_, EmailMessage>(&format!(
-        "SELECT {EMAIL_COLUMNS} FROM email_messages WHERE order_id = $1 AND template = $2"
-    ))
-    .bind(order_id)
-    .bind(template)
+    Ok(sqlx::query_as!(
+        EmailMessage,
+        r#"SELECT id, token, order_id, template, to_email, subject, links, status AS "status: EmailStatus",
+                  attempts, last_error, sent_at
+             FROM email_messages WHERE order_id = $1 AND template = $2"#,
+        order_id,
+        template
+    )
     .fetch_optional(pool)
     .await?)
 }
@@ -344,13 +344,13 @@ pub async fn record_open(
     ip: Option<&str>,
     user_agent: Option<&str>,
 ) -> Result<bool, StoreError> {
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "INSERT INTO email_events (message_id, kind, ip, user_agent) \
          SELECT id, 'open', $2, $3 FROM email_messages WHERE token = $1",
+        token,
+        ip,
+        user_agent
     )
-    .bind(token)
-    .bind(ip)
-    .bind(user_agent)
     .execute(pool)
     .await?;
     Ok(done.rows_affected() > 0)
@@ -366,15 +366,15 @@ pub async fn record_click(
     ip: Option<&str>,
     user_agent: Option<&str>,
 ) -> Result<bool, StoreError> {
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "INSERT INTO email_events (message_id, kind, url, ip, user_agent) \
          SELECT id, 'click', $2, $3, $4 FROM email_messages \
           WHERE token = $1 AND links @> jsonb_build_array($2::text)",
+        token,
+        url,
+        ip,
+        user_agent
     )
-    .bind(token)
-    .bind(url)
-    .bind(ip)
-    .bind(user_agent)
     .execute(pool)
     .await?;
     Ok(done.rows_affected() > 0)
@@ -382,14 +382,14 @@ pub async fn record_click(
 
 /// Counts of the tracking events of a message: (opens, clicks).
 pub async fn email_event_counts(pool: &PgPool, message_id: i64) -> Result<(i64, i64), StoreError> {
-    let row: (i64, i64) = sqlx::query_as(
-        "SELECT count(*) FILTER (WHERE kind = 'open'), count(*) FILTER (WHERE kind = 'click') \
-           FROM email_events WHERE message_id = $1",
+    let row = sqlx::query!(
+        r#"SELECT count(*) FILTER (WHERE kind = 'open') AS "opens!", count(*) FILTER (WHERE kind = 'click') AS "clicks!"
+             FROM email_events WHERE message_id = $1"#,
+        message_id
     )
-    .bind(message_id)
     .fetch_one(pool)
     .await?;
-    Ok(row)
+    Ok((row.opens, row.clicks))
 }
 
 /// What one reconciler pass re-armed.
@@ -411,51 +411,42 @@ pub async fn reconcile(
     grace: Duration,
     window: Duration,
 ) -> Result<ReconcileReport, StoreError> {
-    let grace = grace.as_secs_f64();
-    let window = window.as_secs_f64();
-    let pdf = sqlx::query(
-        "INSERT INTO outbox (queue, kind, payload, dedup_key) \
-         SELECT 'pdf', 'render_ticket', jsonb_build_object('attendee_uuid', a.uuid, 'order_id', a.order_id), \
-                'pdf:' || a.uuid::text \
-           FROM orders o \
-           JOIN attendees a ON a.order_id = o.id \
+    let (grace_secs, window_secs) = (grace.as_secs_f64(), window.as_secs_f64());
+    let missing_pdfs = sqlx::query!(
+        "SELECT a.uuid, a.order_id FROM orders o JOIN attendees a ON a.order_id = o.id \
            LEFT JOIN ticket_pdfs p ON p.attendee_uuid = a.uuid \
           WHERE o.status = 'paid' AND p.attendee_uuid IS NULL \
-            AND o.paid_at < now() - make_interval(secs => $1) \
-            AND o.paid_at > now() - make_interval(secs => $2) \
-         ON CONFLICT (dedup_key) DO UPDATE SET relayed_at = NULL \
-          WHERE outbox.relayed_at IS NOT NULL AND outbox.relayed_at < now() - make_interval(secs => $1)",
+            AND o.paid_at < now() - make_interval(secs => $1) AND o.paid_at > now() - make_interval(secs => $2)",
+        grace_secs,
+        window_secs
     )
-    .bind(grace)
-    .bind(window)
-    .execute(pool)
+    .fetch_all(pool)
     .await?;
-    let email = sqlx::query(
-        "INSERT INTO outbox (queue, kind, payload, dedup_key) \
-         SELECT 'email', 'order_confirmation', jsonb_build_object('order_id', o.id), \
-                'email:order_confirmation:' || o.id::text \
-           FROM orders o \
-          WHERE o.status = 'paid' \
-            AND o.paid_at < now() - make_interval(secs => $1) \
-            AND o.paid_at > now() - make_interval(secs => $2) \
+    let unmailed = sqlx::query_scalar!(
+        "SELECT o.id FROM orders o WHERE o.status = 'paid' \
+            AND o.paid_at < now() - make_interval(secs => $1) AND o.paid_at > now() - make_interval(secs => $2) \
             AND NOT EXISTS (SELECT 1 FROM email_messages m \
-                             WHERE m.order_id = o.id AND m.template = 'order_confirmation' AND m.status = 'sent') \
-         ON CONFLICT (dedup_key) DO UPDATE SET relayed_at = NULL \
-          WHERE outbox.relayed_at IS NOT NULL AND outbox.relayed_at < now() - make_interval(secs => $1)",
+                             WHERE m.order_id = o.id AND m.template = $3 AND m.status = 'sent')",
+        grace_secs,
+        window_secs,
+        pique_core::jobs::ORDER_CONFIRMATION
     )
-    .bind(grace)
-    .bind(window)
-    .execute(pool)
+    .fetch_all(pool)
     .await?;
-    let report = ReconcileReport {
-        pdf_jobs: pdf.rows_affected(),
-        email_jobs: email.rows_affected(),
-    };
-    if report.pdf_jobs + report.email_jobs > 0 {
-        sqlx::query("SELECT pg_notify($1, 'reconcile')")
-            .bind(crate::outbox::NOTIFY_CHANNEL)
-            .execute(pool)
-            .await?;
-    }
-    Ok(report)
+    let pdf_jobs: Vec<JobSpec> = missing_pdfs
+        .into_iter()
+        .map(|a| JobSpec::RenderTicket {
+            attendee_uuid: a.uuid,
+            order_id: a.order_id,
+        })
+        .collect();
+    let email_jobs: Vec<JobSpec> = unmailed
+        .into_iter()
+        .map(|order_id| JobSpec::OrderConfirmation { order_id })
+        .collect();
+    let mut conn = pool.acquire().await?;
+    Ok(ReconcileReport {
+        pdf_jobs: outbox::rearm(&mut conn, &pdf_jobs, grace).await?,
+        email_jobs: outbox::rearm(&mut conn, &email_jobs, grace).await?,
+    })
 }

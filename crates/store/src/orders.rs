@@ -1,7 +1,6 @@
-//! Orders after checkout: payment, cancel, expiry, refund, and the invariants `pique check`
-//! verifies.
+//! Orders after checkout: payment, cancel, expiry and refund.
 //!
-//! State machine (DESIGN section 6): `pending -> paid | cancelled | expired`, and
+//! State machine ([`OrderStatus`]): `pending -> paid | cancelled | expired`, and
 //! `cancelled | expired -> paid` (a late payment that still finds seats) or `-> refunded`
 //! (a late payment that does not). Every transition locks the order row first
 //! (`FOR UPDATE`), then touches tiers in id order, so concurrent success / cancel / webhook /
@@ -12,42 +11,14 @@
 //! then finds the row and does nothing.
 
 use chrono::{DateTime, Utc};
-use rust_decimal::Decimal;
-use sqlx::{PgConnection, PgPool};
+use pique_core::{CheckoutStrategy, Money, OrderStatus, jobs::JobSpec};
+use sqlx::{PgConnection, PgExecutor, PgPool};
 use uuid::Uuid;
 
 use crate::{StoreError, checkout, outbox};
 
-/// Order status (the `orders.status` column).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    /// Holding seats until `expires_at`.
-    Pending,
-    /// Paid; seats sold.
-    Paid,
-    /// Cancelled by the buyer (or after a failed Stripe call); seats released.
-    Cancelled,
-    /// The hold lapsed; seats released.
-    Expired,
-    /// Paid too late for any seat; the payment was refunded.
-    Refunded,
-}
-
-impl Status {
-    /// The column value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Pending => "pending",
-            Status::Paid => "paid",
-            Status::Cancelled => "cancelled",
-            Status::Expired => "expired",
-            Status::Refunded => "refunded",
-        }
-    }
-}
-
 /// An order row.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct OrderRow {
     /// Primary key (the API's `order_id`).
     pub id: i64,
@@ -59,20 +30,20 @@ pub struct OrderRow {
     pub order_email: String,
     /// Buyer name.
     pub order_name: String,
-    /// `pending`, `paid`, `cancelled`, `expired` or `refunded`.
-    pub status: String,
+    /// Where it stands.
+    pub status: OrderStatus,
     /// Promo code used.
     pub promo_code_id: Option<i64>,
     /// Sum of line subtotals.
-    pub subtotal: Decimal,
+    pub subtotal: Money,
     /// Promo discount.
-    pub discount: Decimal,
+    pub discount: Money,
     /// Amount charged.
-    pub total: Decimal,
+    pub total: Money,
     /// ISO currency, lower case.
     pub currency: String,
     /// Strategy that created it.
-    pub checkout_strategy: String,
+    pub checkout_strategy: CheckoutStrategy,
     /// Stripe Checkout Session.
     pub session_id: Option<String>,
     /// Stripe PaymentIntent once paid.
@@ -89,44 +60,49 @@ pub struct OrderRow {
     pub created_at: DateTime<Utc>,
 }
 
-/// The columns of [`OrderRow`], for `SELECT` and `RETURNING`.
-pub const ORDER_COLUMNS: &str = "id, uuid, show_id, order_email, order_name, status, promo_code_id, subtotal, discount, total, \
-    currency, checkout_strategy, session_id, payment_intent_id, expires_at, paid_at, cancelled_at, refunded_at, created_at";
-
-/// An order by id (inside a transaction).
-pub async fn by_id_conn(conn: &mut PgConnection, id: i64) -> Result<Option<OrderRow>, StoreError> {
-    let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1");
-    Ok(sqlx::query_as(&sql).bind(id).fetch_optional(conn).await?)
-}
-
-/// An order by public uuid (inside a transaction).
-pub async fn by_uuid_conn(
-    conn: &mut PgConnection,
-    uuid: Uuid,
-) -> Result<Option<OrderRow>, StoreError> {
-    let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE uuid = $1");
-    Ok(sqlx::query_as(&sql).bind(uuid).fetch_optional(conn).await?)
-}
-
 /// An order by id.
-pub async fn by_id(pool: &PgPool, id: i64) -> Result<Option<OrderRow>, StoreError> {
-    let mut conn = pool.acquire().await?;
-    by_id_conn(&mut conn, id).await
+pub async fn by_id<'c>(db: impl PgExecutor<'c>, id: i64) -> Result<Option<OrderRow>, StoreError> {
+    Ok(sqlx::query_as!(
+        OrderRow,
+        r#"SELECT id, uuid, show_id, order_email, order_name, status AS "status: OrderStatus", promo_code_id,
+                  subtotal, discount, total, currency, checkout_strategy AS "checkout_strategy: CheckoutStrategy",
+                  session_id, payment_intent_id, expires_at, paid_at, cancelled_at, refunded_at, created_at
+             FROM orders WHERE id = $1"#,
+        id
+    )
+    .fetch_optional(db)
+    .await?)
 }
 
 /// An order by public uuid.
-pub async fn by_uuid(pool: &PgPool, uuid: Uuid) -> Result<Option<OrderRow>, StoreError> {
-    let mut conn = pool.acquire().await?;
-    by_uuid_conn(&mut conn, uuid).await
+pub async fn by_uuid<'c>(
+    db: impl PgExecutor<'c>,
+    uuid: Uuid,
+) -> Result<Option<OrderRow>, StoreError> {
+    Ok(sqlx::query_as!(
+        OrderRow,
+        r#"SELECT id, uuid, show_id, order_email, order_name, status AS "status: OrderStatus", promo_code_id,
+                  subtotal, discount, total, currency, checkout_strategy AS "checkout_strategy: CheckoutStrategy",
+                  session_id, payment_intent_id, expires_at, paid_at, cancelled_at, refunded_at, created_at
+             FROM orders WHERE uuid = $1"#,
+        uuid
+    )
+    .fetch_optional(db)
+    .await?)
 }
 
 /// An order by Stripe session id.
 pub async fn by_session(pool: &PgPool, session_id: &str) -> Result<Option<OrderRow>, StoreError> {
-    let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE session_id = $1");
-    Ok(sqlx::query_as(&sql)
-        .bind(session_id)
-        .fetch_optional(pool)
-        .await?)
+    Ok(sqlx::query_as!(
+        OrderRow,
+        r#"SELECT id, uuid, show_id, order_email, order_name, status AS "status: OrderStatus", promo_code_id,
+                  subtotal, discount, total, currency, checkout_strategy AS "checkout_strategy: CheckoutStrategy",
+                  session_id, payment_intent_id, expires_at, paid_at, cancelled_at, refunded_at, created_at
+             FROM orders WHERE session_id = $1"#,
+        session_id
+    )
+    .fetch_optional(pool)
+    .await?)
 }
 
 /// Records the Stripe session of a pending order that has none yet; `false` if the order
@@ -141,20 +117,20 @@ pub async fn set_session(
     order_id: i64,
     session_id: &str,
 ) -> Result<bool, StoreError> {
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "WITH async_commit AS (SELECT set_config('synchronous_commit', 'off', true)) \
          UPDATE orders SET session_id = $2, updated_at = now() FROM async_commit \
           WHERE id = $1 AND status = 'pending' AND session_id IS NULL",
+        order_id,
+        session_id
     )
-    .bind(order_id)
-    .bind(session_id)
     .execute(pool)
     .await?;
     Ok(done.rows_affected() > 0)
 }
 
 /// A line as shown to the buyer.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct LineView {
     /// Tier id.
     pub ticket_id: i64,
@@ -163,17 +139,17 @@ pub struct LineView {
     /// Seats.
     pub quantity: i32,
     /// Unit price snapshot.
-    pub price_per_ticket: Decimal,
+    pub price_per_ticket: Money,
     /// Donation per ticket.
-    pub donation_amount: Option<Decimal>,
+    pub donation_amount: Option<Money>,
     /// Promo share.
-    pub discount: Decimal,
+    pub discount: Money,
     /// Line total.
-    pub line_total: Decimal,
+    pub line_total: Money,
 }
 
 /// An attendee as shown to the buyer.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct AttendeeView {
     /// QR payload.
     pub uuid: Uuid,
@@ -187,21 +163,35 @@ pub struct AttendeeView {
 
 /// The lines of an order, in tier order.
 pub async fn lines(pool: &PgPool, order_id: i64) -> Result<Vec<LineView>, StoreError> {
-    Ok(sqlx::query_as(
-        "SELECT ol.ticket_id, t.name AS ticket_name, ol.quantity, ol.price_per_ticket, ol.donation_amount, ol.discount, \
-                ol.line_total FROM order_lines ol JOIN tickets t ON t.id = ol.ticket_id WHERE ol.order_id = $1 ORDER BY ol.ticket_id",
+    Ok(sqlx::query_as!(
+        LineView,
+        r#"SELECT ol.ticket_id, t.name AS ticket_name, ol.quantity, ol.price_per_ticket,
+                  ol.donation_amount AS "donation_amount: Money", ol.discount, ol.line_total
+             FROM order_lines ol JOIN tickets t ON t.id = ol.ticket_id
+            WHERE ol.order_id = $1 ORDER BY ol.ticket_id"#,
+        order_id
     )
-    .bind(order_id)
     .fetch_all(pool)
+    .await?)
+}
+
+/// Seats of an order (its lines' quantities).
+pub async fn seat_count(pool: &PgPool, order_id: i64) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar!(
+        r#"SELECT COALESCE(sum(quantity), 0)::int8 AS "seats!" FROM order_lines WHERE order_id = $1"#,
+        order_id
+    )
+    .fetch_one(pool)
     .await?)
 }
 
 /// The attendees of an order.
 pub async fn attendees(pool: &PgPool, order_id: i64) -> Result<Vec<AttendeeView>, StoreError> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as!(
+        AttendeeView,
         "SELECT uuid, ticket_id, seq, name FROM attendees WHERE order_id = $1 ORDER BY order_line_id, seq",
+        order_id
     )
-    .bind(order_id)
     .fetch_all(pool)
     .await?)
 }
@@ -210,16 +200,18 @@ pub async fn attendees(pool: &PgPool, order_id: i64) -> Result<Vec<AttendeeView>
 async fn seats_of(
     conn: &mut PgConnection,
     ids: &[i64],
-    status: &str,
+    status: OrderStatus,
 ) -> Result<Vec<(i64, i32)>, StoreError> {
-    Ok(sqlx::query_as(
-        "SELECT ol.ticket_id, sum(ol.quantity)::int4 FROM order_lines ol JOIN orders o ON o.id = ol.order_id \
-         WHERE o.id = ANY($1) AND o.status = $2 GROUP BY ol.ticket_id ORDER BY ol.ticket_id",
+    let rows = sqlx::query!(
+        r#"SELECT ol.ticket_id, sum(ol.quantity)::int4 AS "seats!"
+             FROM order_lines ol JOIN orders o ON o.id = ol.order_id
+            WHERE o.id = ANY($1) AND o.status = $2 GROUP BY ol.ticket_id ORDER BY ol.ticket_id"#,
+        ids,
+        status as OrderStatus
     )
-    .bind(ids)
-    .bind(status)
     .fetch_all(conn)
-    .await?)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.ticket_id, r.seats)).collect())
 }
 
 /// Releases the seats and promo uses of pending orders `ids` (already locked by the caller)
@@ -227,31 +219,34 @@ async fn seats_of(
 pub async fn release_locked(
     conn: &mut PgConnection,
     ids: &[i64],
-    status: Status,
+    status: OrderStatus,
 ) -> Result<Vec<String>, StoreError> {
-    for (ticket_id, n) in seats_of(conn, ids, "pending").await? {
-        sqlx::query("UPDATE tickets SET held = held - $2 WHERE id = $1")
-            .bind(ticket_id)
-            .bind(n)
-            .execute(&mut *conn)
-            .await?;
+    for (ticket_id, n) in seats_of(conn, ids, OrderStatus::Pending).await? {
+        sqlx::query!(
+            "UPDATE tickets SET held = held - $2 WHERE id = $1",
+            ticket_id,
+            n
+        )
+        .execute(&mut *conn)
+        .await?;
     }
-    sqlx::query(
+    sqlx::query!(
         "UPDATE promo_codes p SET uses = GREATEST(p.uses - x.n, 0) \
            FROM (SELECT promo_code_id, count(*)::int4 AS n FROM orders \
                  WHERE id = ANY($1) AND status = 'pending' AND promo_code_id IS NOT NULL GROUP BY promo_code_id) x \
           WHERE p.id = x.promo_code_id",
+        ids
     )
-    .bind(ids)
     .execute(&mut *conn)
     .await?;
-    let sessions: Vec<Option<String>> = sqlx::query_scalar(
+    let sessions = sqlx::query_scalar!(
         "UPDATE orders SET status = $2, updated_at = now(), \
-                cancelled_at = CASE WHEN $2 = 'cancelled' THEN now() ELSE cancelled_at END \
+                cancelled_at = CASE WHEN $3 THEN now() ELSE cancelled_at END \
           WHERE id = ANY($1) AND status = 'pending' RETURNING session_id",
+        ids,
+        status as OrderStatus,
+        status == OrderStatus::Cancelled
     )
-    .bind(ids)
-    .bind(status.as_str())
     .fetch_all(&mut *conn)
     .await?;
     Ok(sessions.into_iter().flatten().collect())
@@ -265,12 +260,14 @@ pub async fn pay_in_tx(
     order_id: i64,
     payment_intent: Option<&str>,
 ) -> Result<(), StoreError> {
-    for (ticket_id, n) in seats_of(conn, &[order_id], "pending").await? {
-        sqlx::query("UPDATE tickets SET held = held - $2, sold = sold + $2 WHERE id = $1")
-            .bind(ticket_id)
-            .bind(n)
-            .execute(&mut *conn)
-            .await?;
+    for (ticket_id, n) in seats_of(conn, &[order_id], OrderStatus::Pending).await? {
+        sqlx::query!(
+            "UPDATE tickets SET held = held - $2, sold = sold + $2 WHERE id = $1",
+            ticket_id,
+            n
+        )
+        .execute(&mut *conn)
+        .await?;
     }
     finish_payment(conn, order_id, payment_intent).await
 }
@@ -280,27 +277,28 @@ async fn finish_payment(
     order_id: i64,
     payment_intent: Option<&str>,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE orders SET status = 'paid', paid_at = now(), updated_at = now(), \
                 payment_intent_id = COALESCE($2, payment_intent_id) WHERE id = $1",
+        order_id,
+        payment_intent
     )
-    .bind(order_id)
-    .bind(payment_intent)
     .execute(&mut *conn)
     .await?;
-    // One attendee per seat; the (order_line_id, seq) key makes a second run a no-op.
-    sqlx::query(
+    // One attendee per seat; the (order_line_id, seq) key makes a second run a no-op, and
+    // only the attendees created now need their jobs.
+    let attendees = sqlx::query_scalar!(
         "INSERT INTO attendees (uuid, order_id, order_line_id, show_id, ticket_id, seq, name, email) \
          SELECT gen_random_uuid(), o.id, ol.id, o.show_id, ol.ticket_id, g.seq, o.order_name, o.order_email \
            FROM orders o JOIN order_lines ol ON ol.order_id = o.id \
            CROSS JOIN LATERAL generate_series(1, ol.quantity) AS g(seq) \
           WHERE o.id = $1 \
-         ON CONFLICT (order_line_id, seq) DO NOTHING",
+         ON CONFLICT (order_line_id, seq) DO NOTHING RETURNING uuid",
+        order_id
     )
-    .bind(order_id)
-    .execute(&mut *conn)
+    .fetch_all(&mut *conn)
     .await?;
-    outbox::enqueue_order_fulfilment(conn, order_id).await
+    outbox::enqueue(conn, &JobSpec::fulfilment(order_id, &attendees)).await
 }
 
 /// Pays an order whose hold was already released (cancelled or expired) if its seats can
@@ -310,27 +308,29 @@ async fn revive_in_tx(
     order: &OrderRow,
     payment_intent: Option<&str>,
 ) -> Result<bool, StoreError> {
-    let seats = seats_of(conn, &[order.id], &order.status).await?;
+    let seats = seats_of(conn, &[order.id], order.status).await?;
     let tier_ids: Vec<i64> = seats.iter().map(|s| s.0).collect();
     checkout::release_expired_for(conn, &tier_ids).await?;
     for (ticket_id, n) in seats {
-        let ok: Option<i64> = sqlx::query_scalar(
+        let sold = sqlx::query_scalar!(
             "UPDATE tickets SET sold = sold + $2 WHERE id = $1 AND quantity - sold - held >= $2 RETURNING id",
+            ticket_id,
+            n
         )
-        .bind(ticket_id)
-        .bind(n)
         .fetch_optional(&mut *conn)
         .await?;
-        if ok.is_none() {
+        if sold.is_none() {
             return Ok(false);
         }
     }
     if let Some(promo) = order.promo_code_id {
         // The buyer paid the discounted price; count the use again if the limit allows.
-        sqlx::query("UPDATE promo_codes SET uses = uses + 1 WHERE id = $1 AND (max_uses IS NULL OR uses < max_uses)")
-            .bind(promo)
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query!(
+            "UPDATE promo_codes SET uses = uses + 1 WHERE id = $1 AND (max_uses IS NULL OR uses < max_uses)",
+            promo
+        )
+        .execute(&mut *conn)
+        .await?;
     }
     finish_payment(conn, order.id, payment_intent).await?;
     Ok(true)
@@ -347,11 +347,11 @@ pub struct EventRef<'a> {
 
 /// Records `event` as processed; `false` if it already was.
 async fn record_event(conn: &mut PgConnection, event: EventRef<'_>) -> Result<bool, StoreError> {
-    let row: Option<String> = sqlx::query_scalar(
+    let row = sqlx::query_scalar!(
         "INSERT INTO stripe_events (id, type, processed_at) VALUES ($1, $2, now()) ON CONFLICT (id) DO NOTHING RETURNING id",
+        event.id,
+        event.kind
     )
-    .bind(event.id)
-    .bind(event.kind)
     .fetch_optional(conn)
     .await?;
     Ok(row.is_some())
@@ -383,25 +383,31 @@ async fn lock_order(
         OrderKey::Uuid(u) => (None, Some(u)),
     };
     if let Some(s) = session {
-        let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE session_id = $1 FOR UPDATE");
-        if let Some(row) = sqlx::query_as::<_, OrderRow>(&sql)
-            .bind(s)
-            .fetch_optional(&mut *conn)
-            .await?
-        {
-            return Ok(Some(row));
+        let row = sqlx::query_as!(
+            OrderRow,
+            r#"SELECT id, uuid, show_id, order_email, order_name, status AS "status: OrderStatus", promo_code_id,
+                      subtotal, discount, total, currency, checkout_strategy AS "checkout_strategy: CheckoutStrategy",
+                      session_id, payment_intent_id, expires_at, paid_at, cancelled_at, refunded_at, created_at
+                 FROM orders WHERE session_id = $1 FOR UPDATE"#,
+            s
+        )
+        .fetch_optional(&mut *conn)
+        .await?;
+        if row.is_some() {
+            return Ok(row);
         }
     }
-    match uuid {
-        Some(u) => {
-            let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE uuid = $1 FOR UPDATE");
-            Ok(sqlx::query_as(&sql)
-                .bind(u)
-                .fetch_optional(&mut *conn)
-                .await?)
-        }
-        None => Ok(None),
-    }
+    let Some(u) = uuid else { return Ok(None) };
+    Ok(sqlx::query_as!(
+        OrderRow,
+        r#"SELECT id, uuid, show_id, order_email, order_name, status AS "status: OrderStatus", promo_code_id,
+                  subtotal, discount, total, currency, checkout_strategy AS "checkout_strategy: CheckoutStrategy",
+                  session_id, payment_intent_id, expires_at, paid_at, cancelled_at, refunded_at, created_at
+             FROM orders WHERE uuid = $1 FOR UPDATE"#,
+        u
+    )
+    .fetch_optional(&mut *conn)
+    .await?)
 }
 
 /// What applying a payment did.
@@ -440,28 +446,30 @@ pub async fn apply_payment(
         tx.commit().await?;
         return Ok(PaymentOutcome::NotFound);
     };
-    let outcome = match order.status.as_str() {
-        "paid" => PaymentOutcome::AlreadyPaid(order),
-        "refunded" => PaymentOutcome::AlreadyRefunded(order),
-        "pending" => {
+    let outcome = match order.status {
+        OrderStatus::Paid => PaymentOutcome::AlreadyPaid(order),
+        OrderStatus::Refunded => PaymentOutcome::AlreadyRefunded(order),
+        OrderStatus::Pending => {
             if let OrderKey::Session(s, _) = key
                 && order.session_id.is_none()
             {
-                sqlx::query("UPDATE orders SET session_id = $2 WHERE id = $1")
-                    .bind(order.id)
-                    .bind(s)
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query!(
+                    "UPDATE orders SET session_id = $2 WHERE id = $1",
+                    order.id,
+                    s
+                )
+                .execute(&mut *tx)
+                .await?;
             }
             pay_in_tx(&mut tx, order.id, payment_intent).await?;
-            let paid = by_id_conn(&mut tx, order.id)
+            let paid = by_id(&mut *tx, order.id)
                 .await?
                 .ok_or(StoreError::NotFound)?;
             PaymentOutcome::Paid(paid)
         }
-        _ => {
+        OrderStatus::Cancelled | OrderStatus::Expired => {
             if revive_in_tx(&mut tx, &order, payment_intent).await? {
-                let paid = by_id_conn(&mut tx, order.id)
+                let paid = by_id(&mut *tx, order.id)
                     .await?
                     .ok_or(StoreError::NotFound)?;
                 PaymentOutcome::Paid(paid)
@@ -489,16 +497,19 @@ pub async fn mark_refunded(
         // A concurrent duplicate may have recorded it; the refund itself is idempotent.
         record_event(&mut tx, e).await?;
     }
-    let sql = format!(
-        "UPDATE orders SET status = 'refunded', refunded_at = now(), updated_at = now(), \
-                payment_intent_id = COALESCE($2, payment_intent_id) \
-          WHERE id = $1 AND status IN ('cancelled', 'expired') RETURNING {ORDER_COLUMNS}"
-    );
-    let row: Option<OrderRow> = sqlx::query_as(&sql)
-        .bind(order_id)
-        .bind(payment_intent)
-        .fetch_optional(&mut *tx)
-        .await?;
+    let row = sqlx::query_as!(
+        OrderRow,
+        r#"UPDATE orders SET status = 'refunded', refunded_at = now(), updated_at = now(),
+                  payment_intent_id = COALESCE($2, payment_intent_id)
+            WHERE id = $1 AND status IN ('cancelled', 'expired')
+        RETURNING id, uuid, show_id, order_email, order_name, status AS "status: OrderStatus", promo_code_id,
+                  subtotal, discount, total, currency, checkout_strategy AS "checkout_strategy: CheckoutStrategy",
+                  session_id, payment_intent_id, expires_at, paid_at, cancelled_at, refunded_at, created_at"#,
+        order_id,
+        payment_intent
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
     tx.commit().await?;
     Ok(row)
 }
@@ -520,7 +531,7 @@ pub enum ReleaseOutcome {
 pub async fn release(
     pool: &PgPool,
     key: OrderKey<'_>,
-    status: Status,
+    status: OrderStatus,
     event: Option<EventRef<'_>>,
 ) -> Result<ReleaseOutcome, StoreError> {
     let mut tx = pool.begin().await?;
@@ -533,12 +544,12 @@ pub async fn release(
         tx.commit().await?;
         return Ok(ReleaseOutcome::NotFound);
     };
-    if order.status != "pending" {
+    if order.status != OrderStatus::Pending {
         tx.commit().await?;
         return Ok(ReleaseOutcome::NotPending(order));
     }
     release_locked(&mut tx, &[order.id], status).await?;
-    let row = by_id_conn(&mut tx, order.id)
+    let row = by_id(&mut *tx, order.id)
         .await?
         .ok_or(StoreError::NotFound)?;
     tx.commit().await?;
@@ -549,167 +560,19 @@ pub async fn release(
 pub async fn release_by_id(
     pool: &PgPool,
     order_id: i64,
-    status: Status,
+    status: OrderStatus,
 ) -> Result<bool, StoreError> {
     let mut tx = pool.begin().await?;
-    let locked: Option<i64> =
-        sqlx::query_scalar("SELECT id FROM orders WHERE id = $1 AND status = 'pending' FOR UPDATE")
-            .bind(order_id)
-            .fetch_optional(&mut *tx)
-            .await?;
+    let locked = sqlx::query_scalar!(
+        "SELECT id FROM orders WHERE id = $1 AND status = 'pending' FOR UPDATE",
+        order_id
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
     if locked.is_none() {
         return Ok(false);
     }
     release_locked(&mut tx, &[order_id], status).await?;
     tx.commit().await?;
     Ok(true)
-}
-
-// ---------------------------------------------------------------- invariants (`pique check`)
-
-/// One broken invariant.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Violation {
-    /// Which check.
-    pub check: &'static str,
-    /// What it is about, e.g. `ticket 3`.
-    pub subject: String,
-    /// What is wrong.
-    pub detail: String,
-}
-
-/// Names of the checks [`check_invariants`] runs, in order.
-pub const CHECKS: [&str; 8] = [
-    "no oversell (sold + held <= quantity)",
-    "held = seats of pending orders",
-    "sold = seats of paid orders",
-    "no lapsed hold left after the sweep",
-    "paid orders have one attendee per seat",
-    "paid orders have their PDF and email jobs",
-    "promo uses within limits and counted",
-    "order totals add up",
-];
-
-/// Runs every check; `lapsed_before` is the instant of the sweep that preceded (pending
-/// orders that expired before it must be gone). At most `limit` rows per check are listed.
-pub async fn check_invariants(
-    pool: &PgPool,
-    lapsed_before: DateTime<Utc>,
-    limit: i64,
-) -> Result<Vec<Violation>, StoreError> {
-    let mut out = Vec::new();
-    let rows: Vec<(i64, i32, i32, i32)> = sqlx::query_as(
-        "SELECT id, quantity, sold, held FROM tickets WHERE sold + held > quantity OR sold < 0 OR held < 0 ORDER BY id LIMIT $1",
-    )
-    .bind(limit)
-    .fetch_all(pool)
-    .await?;
-    for (id, q, s, h) in rows {
-        out.push(Violation {
-            check: CHECKS[0],
-            subject: format!("ticket {id}"),
-            detail: format!("quantity {q}, sold {s}, held {h}"),
-        });
-    }
-    for (i, status, column) in [(1, "pending", "held"), (2, "paid", "sold")] {
-        let sql = format!(
-            "SELECT t.id, t.{column}, COALESCE(x.n, 0)::int4 FROM tickets t LEFT JOIN \
-               (SELECT ol.ticket_id, sum(ol.quantity) AS n FROM order_lines ol JOIN orders o ON o.id = ol.order_id \
-                 WHERE o.status = $1 GROUP BY ol.ticket_id) x ON x.ticket_id = t.id \
-              WHERE t.{column} <> COALESCE(x.n, 0) ORDER BY t.id LIMIT $2"
-        );
-        let rows: Vec<(i64, i32, i32)> = sqlx::query_as(&sql)
-            .bind(status)
-            .bind(limit)
-            .fetch_all(pool)
-            .await?;
-        for (id, counter, n) in rows {
-            out.push(Violation {
-                check: CHECKS[i],
-                subject: format!("ticket {id}"),
-                detail: format!("{column} = {counter} but {status} orders hold {n}"),
-            });
-        }
-    }
-    let rows: Vec<(i64, DateTime<Utc>)> = sqlx::query_as(
-        "SELECT id, expires_at FROM orders WHERE status = 'pending' AND expires_at <= $1 ORDER BY id LIMIT $2",
-    )
-    .bind(lapsed_before)
-    .bind(limit)
-    .fetch_all(pool)
-    .await?;
-    for (id, at) in rows {
-        out.push(Violation {
-            check: CHECKS[3],
-            subject: format!("order {id}"),
-            detail: format!("pending, expired at {at}"),
-        });
-    }
-    let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
-        "SELECT o.id, COALESCE((SELECT sum(quantity) FROM order_lines WHERE order_id = o.id), 0)::int8, \
-                (SELECT count(*) FROM attendees WHERE order_id = o.id) \
-           FROM orders o WHERE o.status = 'paid' \
-            AND COALESCE((SELECT sum(quantity) FROM order_lines WHERE order_id = o.id), 0) \
-                <> (SELECT count(*) FROM attendees WHERE order_id = o.id) \
-          ORDER BY o.id LIMIT $1",
-    )
-    .bind(limit)
-    .fetch_all(pool)
-    .await?;
-    for (id, want, got) in rows {
-        out.push(Violation {
-            check: CHECKS[4],
-            subject: format!("order {id}"),
-            detail: format!("{want} seats, {got} attendees"),
-        });
-    }
-    let rows: Vec<i64> = sqlx::query_scalar(
-        "SELECT o.id FROM orders o WHERE o.status = 'paid' AND ( \
-            NOT EXISTS (SELECT 1 FROM outbox x WHERE x.dedup_key = 'email:order_confirmation:' || o.id::text) \
-            OR EXISTS (SELECT 1 FROM attendees a WHERE a.order_id = o.id \
-                       AND NOT EXISTS (SELECT 1 FROM outbox x WHERE x.dedup_key = 'pdf:' || a.uuid::text))) \
-          ORDER BY o.id LIMIT $1",
-    )
-    .bind(limit)
-    .fetch_all(pool)
-    .await?;
-    for id in rows {
-        out.push(Violation {
-            check: CHECKS[5],
-            subject: format!("order {id}"),
-            detail: "missing outbox job (email confirmation or a ticket PDF)".into(),
-        });
-    }
-    let rows: Vec<(i64, String, i32, Option<i32>, i64)> = sqlx::query_as(
-        "SELECT * FROM (SELECT p.id, p.code, p.uses, p.max_uses, \
-                (SELECT count(*) FROM orders o WHERE o.promo_code_id = p.id AND o.status IN ('pending', 'paid')) AS n \
-           FROM promo_codes p) x WHERE (x.max_uses IS NOT NULL AND x.uses > x.max_uses) OR x.uses <> x.n \
-          ORDER BY x.id LIMIT $1",
-    )
-    .bind(limit)
-    .fetch_all(pool)
-    .await?;
-    for (id, code, uses, max, n) in rows {
-        out.push(Violation {
-            check: CHECKS[6],
-            subject: format!("promo {id} ({code})"),
-            detail: format!("uses {uses}, max_uses {max:?}, pending+paid orders using it {n}"),
-        });
-    }
-    let rows: Vec<(i64, Decimal, Decimal, Decimal, Decimal)> = sqlx::query_as(
-        "SELECT * FROM (SELECT o.id, o.subtotal, o.discount, o.total, \
-                COALESCE((SELECT sum(line_total) FROM order_lines WHERE order_id = o.id), 0) AS lines \
-           FROM orders o) x WHERE x.total <> x.subtotal - x.discount OR x.total <> x.lines ORDER BY x.id LIMIT $1",
-    )
-    .bind(limit)
-    .fetch_all(pool)
-    .await?;
-    for (id, sub, disc, total, lines) in rows {
-        out.push(Violation {
-            check: CHECKS[7],
-            subject: format!("order {id}"),
-            detail: format!("subtotal {sub} - discount {disc} vs total {total}, lines {lines}"),
-        });
-    }
-    Ok(out)
 }

@@ -1,148 +1,143 @@
 //! Transactional outbox: jobs written in the same transaction as the state change that causes
 //! them, then relayed to the Redis queues by the maintenance worker.
 //!
-//! Writing side (checkout code, inside its transaction): [`enqueue`] and
-//! [`enqueue_order_fulfilment`]. Both are idempotent through the `dedup_key` unique index, and
-//! both send a `NOTIFY` on [`NOTIFY_CHANNEL`] (delivered only if the transaction commits) so an
-//! idle relay wakes up at once instead of at its next tick.
+//! Writing side (inside the caller's transaction): [`enqueue`] and [`enqueue_order_fulfilment`].
+//! Jobs are [`JobSpec`]s, the contract the workers read; the `dedup_key` unique index makes
+//! writing a job twice a no-op. Both send a `NOTIFY` on [`NOTIFY_CHANNEL`] (delivered only if
+//! the transaction commits) so an idle relay wakes up at once instead of at its next tick.
 //!
 //! Relay side: [`claim_batch`] locks a batch of unrelayed rows with `FOR UPDATE SKIP LOCKED`,
 //! so two relays never push the same row; the caller pushes them to Redis and then calls
 //! [`ClaimedBatch::finish`], which marks the pushed rows relayed and counts a failed attempt on
 //! the others in the same transaction. If the relay dies before `finish`, the transaction rolls
 //! back and the rows are claimed again: a row may be pushed twice, never lost. Consumers are
-//! idempotent (DESIGN section 9), so that is harmless.
+//! idempotent, so that is harmless.
 
-use serde::{Deserialize, Serialize};
+use pique_core::jobs::{JobSpec, Queue};
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+use uuid::Uuid;
 
 use crate::StoreError;
-
-/// Queue names, as checked by the `outbox.queue` constraint.
-pub mod queues {
-    /// PDF tickets.
-    pub const PDF: &str = "pdf";
-    /// Confirmation emails.
-    pub const EMAIL: &str = "email";
-    /// The `queue` checkout strategy's requests.
-    pub const CHECKOUT: &str = "checkout";
-    /// Periodic housekeeping.
-    pub const MAINTENANCE: &str = "maintenance";
-    /// Every queue, in a stable order.
-    pub const ALL: [&str; 4] = [PDF, EMAIL, CHECKOUT, MAINTENANCE];
-}
-
-/// Job kinds written by this module.
-pub mod kinds {
-    /// `pdf` queue: render one attendee's ticket. Payload: [`super::RenderTicket`].
-    pub const RENDER_TICKET: &str = "render_ticket";
-    /// `email` queue: send an order's confirmation. Payload: [`super::OrderConfirmation`].
-    pub const ORDER_CONFIRMATION: &str = "order_confirmation";
-}
 
 /// The `LISTEN`/`NOTIFY` channel that wakes the relay when a job is written.
 pub const NOTIFY_CHANNEL: &str = "pique_outbox";
 
-/// A job to write to the outbox.
-#[derive(Debug, Clone)]
-pub struct OutboxJob {
-    /// One of [`queues::ALL`].
-    pub queue: &'static str,
-    /// What the consumer should do, e.g. [`kinds::RENDER_TICKET`].
-    pub kind: &'static str,
-    /// The job's arguments.
-    pub payload: serde_json::Value,
-    /// Writing a second job with the same key is a no-op.
-    pub dedup_key: String,
+/// The columns of `jobs`, for one `UNNEST` insert.
+struct Columns {
+    queues: Vec<Queue>,
+    kinds: Vec<&'static str>,
+    payloads: Vec<serde_json::Value>,
+    keys: Vec<String>,
 }
 
-/// Payload of a `pdf`/`render_ticket` job.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RenderTicket {
-    /// The attendee whose ticket to render.
-    pub attendee_uuid: uuid::Uuid,
-    /// Its order.
-    pub order_id: i64,
+fn columns(jobs: &[JobSpec]) -> Columns {
+    Columns {
+        queues: jobs.iter().map(JobSpec::queue).collect(),
+        kinds: jobs.iter().map(JobSpec::kind).collect(),
+        payloads: jobs.iter().map(JobSpec::payload).collect(),
+        keys: jobs.iter().map(JobSpec::dedup_key).collect(),
+    }
 }
 
-/// Payload of an `email`/`order_confirmation` job.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OrderConfirmation {
-    /// The paid order.
-    pub order_id: i64,
-}
-
-/// The dedup key of an attendee's PDF job.
-pub fn pdf_dedup_key(attendee_uuid: uuid::Uuid) -> String {
-    format!("pdf:{attendee_uuid}")
-}
-
-/// The dedup key of an order's email of `template`.
-pub fn email_dedup_key(template: &str, order_id: i64) -> String {
-    format!("email:{template}:{order_id}")
-}
-
-/// Inserts the job unless one with the same `dedup_key` exists (`ON CONFLICT DO NOTHING`).
-///
-/// Call it inside the transaction that makes the job necessary.
-pub async fn enqueue(conn: &mut PgConnection, job: &OutboxJob) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO outbox (queue, kind, payload, dedup_key) VALUES ($1, $2, $3, $4) \
+/// Writes `jobs`, skipping those whose dedup key is already there. Call it inside the
+/// transaction that makes them necessary.
+pub async fn enqueue(conn: &mut PgConnection, jobs: &[JobSpec]) -> Result<(), StoreError> {
+    if jobs.is_empty() {
+        return Ok(());
+    }
+    let c = columns(jobs);
+    sqlx::query!(
+        "INSERT INTO outbox (queue, kind, payload, dedup_key) \
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::jsonb[], $4::text[]) \
          ON CONFLICT (dedup_key) DO NOTHING",
+        &c.queues as &[Queue],
+        &c.kinds as &[&str],
+        &c.payloads,
+        &c.keys,
     )
-    .bind(job.queue)
-    .bind(job.kind)
-    .bind(&job.payload)
-    .bind(&job.dedup_key)
     .execute(&mut *conn)
     .await?;
-    notify(conn, job.queue).await
+    notify(conn, jobs[0].queue()).await
 }
 
-/// Writes the fulfilment jobs of a just-paid order: one `pdf`/`render_ticket` job per attendee
-/// (dedup `pdf:{attendee_uuid}`) and one `email`/`order_confirmation` job (dedup
-/// `email:order_confirmation:{order_id}`).
-///
-/// Call it after the order's attendees are inserted, in the same transaction.
+/// Writes the fulfilment jobs of paid order `order_id` for its attendees: one PDF per
+/// attendee and the confirmation email (see [`JobSpec::fulfilment`]).
 pub async fn enqueue_order_fulfilment(
     conn: &mut PgConnection,
     order_id: i64,
 ) -> Result<(), StoreError> {
-    // One statement for all rows: the payment transaction stays short.
-    sqlx::query(
-        "INSERT INTO outbox (queue, kind, payload, dedup_key) \
-         SELECT 'pdf', 'render_ticket', \
-                jsonb_build_object('attendee_uuid', a.uuid, 'order_id', a.order_id), \
-                'pdf:' || a.uuid::text \
-           FROM attendees a WHERE a.order_id = $1 \
-         UNION ALL \
-         SELECT 'email', 'order_confirmation', jsonb_build_object('order_id', $1::bigint), \
-                'email:order_confirmation:' || $1::text \
-         ON CONFLICT (dedup_key) DO NOTHING",
+    let attendees: Vec<Uuid> = sqlx::query_scalar!(
+        "SELECT uuid FROM attendees WHERE order_id = $1 ORDER BY order_line_id, seq",
+        order_id
     )
-    .bind(order_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    enqueue(conn, &JobSpec::fulfilment(order_id, &attendees)).await
+}
+
+/// Re-arms jobs for the reconciler: inserts the missing ones, and marks existing rows
+/// unrelayed again if they were relayed more than `older_than` ago (a job relayed recently
+/// is probably still queued or running, so it is left alone). Returns how many rows were
+/// written.
+pub async fn rearm(
+    conn: &mut PgConnection,
+    jobs: &[JobSpec],
+    older_than: std::time::Duration,
+) -> Result<u64, StoreError> {
+    if jobs.is_empty() {
+        return Ok(0);
+    }
+    let c = columns(jobs);
+    let done = sqlx::query!(
+        "INSERT INTO outbox (queue, kind, payload, dedup_key) \
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::jsonb[], $4::text[]) \
+         ON CONFLICT (dedup_key) DO UPDATE SET relayed_at = NULL \
+         WHERE outbox.relayed_at IS NOT NULL \
+           AND outbox.relayed_at < now() - make_interval(secs => $5)",
+        &c.queues as &[Queue],
+        &c.kinds as &[&str],
+        &c.payloads,
+        &c.keys,
+        older_than.as_secs_f64(),
+    )
     .execute(&mut *conn)
     .await?;
-    notify(conn, queues::PDF).await
+    if done.rows_affected() > 0 {
+        notify(conn, jobs[0].queue()).await?;
+    }
+    Ok(done.rows_affected())
+}
+
+/// The dedup keys among `keys` that have no outbox row.
+pub async fn missing_keys(pool: &PgPool, keys: &[String]) -> Result<Vec<String>, StoreError> {
+    Ok(sqlx::query_scalar!(
+        r#"SELECT k AS "key!" FROM UNNEST($1::text[]) AS k
+            WHERE NOT EXISTS (SELECT 1 FROM outbox x WHERE x.dedup_key = k)"#,
+        keys
+    )
+    .fetch_all(pool)
+    .await?)
 }
 
 /// Sends the wake-up notification; Postgres delivers it only when the transaction commits.
-async fn notify(conn: &mut PgConnection, queue: &str) -> Result<(), StoreError> {
-    sqlx::query("SELECT pg_notify($1, $2)")
-        .bind(NOTIFY_CHANNEL)
-        .bind(queue)
-        .execute(&mut *conn)
-        .await?;
+async fn notify(conn: &mut PgConnection, queue: Queue) -> Result<(), StoreError> {
+    sqlx::query_scalar!(
+        "SELECT 1 AS notified FROM pg_notify($1, $2)",
+        NOTIFY_CHANNEL,
+        queue.as_str()
+    )
+    .fetch_one(&mut *conn)
+    .await?;
     Ok(())
 }
 
 /// An outbox row waiting to be relayed.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct OutboxRow {
     /// Row id.
     pub id: i64,
     /// Target queue.
-    pub queue: String,
+    pub queue: Queue,
     /// Job kind.
     pub kind: String,
     /// Job arguments.
@@ -165,11 +160,12 @@ pub struct ClaimedBatch {
 /// Claims up to `limit` unrelayed rows, oldest first, skipping rows another relay holds.
 pub async fn claim_batch(pool: &PgPool, limit: i64) -> Result<ClaimedBatch, StoreError> {
     let mut tx = pool.begin().await?;
-    let rows = sqlx::query_as::<_, OutboxRow>(
-        "SELECT id, queue, kind, payload, dedup_key, attempts, created_at FROM outbox \
-         WHERE relayed_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+    let rows = sqlx::query_as!(
+        OutboxRow,
+        r#"SELECT id, queue AS "queue: Queue", kind, payload, dedup_key, attempts, created_at
+             FROM outbox WHERE relayed_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED"#,
+        limit
     )
-    .bind(limit)
     .fetch_all(&mut *tx)
     .await?;
     Ok(ClaimedBatch { tx, rows })
@@ -180,16 +176,20 @@ impl ClaimedBatch {
     /// commits, releasing the locks.
     pub async fn finish(mut self, relayed: &[i64], failed: &[i64]) -> Result<(), StoreError> {
         if !relayed.is_empty() {
-            sqlx::query("UPDATE outbox SET relayed_at = now() WHERE id = ANY($1)")
-                .bind(relayed)
-                .execute(&mut *self.tx)
-                .await?;
+            sqlx::query!(
+                "UPDATE outbox SET relayed_at = now() WHERE id = ANY($1)",
+                relayed
+            )
+            .execute(&mut *self.tx)
+            .await?;
         }
         if !failed.is_empty() {
-            sqlx::query("UPDATE outbox SET attempts = attempts + 1 WHERE id = ANY($1)")
-                .bind(failed)
-                .execute(&mut *self.tx)
-                .await?;
+            sqlx::query!(
+                "UPDATE outbox SET attempts = attempts + 1 WHERE id = ANY($1)",
+                failed
+            )
+            .execute(&mut *self.tx)
+            .await?;
         }
         self.tx.commit().await?;
         Ok(())
@@ -198,38 +198,11 @@ impl ClaimedBatch {
 
 /// Number of rows not yet relayed (a gauge: a growing value means Redis or the relay is down).
 pub async fn pending_count(pool: &PgPool) -> Result<i64, StoreError> {
-    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE relayed_at IS NULL")
-        .fetch_one(pool)
-        .await?;
-    Ok(n)
-}
-
-/// Re-arms a job for the reconciler: inserts it if missing, or marks an existing row
-/// unrelayed again if it was relayed more than `older_than` ago (a job relayed recently is
-/// probably still queued or running, so it is left alone). Returns whether a row was written.
-pub async fn rearm(
-    conn: &mut PgConnection,
-    job: &OutboxJob,
-    older_than: std::time::Duration,
-) -> Result<bool, StoreError> {
-    let secs = older_than.as_secs_f64();
-    let done = sqlx::query(
-        "INSERT INTO outbox (queue, kind, payload, dedup_key) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (dedup_key) DO UPDATE SET relayed_at = NULL \
-         WHERE outbox.relayed_at IS NOT NULL \
-           AND outbox.relayed_at < now() - make_interval(secs => $5)",
+    Ok(
+        sqlx::query_scalar!(r#"SELECT count(*) AS "n!" FROM outbox WHERE relayed_at IS NULL"#)
+            .fetch_one(pool)
+            .await?,
     )
-    .bind(job.queue)
-    .bind(job.kind)
-    .bind(&job.payload)
-    .bind(&job.dedup_key)
-    .bind(secs)
-    .execute(&mut *conn)
-    .await?;
-    if done.rows_affected() > 0 {
-        notify(conn, job.queue).await?;
-    }
-    Ok(done.rows_affected() > 0)
 }
 
 /// A `LISTEN` on [`NOTIFY_CHANNEL`]: lets the relay sleep until a job is written.

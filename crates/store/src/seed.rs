@@ -146,16 +146,16 @@ pub async fn seed(pool: &PgPool, preset: Preset, reset: bool) -> Result<SeedRepo
     let started = Instant::now();
     let mut tx = pool.begin().await?;
     if reset {
-        sqlx::raw_sql(
+        sqlx::query!(
             "TRUNCATE users, auth_tokens, producers, producer_members, venues, performers, shows, \
              show_performers, tickets, promo_codes, page_designs, featured_shows, orders, order_lines, \
              attendees, checkout_requests, stripe_events, outbox, ticket_pdfs, email_messages, email_events, \
-             subscribers, checkin_links RESTART IDENTITY CASCADE",
+             subscribers, checkin_links RESTART IDENTITY CASCADE"
         )
         .execute(&mut *tx)
         .await?;
     } else {
-        let existing: i64 = sqlx::query_scalar("SELECT count(*) FROM shows")
+        let existing = sqlx::query_scalar!(r#"SELECT count(*) AS "n!" FROM shows"#)
             .fetch_one(&mut *tx)
             .await?;
         if existing > 0 {
@@ -171,39 +171,44 @@ pub async fn seed(pool: &PgPool, preset: Preset, reset: bool) -> Result<SeedRepo
     let password_hash = hash_password(DEMO_PASSWORD)?;
 
     // Users and producers: user 1 is staff, users 2.. are producer logins.
-    sqlx::query("INSERT INTO users (username, email, password_hash, is_staff) VALUES ('admin', 'admin@pique.test', $1, TRUE)")
-        .bind(&password_hash)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query!(
+        "INSERT INTO users (username, email, password_hash, is_staff) VALUES ('admin', 'admin@pique.test', $1, TRUE)",
+        password_hash
+    )
+    .execute(&mut *tx)
+    .await?;
     let mut producer_names = Vec::new();
     for i in 1..=preset.producers {
         let company: String = CompanyName().fake_with_rng(&mut rng);
         let name = format!("{company} Presents");
         let slug = format!("{}-{i}", slugify(&name));
-        let user_id: i64 = sqlx::query_scalar(
+        let email = format!("producer{i}@pique.test");
+        let user_id = sqlx::query_scalar!(
             "INSERT INTO users (username, email, password_hash, first_name) VALUES ($1, $2, $3, $4) RETURNING id",
+            format!("producer{i}"),
+            email,
+            password_hash,
+            company
         )
-        .bind(format!("producer{i}"))
-        .bind(format!("producer{i}@pique.test"))
-        .bind(&password_hash)
-        .bind(&company)
         .fetch_one(&mut *tx)
         .await?;
-        let producer_id: i64 = sqlx::query_scalar(
+        let producer_id = sqlx::query_scalar!(
             "INSERT INTO producers (name, slug, description, contact_email, website) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            name,
+            slug,
+            Paragraph(1..3).fake_with_rng::<String, _>(&mut rng),
+            email,
+            format!("https://{slug}.example.com")
         )
-        .bind(&name)
-        .bind(&slug)
-        .bind(Paragraph(1..3).fake_with_rng::<String, _>(&mut rng))
-        .bind(format!("producer{i}@pique.test"))
-        .bind(format!("https://{slug}.example.com"))
         .fetch_one(&mut *tx)
         .await?;
-        sqlx::query("INSERT INTO producer_members (producer_id, user_id) VALUES ($1, $2)")
-            .bind(producer_id)
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query!(
+            "INSERT INTO producer_members (producer_id, user_id) VALUES ($1, $2)",
+            producer_id,
+            user_id
+        )
+        .execute(&mut *tx)
+        .await?;
         producer_names.push(name);
     }
 
@@ -228,16 +233,16 @@ pub async fn seed(pool: &PgPool, preset: Preset, reset: bool) -> Result<SeedRepo
         v_zip.push(ZipCode().fake_with_rng::<String, _>(&mut rng));
         v_cap.push(rng.random_range(80..2000_i32));
     }
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO venues (name, address, city, state, postal_code, capacity) \
          SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int4[])",
+        &v_name,
+        &v_addr,
+        &v_city,
+        &v_state,
+        &v_zip,
+        &v_cap
     )
-    .bind(&v_name)
-    .bind(&v_addr)
-    .bind(&v_city)
-    .bind(&v_state)
-    .bind(&v_zip)
-    .bind(&v_cap)
     .execute(&mut *tx)
     .await?;
 
@@ -258,11 +263,13 @@ pub async fn seed(pool: &PgPool, preset: Preset, reset: bool) -> Result<SeedRepo
         p_name.push(name);
         p_bio.push(Paragraph(1..2).fake_with_rng::<String, _>(&mut rng));
     }
-    sqlx::query("INSERT INTO performers (name, bio) SELECT * FROM UNNEST($1::text[], $2::text[])")
-        .bind(&p_name)
-        .bind(&p_bio)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query!(
+        "INSERT INTO performers (name, bio) SELECT * FROM UNNEST($1::text[], $2::text[])",
+        &p_name,
+        &p_bio
+    )
+    .execute(&mut *tx)
+    .await?;
 
     // Shows, their tiers, promo codes, performers and page designs, in batches.
     let mut tickets_total = 0usize;
@@ -279,16 +286,16 @@ pub async fn seed(pool: &PgPool, preset: Preset, reset: bool) -> Result<SeedRepo
     }
 
     // Featured: the first eight upcoming public shows by id spacing, in order.
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO featured_shows (show_id, position) \
          SELECT id, row_number() OVER (ORDER BY id) FROM ( \
             SELECT id FROM shows WHERE published AND NOT is_deleted AND start_time > now() \
-            ORDER BY (id % 7), id LIMIT 8) f",
+            ORDER BY (id % 7), id LIMIT 8) f"
     )
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    sqlx::query("ANALYZE").execute(pool).await?;
+    sqlx::query!("ANALYZE").execute(pool).await?;
     Ok(SeedReport {
         preset: preset.name,
         shows: preset.shows,
@@ -429,7 +436,7 @@ impl ShowBatch {
     }
 
     async fn insert(self, tx: &mut sqlx::PgConnection) -> Result<usize, StoreError> {
-        sqlx::query(
+        sqlx::query!(
             "INSERT INTO shows (id, title, slug, description, door_time, start_time, end_time, time_zone, \
                age_restriction, published, is_deleted, deleted_at, venue_id, producer_id, draft_created_at) \
              SELECT id, title, slug, description, door, start, fin, tz, age, pub, del, \
@@ -437,61 +444,61 @@ impl ShowBatch {
              FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[], \
                $7::timestamptz[], $8::text[], $9::text[], $10::bool[], $11::bool[], $12::int8[], $13::int8[]) \
                AS u(id, title, slug, description, door, start, fin, tz, age, pub, del, venue, producer)",
+            &self.id,
+            &self.title,
+            &self.slug,
+            &self.description,
+            &self.door,
+            &self.start,
+            &self.end,
+            &self.tz,
+            &self.age,
+            &self.published,
+            &self.deleted,
+            &self.venue,
+            &self.producer
         )
-        .bind(&self.id)
-        .bind(&self.title)
-        .bind(&self.slug)
-        .bind(&self.description)
-        .bind(&self.door)
-        .bind(&self.start)
-        .bind(&self.end)
-        .bind(&self.tz)
-        .bind(&self.age)
-        .bind(&self.published)
-        .bind(&self.deleted)
-        .bind(&self.venue)
-        .bind(&self.producer)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("SELECT setval('shows_id_seq', (SELECT max(id) FROM shows))")
-            .execute(&mut *tx)
+        sqlx::query_scalar!("SELECT setval('shows_id_seq', (SELECT max(id) FROM shows))")
+            .fetch_one(&mut *tx)
             .await?;
-        sqlx::query(
+        sqlx::query!(
             "INSERT INTO tickets (show_id, name, quantity, price, is_donation_based, position, description) \
              SELECT s, n, q, p, d, pos, CASE WHEN d THEN 'Pay what you can; the price is the minimum.' ELSE '' END \
              FROM UNNEST($1::int8[], $2::text[], $3::int4[], $4::numeric[], $5::bool[], $6::int4[]) AS u(s, n, q, p, d, pos)",
+            &self.t_show,
+            &self.t_name,
+            &self.t_qty,
+            &self.t_price,
+            &self.t_donation,
+            &self.t_pos
         )
-        .bind(&self.t_show)
-        .bind(&self.t_name)
-        .bind(&self.t_qty)
-        .bind(&self.t_price)
-        .bind(&self.t_donation)
-        .bind(&self.t_pos)
         .execute(&mut *tx)
         .await?;
-        sqlx::query(
+        sqlx::query!(
             "INSERT INTO promo_codes (show_id, code, discount, discount_type) \
              SELECT id, $2, 10, 'percent' FROM UNNEST($1::int8[]) AS u(id)",
+            &self.id,
+            TEST_PROMO
         )
-        .bind(&self.id)
-        .bind(TEST_PROMO)
         .execute(&mut *tx)
         .await?;
-        sqlx::query(
+        sqlx::query!(
             "INSERT INTO show_performers (show_id, performer_id, position) \
              SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::int4[])",
+            &self.sp_show,
+            &self.sp_performer,
+            &self.sp_pos
         )
-        .bind(&self.sp_show)
-        .bind(&self.sp_performer)
-        .bind(&self.sp_pos)
         .execute(&mut *tx)
         .await?;
-        sqlx::query(
+        sqlx::query!(
             "INSERT INTO page_designs (show_id, primary_color, secondary_color) \
              SELECT s, c, '#ffffff' FROM UNNEST($1::int8[], $2::text[]) AS u(s, c)",
+            &self.design_show,
+            &self.design_primary
         )
-        .bind(&self.design_show)
-        .bind(&self.design_primary)
         .execute(&mut *tx)
         .await?;
         Ok(self.t_show.len())

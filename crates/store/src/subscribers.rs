@@ -8,7 +8,7 @@ use sqlx::PgPool;
 use crate::StoreError;
 
 /// A subscriber.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Subscriber {
     /// Primary key.
     pub id: i64,
@@ -31,29 +31,34 @@ pub async fn subscribe(
     name: &str,
     source: &str,
 ) -> Result<(Subscriber, bool), StoreError> {
-    let created: Option<Subscriber> = sqlx::query_as(
+    let created = sqlx::query_as!(
+        Subscriber,
         "INSERT INTO subscribers (email, name, source) VALUES ($1, $2, $3) \
          ON CONFLICT ((lower(email))) DO NOTHING RETURNING id, email, name, source, created_at",
+        email,
+        name,
+        source
     )
-    .bind(email)
-    .bind(name)
-    .bind(source)
     .fetch_optional(pool)
     .await?;
     if let Some(s) = created {
         return Ok((s, true));
     }
-    let existing: Subscriber =
-        sqlx::query_as("SELECT id, email, name, source, created_at FROM subscribers WHERE lower(email) = lower($1)")
-            .bind(email)
-            .fetch_one(pool)
-            .await?;
+    let existing = sqlx::query_as!(
+        Subscriber,
+        "SELECT id, email, name, source, created_at FROM subscribers WHERE lower(email) = lower($1)",
+        email
+    )
+    .fetch_one(pool)
+    .await?;
     Ok((existing, false))
 }
 
 /// Number of subscribers (tests and reports).
 pub async fn count(pool: &PgPool) -> Result<i64, StoreError> {
-    Ok(sqlx::query_scalar("SELECT count(*) FROM subscribers")
-        .fetch_one(pool)
-        .await?)
+    Ok(
+        sqlx::query_scalar!(r#"SELECT count(*) AS "n!" FROM subscribers"#)
+            .fetch_one(pool)
+            .await?,
+    )
 }

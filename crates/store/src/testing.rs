@@ -15,7 +15,7 @@ use sqlx::{
 
 use crate::{
     StoreError,
-    db::{MIGRATOR, quote_ident},
+    db::{self, MIGRATOR},
 };
 
 /// The server tests use: `PIQUE_TEST_DATABASE_URL`, else `DATABASE_URL`, else the local default.
@@ -43,13 +43,7 @@ impl TestDb {
         ensure_template(&admin, &template).await?;
         let name = format!("pique_t_{}", uuid::Uuid::new_v4().simple());
         let mut conn = PgConnection::connect_with(&admin).await?;
-        sqlx::query(&format!(
-            "CREATE DATABASE {} TEMPLATE {}",
-            quote_ident(&name),
-            quote_ident(&template)
-        ))
-        .execute(&mut conn)
-        .await?;
+        db::create_database(&mut conn, &name, Some(&template)).await?;
         conn.close().await?;
         let options = admin.clone().database(&name);
         let pool = PgPoolOptions::new()
@@ -69,12 +63,7 @@ impl TestDb {
     pub async fn cleanup(self) {
         self.pool.close().await;
         if let Ok(mut conn) = PgConnection::connect_with(&self.admin).await {
-            let _ = sqlx::query(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                quote_ident(&self.name)
-            ))
-            .execute(&mut conn)
-            .await;
+            let _ = db::drop_database(&mut conn, &self.name).await;
         }
     }
 }
@@ -105,12 +94,12 @@ fn template_name() -> String {
 async fn ensure_template(admin: &PgConnectOptions, template: &str) -> Result<(), StoreError> {
     let mut conn = PgConnection::connect_with(admin).await?;
     // One process builds the template; the others wait on the advisory lock.
-    sqlx::query("SELECT pg_advisory_lock(727274)")
-        .execute(&mut conn)
+    sqlx::query_scalar!("SELECT pg_advisory_lock(727274)")
+        .fetch_one(&mut conn)
         .await?;
     let result = build_template_locked(&mut conn, admin, template).await;
-    sqlx::query("SELECT pg_advisory_unlock(727274)")
-        .execute(&mut conn)
+    sqlx::query_scalar!("SELECT pg_advisory_unlock(727274)")
+        .fetch_one(&mut conn)
         .await?;
     conn.close().await?;
     result
@@ -121,54 +110,32 @@ async fn build_template_locked(
     admin: &PgConnectOptions,
     template: &str,
 ) -> Result<(), StoreError> {
-    let exists: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-            .bind(template)
-            .fetch_one(&mut *conn)
-            .await?;
-    if exists {
+    if db::database_exists(conn, template).await? {
         return Ok(());
     }
     // Templates and databases of crashed runs, a day old. Not younger ones: other checkouts
     // of the repository (other branches, other migrations) may be running tests on the same
     // server right now, from their own template.
-    let stale: Vec<String> = sqlx::query_scalar(
-        "SELECT datname FROM pg_database WHERE (datname LIKE 'pique\\_tpl\\_%' OR datname LIKE 'pique\\_t\\_%') \
-         AND (pg_stat_file('base/' || oid || '/PG_VERSION')).modification < now() - interval '1 day'",
+    let stale = sqlx::query_scalar!(
+        r#"SELECT datname AS "name!" FROM pg_database
+            WHERE (datname LIKE 'pique\_tpl\_%' OR datname LIKE 'pique\_t\_%')
+              AND (pg_stat_file('base/' || oid || '/PG_VERSION')).modification < now() - interval '1 day'"#
     )
     .fetch_all(&mut *conn)
     .await
     .unwrap_or_default();
     for name in stale {
-        let _ = sqlx::query(&format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            quote_ident(&name)
-        ))
-        .execute(&mut *conn)
-        .await;
+        let _ = db::drop_database(conn, &name).await;
     }
     let building = format!("{template}_building");
-    let _ = sqlx::query(&format!(
-        "DROP DATABASE IF EXISTS {}",
-        quote_ident(&building)
-    ))
-    .execute(&mut *conn)
-    .await;
-    sqlx::query(&format!("CREATE DATABASE {}", quote_ident(&building)))
-        .execute(&mut *conn)
-        .await?;
+    let _ = db::drop_database(conn, &building).await;
+    db::create_database(conn, &building, None).await?;
     let pool = PgPoolOptions::new()
         .max_connections(1)
         .connect_with(admin.clone().database(&building))
         .await?;
     MIGRATOR.run(&pool).await?;
     pool.close().await;
-    sqlx::query(&format!(
-        "ALTER DATABASE {} RENAME TO {}",
-        quote_ident(&building),
-        quote_ident(template)
-    ))
-    .execute(&mut *conn)
-    .await?;
+    db::rename_database(conn, &building, template).await?;
     Ok(())
 }

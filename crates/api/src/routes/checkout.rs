@@ -20,7 +20,7 @@ use pique_checkout::{
     queued::QueuedState,
 };
 use pique_core::{
-    money,
+    Money,
     pricing::{self, PromoInfo},
     query::FieldErrors,
 };
@@ -248,14 +248,14 @@ pub async fn validate_promo(
     let one = |p: &PromoInfo| {
         json!({
             "show_id": p.show_id,
-            "discount": money::to_cents_scale(p.discount).to_string(),
+            "discount": Money::new(p.discount),
             "discount_type": p.discount_type.as_str(),
         })
     };
     let mut answer = json!({
         "valid": true,
         "code": first.code,
-        "discount": money::to_cents_scale(first.discount).to_string(),
+        "discount": Money::new(first.discount),
         "discount_type": first.discount_type.as_str(),
         "show_id": first.show_id,
     });

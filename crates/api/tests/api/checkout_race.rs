@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::support::*;
 use futures::future::join_all;
+use pique_core::jobs::Queue;
 use pique_jobs::{Deps, JobsConfig, QueueSpec, WorkerOptions};
 
 const SEATS: i32 = 50;
@@ -163,11 +164,11 @@ pub fn worker(
     let options = WorkerOptions {
         queues: vec![
             QueueSpec {
-                name: "checkout".into(),
+                queue: Queue::Checkout,
                 concurrency: 8,
             },
             QueueSpec {
-                name: "maintenance".into(),
+                queue: Queue::Maintenance,
                 concurrency: 1,
             },
         ],

@@ -313,7 +313,7 @@ pub async fn counters(pool: &PgPool, ticket: i64) -> Result<(i32, i32), TestErro
 
 /// Asserts that every `pique check` invariant holds.
 pub async fn assert_invariants(pool: &PgPool) -> TestResult {
-    let violations = pique_store::orders::check_invariants(
+    let violations = pique_store::invariants::check_invariants(
         pool,
         chrono::Utc::now() - chrono::Duration::days(3650),
         50,

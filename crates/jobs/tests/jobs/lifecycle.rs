@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::support::*;
+use pique_core::jobs::{JobSpec, Queue};
 use pique_jobs::{Deps, Job, QueueSpec, WorkerOptions, relay};
 use pique_store::{fulfilment, testing::TestDb};
 
@@ -30,7 +31,7 @@ async fn shutdown_lets_in_flight_checkouts_finish_and_none_runs_twice() -> TestR
         .await?;
     let options = WorkerOptions {
         queues: vec![QueueSpec {
-            name: "checkout".into(),
+            queue: Queue::Checkout,
             concurrency: 4,
         }],
         name: "w".into(),
@@ -45,15 +46,9 @@ async fn shutdown_lets_in_flight_checkouts_finish_and_none_runs_twice() -> TestR
             "order_name": "Queued Buyer",
         });
         pique_store::checkout::enqueue_request(&db.pool, id, &request).await?;
+        let job = JobSpec::ProcessCheckout { checkout_id: id };
         deps.queues
-            .push(
-                "checkout",
-                &Job::new(
-                    "process_checkout",
-                    serde_json::json!({ "checkout_id": id }),
-                    format!("checkout:{id}"),
-                ),
-            )
+            .push(Queue::Checkout, &Job::from_spec(&job))
             .await?;
     }
     let count = |sql: &'static str| {
@@ -76,18 +71,18 @@ async fn shutdown_lets_in_flight_checkouts_finish_and_none_runs_twice() -> TestR
     worker.stop().await;
     let completed = count("SELECT count(*) FROM checkout_requests WHERE status = 'completed'");
     assert_eq!(completed.await, 3, "in-flight jobs finished");
-    assert_eq!(deps.queues.depth("checkout").await?, 0);
+    assert_eq!(deps.queues.depth(Queue::Checkout).await?, 0);
     assert_eq!(
-        deps.queues.vacuum("checkout").await?,
+        deps.queues.vacuum(Queue::Checkout).await?,
         3,
         "finished tasks' data removed"
     );
-    assert_eq!(deps.queues.vacuum("checkout").await?, 0);
+    assert_eq!(deps.queues.vacuum(Queue::Checkout).await?, 0);
 
     // A new worker finds nothing to redo: Stripe saw one session per request.
     let options = WorkerOptions {
         queues: vec![QueueSpec {
-            name: "checkout".into(),
+            queue: Queue::Checkout,
             concurrency: 4,
         }],
         name: "w2".into(),

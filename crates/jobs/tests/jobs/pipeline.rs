@@ -4,6 +4,10 @@
 use std::time::Duration;
 
 use crate::support::*;
+use pique_core::{
+    EmailStatus,
+    jobs::{JobSpec, Queue},
+};
 use pique_jobs::{
     QueueSpec, WorkerOptions, confirmation, deadletter,
     smtp_sink::{Behaviour, SmtpSink},
@@ -92,20 +96,9 @@ async fn paid_order_yields_one_pdf_per_attendee_and_exactly_one_email() -> TestR
 
     // Redelivering every job (and the reconciler's re-arm) changes nothing.
     enqueue_fulfilment(&db.pool, order.order_id).await?;
-    for job in [pique_jobs::Job::new(
-        "order_confirmation",
-        serde_json::json!({"order_id": order.order_id}),
-        "dup",
-    )] {
-        deps.queues.push("email", &job).await?;
-    }
-    for attendee in &order.attendees {
-        let job = pique_jobs::Job::new(
-            "render_ticket",
-            serde_json::json!({"attendee_uuid": attendee, "order_id": order.order_id}),
-            "dup",
-        );
-        deps.queues.push("pdf", &job).await?;
+    for spec in JobSpec::fulfilment(order.order_id, &order.attendees) {
+        let job = pique_jobs::Job::from_spec(&spec);
+        deps.queues.push(spec.queue(), &job).await?;
     }
     let pdf_before = fulfilment::ticket_pdf(&db.pool, order.attendees[0])
         .await?
@@ -185,7 +178,11 @@ async fn smtp_refusing_for_a_while_is_retried_until_it_accepts() -> TestResult {
     assert_eq!(sink.refused(), 2);
     let row = sent_message(&db.pool, order.order_id).await;
     assert_eq!(row.attempts, 3);
-    assert!(deadletter::list(&deps.queues, &["email"]).await?.is_empty());
+    assert!(
+        deadletter::list(&deps.queues, &[Queue::Email])
+            .await?
+            .is_empty()
+    );
     worker.stop().await;
     flush_namespace(&deps.queues).await;
     db.cleanup().await;
@@ -211,7 +208,7 @@ async fn smtp_refusing_forever_dead_letters_the_job_and_retry_delivers_it() -> T
         eventually(Duration::from_secs(40), || {
             let queues = queues.clone();
             async move {
-                deadletter::list(&queues, &["email"])
+                deadletter::list(&queues, &[Queue::Email])
                     .await
                     .map(|l| l.len() == 1)
                     .unwrap_or(false)
@@ -220,7 +217,7 @@ async fn smtp_refusing_forever_dead_letters_the_job_and_retry_delivers_it() -> T
         .await,
         "dead-lettered"
     );
-    let dead = deadletter::list(&deps.queues, &["email"]).await?;
+    let dead = deadletter::list(&deps.queues, &[Queue::Email]).await?;
     assert_eq!(dead[0].job.kind, "order_confirmation");
     assert_eq!(dead[0].job.attempt, 4, "max_attempts");
     assert!(dead[0].error.contains("421"), "{}", dead[0].error);
@@ -229,9 +226,16 @@ async fn smtp_refusing_forever_dead_letters_the_job_and_retry_delivers_it() -> T
 
     // The operator fixes the mail server and retries the dead job.
     sink.set_behaviour(Behaviour::Accept);
-    assert_eq!(deadletter::retry_all(&deps.queues, &["email"]).await?, 1);
+    assert_eq!(
+        deadletter::retry_all(&deps.queues, &[Queue::Email]).await?,
+        1
+    );
     assert!(sink.wait_for(1, Duration::from_secs(20)).await);
-    assert!(deadletter::list(&deps.queues, &["email"]).await?.is_empty());
+    assert!(
+        deadletter::list(&deps.queues, &[Queue::Email])
+            .await?
+            .is_empty()
+    );
     worker.stop().await;
     flush_namespace(&deps.queues).await;
     db.cleanup().await;
@@ -259,7 +263,7 @@ async fn a_worker_killed_mid_send_has_its_job_redone_by_another_and_one_email_ar
             async move {
                 matches!(
                     fulfilment::email_message(&pool, order_id, "order_confirmation").await,
-                    Ok(Some(m)) if m.status == "sending"
+                    Ok(Some(m)) if m.status == EmailStatus::Sending
                 )
             }
         })
@@ -272,7 +276,7 @@ async fn a_worker_killed_mid_send_has_its_job_redone_by_another_and_one_email_ar
 
     let email_only = WorkerOptions {
         queues: vec![QueueSpec {
-            name: "email".into(),
+            queue: Queue::Email,
             concurrency: 2,
         }],
         name: "worker-b".into(),
@@ -300,7 +304,7 @@ async fn sent_message(pool: &pique_store::PgPool, order_id: i64) -> fulfilment::
             let p = p.clone();
             async move {
                 matches!(fulfilment::email_message(&p, order_id, "order_confirmation").await,
-                    Ok(Some(m)) if m.status == "sent")
+                    Ok(Some(m)) if m.status == EmailStatus::Sent)
             }
         })
         .await,
@@ -344,7 +348,11 @@ async fn a_job_meeting_the_live_claim_of_a_dead_worker_comes_back_and_sends() ->
     assert_eq!(row.attempts, 2);
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(sink.messages().len(), 1);
-    assert!(deadletter::list(&deps.queues, &["email"]).await?.is_empty());
+    assert!(
+        deadletter::list(&deps.queues, &[Queue::Email])
+            .await?
+            .is_empty()
+    );
     worker.stop().await;
     flush_namespace(&deps.queues).await;
     db.cleanup().await;

@@ -1,6 +1,7 @@
 //! The outbox relay against a Redis that is down, then back.
 
 use crate::support::*;
+use pique_core::jobs::Queue;
 use pique_jobs::{Queues, relay};
 use pique_store::testing::TestDb;
 
@@ -35,8 +36,8 @@ async fn jobs_wait_in_the_outbox_while_redis_is_down_and_flow_once_it_is_back() 
     let report = relay::relay_once(&db.pool, &up, 100).await?;
     assert_eq!((report.relayed, report.failed), (3, 0));
     assert_eq!(unrelayed(&db.pool).await, 0);
-    assert_eq!(up.depth("pdf").await?, 2);
-    assert_eq!(up.depth("email").await?, 1);
+    assert_eq!(up.depth(Queue::Pdf).await?, 2);
+    assert_eq!(up.depth(Queue::Email).await?, 1);
     assert_eq!(
         relay::relay_once(&db.pool, &up, 100).await?.relayed,
         0,
@@ -70,7 +71,7 @@ async fn two_relays_never_push_the_same_row() -> TestResult {
     }
     assert_eq!(total, 40);
     assert_eq!(
-        queues.depth("pdf").await? + queues.depth("email").await?,
+        queues.depth(Queue::Pdf).await? + queues.depth(Queue::Email).await?,
         40
     );
     flush_namespace(&queues).await;

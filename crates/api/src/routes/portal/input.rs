@@ -7,7 +7,8 @@
 
 use chrono::{DateTime, Utc};
 use pique_core::query::{FieldErrors, parse_datetime};
-use pique_store::portal::{PromoData, ShowData, TierData};
+use pique_core::{Money, pricing::DiscountType};
+use pique_store::portal::{promo_codes::PromoData, shows::ShowData, tiers::TierData};
 use rust_decimal::Decimal;
 use serde_json::{Map, Value};
 
@@ -403,7 +404,7 @@ pub fn tier(
     let quantity = f.require("quantity", quantity, e);
     let (price, e) = merge(
         f.decimal("price", Decimal::ZERO, Decimal::new(9_999_999_999, 2)),
-        base.map(|c| c.price),
+        base.map(|c| c.price.amount()),
     );
     let price = f.require("price", price, e);
     let (is_donation_based, _) = merge(
@@ -425,7 +426,7 @@ pub fn tier(
             description: description.unwrap_or_default(),
             // Bounded above by the range checks.
             quantity: i32::try_from(quantity).unwrap_or(i32::MAX),
-            price,
+            price: Money::new(price),
             is_donation_based: is_donation_based.unwrap_or(false),
             max_per_order: max_per_order
                 .and_then(|n| i32::try_from(n).ok())
@@ -463,10 +464,11 @@ pub fn promo(
     };
     let (discount_type, _) = merge(
         f.string("discount_type", 20, false),
-        base.map(|c| c.discount_type.clone()),
+        base.map(|c| c.discount_type.to_string()),
     );
     let discount_type = discount_type.unwrap_or_else(|| "percent".into());
-    if !matches!(discount_type.as_str(), "percent" | "amount") {
+    let kind = discount_type.parse::<DiscountType>();
+    if kind.is_err() {
         f.errors.add(
             "discount_type",
             format!("\"{discount_type}\" is not a valid choice."),
@@ -478,10 +480,10 @@ pub fn promo(
             Decimal::new(1, 2),
             Decimal::new(9_999_999_999, 2),
         ),
-        base.map(|c| c.discount),
+        base.map(|c| c.discount.amount()),
     );
     let discount = f.require("discount", discount, e);
-    if discount_type == "percent"
+    if kind == Ok(DiscountType::Percent)
         && let Some(d) = discount
         && d > Decimal::ONE_HUNDRED
     {
@@ -501,10 +503,10 @@ pub fn promo(
     }
     let (is_active, _) = merge(f.boolean("is_active"), base.map(|c| c.is_active));
     let errors = f.errors;
-    match (code, discount) {
-        (Some(code), Some(discount)) if errors.is_empty() => Ok(PromoData {
+    match (code, discount, kind) {
+        (Some(code), Some(discount), Ok(discount_type)) if errors.is_empty() => Ok(PromoData {
             code,
-            discount,
+            discount: Money::new(discount),
             discount_type,
             max_uses: max_uses.flatten().and_then(|n| i32::try_from(n).ok()),
             valid_from: valid_from.flatten(),
@@ -670,7 +672,7 @@ mod tests {
         assert!(e.0.contains_key("code"));
         assert!(e.0.contains_key("discount"));
         let p = promo(&obj(json!({"code": "SAVE10", "discount": 10})), None, true).expect("promo");
-        assert_eq!(p.discount_type, "percent");
+        assert_eq!(p.discount_type, DiscountType::Percent);
         assert!(p.is_active);
     }
 

@@ -10,9 +10,12 @@ pub mod account;
 pub mod checkin;
 pub mod input;
 pub mod orders;
+pub mod page_design;
+pub mod promo_codes;
 pub mod shows;
 pub mod stripe;
 pub mod subscribers;
+pub mod tiers;
 
 use axum::{
     Router,
@@ -20,7 +23,7 @@ use axum::{
     routing::{delete, get, post},
 };
 use pique_core::query::{FieldErrors, PageRequest, parse_page};
-use pique_store::portal::Page;
+use pique_store::portal::{Outcome, Page};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -61,33 +64,33 @@ pub fn router() -> Router<AppState> {
     let r = both(
         r,
         "/api/v1/portal/shows/{id}/tickets/",
-        get(shows::list_tiers).post(shows::create_tier),
+        get(tiers::list).post(tiers::create),
     );
     let r = both(
         r,
         "/api/v1/portal/shows/{id}/tickets/{tier}/",
-        get(shows::tier_detail)
-            .put(shows::replace_tier)
-            .patch(shows::update_tier)
-            .delete(shows::delete_tier),
+        get(tiers::detail)
+            .put(tiers::replace)
+            .patch(tiers::update)
+            .delete(tiers::remove),
     );
     let r = both(
         r,
         "/api/v1/portal/shows/{id}/promo-codes/",
-        get(shows::list_promos).post(shows::create_promo),
+        get(promo_codes::list).post(promo_codes::create),
     );
     let r = both(
         r,
         "/api/v1/portal/shows/{id}/promo-codes/{promo}/",
-        get(shows::promo_detail)
-            .put(shows::replace_promo)
-            .patch(shows::update_promo)
-            .delete(shows::delete_promo),
+        get(promo_codes::detail)
+            .put(promo_codes::replace)
+            .patch(promo_codes::update)
+            .delete(promo_codes::remove),
     );
     let r = both(
         r,
         "/api/v1/portal/shows/{id}/page-design/",
-        get(shows::get_design).put(shows::put_design),
+        get(page_design::get).put(page_design::put),
     );
     // Orders and attendees.
     let r = both(r, "/api/v1/portal/orders/", get(orders::list));
@@ -122,6 +125,16 @@ pub fn router() -> Router<AppState> {
     );
     // Marketing.
     both(r, "/api/v1/subscriber/create/", post(subscribers::create))
+}
+
+/// Turns a store outcome into the value or the matching DRF error.
+pub fn outcome<T>(o: Outcome<T>) -> Result<T, ApiError> {
+    match o {
+        Outcome::Done(t) => Ok(t),
+        Outcome::NotFound => Err(ApiError::NotFound),
+        Outcome::Invalid { field, message } => Err(FieldErrors::single(field, message).into()),
+        Outcome::Conflict(m) => Err(ApiError::Conflict(m, None)),
+    }
 }
 
 /// A path id: a positive integer, else the object cannot exist (404, as Django's `<int:pk>`).
@@ -207,19 +220,18 @@ pub fn datetime_filter(
     parsed
 }
 
-/// Parses an optional choice filter.
-pub fn choice_filter(
+/// Parses an optional choice filter: one of `T`'s values.
+pub fn choice_filter<T: std::str::FromStr>(
     q: &QueryPairs,
     key: &str,
-    choices: &[&str],
     errors: &mut FieldErrors,
-) -> Option<String> {
+) -> Option<T> {
     let raw = q.get(key)?.trim();
     if raw.is_empty() {
         return None;
     }
-    if choices.contains(&raw) {
-        Some(raw.to_string())
+    if let Ok(choice) = raw.parse() {
+        Some(choice)
     } else {
         errors.add(
             key,
@@ -270,20 +282,20 @@ pub fn bool_filter(q: &QueryPairs, key: &str, errors: &mut FieldErrors) -> Optio
         shows::remove,
         shows::publish,
         shows::unpublish,
-        shows::list_tiers,
-        shows::create_tier,
-        shows::tier_detail,
-        shows::replace_tier,
-        shows::update_tier,
-        shows::delete_tier,
-        shows::list_promos,
-        shows::create_promo,
-        shows::promo_detail,
-        shows::replace_promo,
-        shows::update_promo,
-        shows::delete_promo,
-        shows::get_design,
-        shows::put_design,
+        tiers::list,
+        tiers::create,
+        tiers::detail,
+        tiers::replace,
+        tiers::update,
+        tiers::remove,
+        promo_codes::list,
+        promo_codes::create,
+        promo_codes::detail,
+        promo_codes::replace,
+        promo_codes::update,
+        promo_codes::remove,
+        page_design::get,
+        page_design::put,
         orders::list,
         orders::export_csv,
         orders::detail,

@@ -14,8 +14,8 @@ use axum::{
 };
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use pique_core::query::FieldErrors;
-use pique_store::portal::{self, AttendeeFilters, OrderFilters, PortalOrder};
+use pique_core::{OrderStatus, query::FieldErrors};
+use pique_store::portal::orders::{self as portal, AttendeeFilters, OrderFilters, PortalOrder};
 use serde_json::Value;
 
 use super::{
@@ -23,16 +23,13 @@ use super::{
 };
 use crate::{ApiError, AppState, auth::Producer, extract::QueryPairs};
 
-/// Order states a filter may name.
-pub const ORDER_STATUSES: &[&str] = &["pending", "paid", "cancelled", "expired", "refunded"];
-
 /// Rows per CSV chunk: big enough that the per-chunk overhead vanishes, small enough that a
 /// chunk is a few tens of kilobytes.
 const CSV_ROWS_PER_CHUNK: usize = 256;
 
 fn order_filters(q: &QueryPairs, errors: &mut FieldErrors) -> OrderFilters {
     OrderFilters {
-        status: choice_filter(q, "status", ORDER_STATUSES, errors),
+        status: choice_filter::<OrderStatus>(q, "status", errors),
         show: id_filter(q, "show", errors),
         email: text_filter(q, "email", errors),
         created_after: datetime_filter(q, "created_after", errors),
@@ -124,8 +121,24 @@ pub async fn attendees(
     )?))
 }
 
-/// The CSV header line.
-pub const CSV_HEADER: &str = "order_id,reference,created_at,paid_at,status,show_id,show_title,buyer_name,buyer_email,tickets,subtotal,discount,total,currency,promo_code\n";
+/// The CSV columns.
+pub const CSV_HEADER: [&str; 15] = [
+    "order_id",
+    "reference",
+    "created_at",
+    "paid_at",
+    "status",
+    "show_id",
+    "show_title",
+    "buyer_name",
+    "buyer_email",
+    "tickets",
+    "subtotal",
+    "discount",
+    "total",
+    "currency",
+    "promo_code",
+];
 
 /// `GET /api/v1/portal/orders/export/`: every matching order as `text/csv`, streamed.
 #[utoipa::path(get, path = "/api/v1/portal/orders/export/", tag = "portal",
@@ -161,75 +174,74 @@ pub async fn export_csv(
     Ok(response)
 }
 
-/// The header, then chunks of [`CSV_ROWS_PER_CHUNK`] rows. A database error mid-stream ends
-/// the body with an error, so the client sees a truncated transfer rather than a file that
-/// looks complete.
+/// The header, then chunks of [`CSV_ROWS_PER_CHUNK`] rows, each written by the `csv` crate
+/// (RFC 4180 quoting). A database error mid-stream ends the body with an error, so the client
+/// sees a truncated transfer rather than a file that looks complete.
 fn csv_stream(
     rows: impl Stream<Item = Result<PortalOrder, pique_store::StoreError>> + Send + 'static,
 ) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
-    let header = futures::stream::once(async { Ok(Bytes::from_static(CSV_HEADER.as_bytes())) });
+    let header = futures::stream::once(async { csv_chunk(&[CSV_HEADER.map(String::from)]) });
     let body = rows.ready_chunks(CSV_ROWS_PER_CHUNK).map(|chunk| {
-        let mut buf = String::with_capacity(chunk.len() * 160);
+        let mut records = Vec::with_capacity(chunk.len());
         for row in chunk {
             match row {
-                Ok(order) => write_csv_row(&mut buf, &order),
+                Ok(order) => records.push(csv_record(&order)),
                 Err(e) => {
                     tracing::error!(error = %e, "order export failed mid-stream");
                     return Err(std::io::Error::other("export failed"));
                 }
             }
         }
-        Ok(Bytes::from(buf))
+        csv_chunk(&records)
     });
     header.chain(body)
 }
 
-/// Appends one order as a CSV line (RFC 4180 quoting).
-pub fn write_csv_row(buf: &mut String, o: &PortalOrder) {
-    use std::fmt::Write as _;
-    let money = |d: rust_decimal::Decimal| pique_core::money::to_cents_scale(d).to_string();
-    let _ = write!(buf, "{},{},{},", o.id, o.uuid, o.created_at.to_rfc3339());
-    if let Some(p) = o.paid_at {
-        buf.push_str(&p.to_rfc3339());
+/// `records` as CSV lines.
+fn csv_chunk(records: &[[String; 15]]) -> Result<Bytes, std::io::Error> {
+    let mut writer = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(Vec::with_capacity(records.len() * 160));
+    for record in records {
+        writer.write_record(record)?;
     }
-    let _ = write!(buf, ",{},{},", o.status, o.show);
-    push_field(buf, &o.show_title);
-    buf.push(',');
-    push_field(buf, &o.order_name);
-    buf.push(',');
-    push_field(buf, &o.order_email);
-    let _ = write!(
-        buf,
-        ",{},{},{},{},{},",
-        o.tickets,
-        money(o.subtotal),
-        money(o.discount),
-        money(o.total),
-        o.currency
-    );
-    if let Some(code) = &o.promo_code {
-        push_field(buf, code);
-    }
-    buf.push('\n');
+    writer
+        .into_inner()
+        .map(Bytes::from)
+        .map_err(|e| std::io::Error::other(e.to_string()))
 }
 
-/// A text field, quoted when needed. Text a buyer typed that starts with `=`, `+`, `-` or
-/// `@` gets a leading `'` so a spreadsheet opening the export does not run it as a formula
-/// (CSV injection).
-fn push_field(buf: &mut String, value: &str) {
-    let guarded;
-    let value = if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        guarded = format!("'{value}");
-        guarded.as_str()
+/// One order in [`CSV_HEADER`]'s column order.
+pub fn csv_record(o: &PortalOrder) -> [String; 15] {
+    [
+        o.id.to_string(),
+        o.uuid.to_string(),
+        o.created_at.to_rfc3339(),
+        o.paid_at.map(|p| p.to_rfc3339()).unwrap_or_default(),
+        o.status.to_string(),
+        o.show.to_string(),
+        spreadsheet_safe(&o.show_title),
+        spreadsheet_safe(&o.order_name),
+        spreadsheet_safe(&o.order_email),
+        o.tickets.to_string(),
+        o.subtotal.to_string(),
+        o.discount.to_string(),
+        o.total.to_string(),
+        o.currency.clone(),
+        o.promo_code
+            .as_deref()
+            .map(spreadsheet_safe)
+            .unwrap_or_default(),
+    ]
+}
+
+/// Text a buyer typed that starts with `=`, `+`, `-` or `@` gets a leading `'`, so a
+/// spreadsheet opening the export does not run it as a formula (CSV injection).
+fn spreadsheet_safe(value: &str) -> String {
+    if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{value}")
     } else {
-        value
-    };
-    if value.contains([',', '"', '\n', '\r']) {
-        buf.push('"');
-        buf.push_str(&value.replace('"', "\"\""));
-        buf.push('"');
-    } else {
-        buf.push_str(value);
+        value.to_string()
     }
 }
 
@@ -239,12 +251,18 @@ mod tests {
 
     #[test]
     fn quotes_and_guards_fields() {
-        let mut s = String::new();
-        push_field(&mut s, "plain");
-        s.push('|');
-        push_field(&mut s, "a,\"b\"");
-        s.push('|');
-        push_field(&mut s, "=HYPERLINK(1)");
-        assert_eq!(s, "plain|\"a,\"\"b\"\"\"|'=HYPERLINK(1)");
+        let record = [
+            "plain".to_string(),
+            spreadsheet_safe("a,\"b\""),
+            spreadsheet_safe("=HYPERLINK(1)"),
+            spreadsheet_safe("line\nbreak"),
+        ];
+        let mut writer = csv::Writer::from_writer(Vec::new());
+        writer.write_record(&record).expect("write");
+        let out = String::from_utf8(writer.into_inner().expect("flush")).expect("utf-8");
+        assert_eq!(
+            out,
+            "plain,\"a,\"\"b\"\"\",'=HYPERLINK(1),\"line\nbreak\"\n"
+        );
     }
 }
