@@ -49,8 +49,8 @@ pub fn done(queue: Queue, seconds: f64) {
 }
 
 /// Records how long a job waited in `queue` before a worker started it.
-pub fn queue_wait(queue: &str, seconds: f64) {
-    histogram!(names::QUEUE_WAIT, "queue" => queue.to_string()).record(seconds);
+pub fn queue_wait(queue: Queue, seconds: f64) {
+    histogram!(names::QUEUE_WAIT, "queue" => queue.as_str()).record(seconds);
 }
 
 /// Counts a failed attempt that will be retried, and its duration.

@@ -17,7 +17,7 @@ async fn metrics_endpoint_serves_the_job_metrics()
     metrics::depth(Queue::Email, 7, 1);
     metrics::email_sent();
     metrics::pdf_generated(0.006);
-    metrics::queue_wait("pdf", 0.2);
+    metrics::queue_wait(Queue::Pdf, 0.2);
 
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0")?;
