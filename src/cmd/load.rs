@@ -1,33 +1,80 @@
 //! `pique load run|compare|report|ui`: the load generator (crate `pique-load`).
 
+use std::sync::Arc;
+
 use clap::Subcommand;
-use pique_load::{CompareArgs, ConvertArgs, ReportArgs, RunArgs, UiArgs};
+use pique_load::{
+    CompareArgs, ConvertArgs, Exporter, Observers, ReportArgs, RunArgs, RunCommand, UiArgs,
+    UiConfig,
+};
 
 /// What `pique load` can do.
 #[derive(Debug, Subcommand)]
 pub enum LoadCommand {
     /// Run a plan file (e.g. loadtests/baseline.toml, or an Artillery .yml) against a host and
     /// grade it.
-    Run(RunArgs),
+    Run(RunCommand),
     /// Print the TOML plan equivalent to an Artillery config.
     Convert(ConvertArgs),
     /// Put two runs side by side (Django vs Rust, strategy vs strategy).
     Compare(CompareArgs),
     /// Re-render the HTML report of a finished run directory.
     Report(ReportArgs),
-    /// Locust-like web UI (start/stop, users, spawn rate, live charts) on :8089.
+    /// The web UI on :8089: start runs of any plan in loadtests/, change users while they
+    /// go, live charts and tables, server side, grading, downloads.
     Ui(UiArgs),
+}
+
+/// Observers every run of this process gets: the Prometheus exporter with
+/// `--prometheus-listen`.
+async fn observers(args: &RunArgs) -> anyhow::Result<Observers> {
+    let mut observers = Observers::default();
+    if let Some(addr) = args.prometheus_listen {
+        let exporter: Arc<Exporter> = Exporter::listen(addr).await?;
+        println!("load generator metrics on http://{addr}/metrics");
+        observers.add(exporter);
+    }
+    Ok(observers)
+}
+
+fn ui_config(args: &RunArgs, plans_dir: std::path::PathBuf, observers: Observers) -> UiConfig {
+    UiConfig {
+        plan_path: args.plan.clone(),
+        plans_dir,
+        opts: args.options(),
+        observers,
+    }
 }
 
 /// Runs the subcommand; the exit code is the plan's verdict (0 pass, 1 threshold failed).
 pub async fn run(command: LoadCommand) -> anyhow::Result<u8> {
     match command {
-        LoadCommand::Run(args) => {
+        LoadCommand::Run(cmd) => {
+            let args = &cmd.run;
             let plan = args.load_plan()?;
             for w in &plan.warnings {
                 eprintln!("warning: {w}");
             }
-            let outcome = pique_load::run_plan(&plan, &args.options()).await?;
+            let observers = observers(args).await?;
+            let outcome = match cmd.ui {
+                Some(addr) => {
+                    let listener = tokio::net::TcpListener::bind(addr).await?;
+                    println!("live view on http://{addr}");
+                    let plans_dir = args
+                        .plan
+                        .parent()
+                        .map_or_else(|| ".".into(), |p| p.to_path_buf());
+                    let cfg = ui_config(args, plans_dir, observers);
+                    pique_load::run_with_ui(listener, plan, cfg).await?
+                }
+                None => {
+                    let control = pique_load::RunControl {
+                        observers,
+                        ..Default::default()
+                    };
+                    pique_load::run_plan_controlled(&plan, &args.options(), &control).await?
+                }
+            };
             println!("report: {}", outcome.report_path.display());
             println!("verdict: {}", outcome.verdict);
             Ok(u8::try_from(outcome.exit_code).unwrap_or(2))
@@ -51,10 +98,13 @@ pub async fn run(command: LoadCommand) -> anyhow::Result<u8> {
             Ok(0)
         }
         LoadCommand::Ui(args) => {
-            let plan = args.run.load_plan()?;
+            // Fail now on a bad plan rather than in the browser.
+            args.run.load_plan()?;
+            let observers = observers(&args.run).await?;
             let listener = tokio::net::TcpListener::bind(args.bind).await?;
-            println!("load UI on http://{}", args.bind);
-            pique_load::serve_ui(listener, plan, args.run.options()).await?;
+            println!("load UI on http://{} (Ctrl-C to stop)", args.bind);
+            let cfg = ui_config(&args.run, args.plans.clone(), observers);
+            pique_load::serve_ui(listener, cfg).await?;
             Ok(0)
         }
     }

@@ -1,6 +1,7 @@
 //! Command-line argument structs for the `pique load` subcommands (the binary owns the clap
 //! tree; these are flattened into it).
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -83,6 +84,10 @@ pub struct RunArgs {
     /// written; --run-time stays wall-clock.
     #[arg(long, value_parser = parse_time_scale, default_value = "1")]
     pub time_scale: f64,
+    /// Serve the load generator's own metrics for Prometheus at http://ADDR/metrics (users,
+    /// requests, failures and response-time histograms per request name).
+    #[arg(long, value_name = "ADDR", env = "PIQUE_LOAD_PROMETHEUS_LISTEN")]
+    pub prometheus_listen: Option<SocketAddr>,
 }
 
 impl RunArgs {
@@ -117,6 +122,24 @@ impl From<RunArgs> for RunOptions {
     }
 }
 
+/// `pique load run PLAN [options] [--ui [ADDR]]`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunCommand {
+    /// The plan and its options.
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Also serve a live view of this run at http://ADDR (default 127.0.0.1:8089): charts,
+    /// tables, failures, the server side, grading so far, Stop and a users form. It closes
+    /// when the run ends.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        num_args = 0..=1,
+        default_missing_value = "127.0.0.1:8089"
+    )]
+    pub ui: Option<SocketAddr>,
+}
+
 /// `pique load compare A B [--out FILE]`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct CompareArgs {
@@ -146,13 +169,16 @@ impl CompareArgs {
     }
 }
 
-/// `pique load ui PLAN [--bind 127.0.0.1:8089] [run options]`: the web UI; the run options are
-/// the defaults the form starts from.
+/// `pique load ui PLAN [--bind 127.0.0.1:8089] [--plans loadtests] [run options]`: the web
+/// UI; the run options are the defaults every run starts from.
 #[derive(Debug, Clone, clap::Args)]
 pub struct UiArgs {
     /// Address to serve the UI on.
     #[arg(long, default_value = "127.0.0.1:8089")]
-    pub bind: std::net::SocketAddr,
+    pub bind: SocketAddr,
+    /// Directory of the plans the new-run form offers (and its smoke/ directory).
+    #[arg(long, default_value = "loadtests")]
+    pub plans: PathBuf,
     /// Plan and default run options.
     #[command(flatten)]
     pub run: RunArgs,

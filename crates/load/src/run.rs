@@ -9,15 +9,14 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::duration::{Dur, format_duration};
-use crate::engine::watch::{self, GeneratorHealth};
-use crate::engine::{self, EngineConfig};
+use crate::engine::{self, EngineConfig, Steering};
 use crate::error::LoadError;
-use crate::grade::{self, GradeInput};
-use crate::plan::{Plan, ShapeRef, Stage, Step, check_host};
+use crate::judge::{self, Judge};
+use crate::observe::{Model, Observer, Observers, RunStarted};
+use crate::plan::{Plan, ShapeRef, Stage, check_host};
 use crate::progress::Progress;
-use crate::report::{self, PlanInfo, Settings, Summary, ThresholdResult};
+use crate::report::{self, PlanInfo, Settings, Summary};
 use crate::scrape::{ScrapeConfig, Scraper};
-use crate::stats::RequestStats;
 
 /// Options of one run (what `pique load run` flags set).
 #[derive(Debug, Clone)]
@@ -182,7 +181,7 @@ fn apply_overrides(plan: &mut Plan, opts: &RunOptions) -> Result<(), LoadError> 
     Ok(())
 }
 
-fn describe_shape(plan: &Plan) -> String {
+pub(crate) fn describe_shape(plan: &Plan) -> String {
     match plan.shape() {
         ShapeRef::Stages(st) => {
             let parts: Vec<String> = st
@@ -269,13 +268,15 @@ fn parse_var(v: &str) -> Value {
     }
 }
 
-/// Lets another task watch and stop a run (used by the web UI).
+/// Lets other tasks watch, steer and stop a run (the web UI, the Prometheus exporter).
 #[derive(Debug, Clone, Default)]
 pub struct RunControl {
     /// Cancel to stop the run early; outputs are still written.
     pub stop: tokio_util::sync::CancellationToken,
-    /// The latest one-second point while the run goes.
-    pub live: Arc<std::sync::Mutex<Option<crate::stats::Point>>>,
+    /// Set to change the users while the run goes.
+    pub steering: Arc<Steering>,
+    /// Told about the run as it goes (see [`crate::observe`]).
+    pub observers: Observers,
 }
 
 /// Runs a plan against its host and writes `report.html`, CSVs and `summary.json`.
@@ -286,8 +287,34 @@ pub async fn run_plan(plan: &Plan, opts: &RunOptions) -> Result<RunOutcome, Load
     run_plan_controlled(plan, opts, &RunControl::default()).await
 }
 
-/// [`run_plan`] with a [`RunControl`] to stop it and watch it from elsewhere.
+/// [`run_plan`] with a [`RunControl`] to stop it, steer it and watch it from elsewhere.
 pub async fn run_plan_controlled(
+    plan: &Plan,
+    opts: &RunOptions,
+    control: &RunControl,
+) -> Result<RunOutcome, LoadError> {
+    let outcome = run_controlled(plan, opts, control).await;
+    control.observers.finished(outcome.as_ref());
+    outcome
+}
+
+pub(crate) fn model_of(plan: &Plan) -> Model {
+    match plan.shape() {
+        ShapeRef::Stages(_) => Model::Closed,
+        ShapeRef::Arrival(_) => Model::Open,
+        ShapeRef::Capacity(_) => Model::Capacity,
+    }
+}
+
+pub(crate) fn first_spawn_rate(plan: &Plan) -> Option<f64> {
+    match plan.shape() {
+        ShapeRef::Stages(st) => st.first().and_then(|s| s.spawn_rate),
+        ShapeRef::Capacity(c) => c.spawn_rate,
+        ShapeRef::Arrival(_) => None,
+    }
+}
+
+async fn run_controlled(
     plan: &Plan,
     opts: &RunOptions,
     control: &RunControl,
@@ -325,17 +352,39 @@ pub async fn run_plan_controlled(
         database_url: opts.database_url.clone(),
         redis_url: opts.redis_url.clone(),
         interval: plan.scrape_interval.map_or(Duration::from_secs(2), |d| d.0),
+        observers: control.observers.clone(),
     };
-    let progress = Progress::new(opts.quiet, &plan.name).with_live(control.live.clone());
-    let scraper = Scraper::start(scrape_cfg, tokio::time::Instant::now());
     let plan = Arc::new(plan);
     let time_scale = opts.time_scale;
+    let judge = Arc::new(Judge::new(plan.clone(), &vars, time_scale));
+    let shape_len = engine::shape_duration(&plan);
+    let limit = plan.run_time.map_or(shape_len, |r| r.0.min(shape_len));
+    control.observers.started(&RunStarted {
+        plan: plan.name.clone(),
+        description: plan.description.clone(),
+        origin: plan.origin.clone(),
+        host: host.clone(),
+        shape: describe_shape(&plan),
+        model: model_of(&plan),
+        target_users: plan.target_users(),
+        spawn_rate: first_spawn_rate(&plan),
+        limit,
+        run_dir: run_dir.clone(),
+        started_at: started,
+        distributed: false,
+        keys: plan.request_keys.clone(),
+        judge: judge.clone(),
+    });
+    let progress = Progress::new(opts.quiet, &plan.name);
+    let scraper = Scraper::start(scrape_cfg, tokio::time::Instant::now());
     let cfg = EngineConfig {
         base: host.clone(),
         run_time: plan.run_time.map(|d| d.0),
         max_requests: plan.max_requests,
         vars: vars.clone(),
         stop: control.stop.clone(),
+        steering: control.steering.clone(),
+        observers: control.observers.clone(),
     };
     let result = engine::run(plan.clone(), cfg, &progress).await;
     let server = scraper.finish().await;
@@ -343,91 +392,18 @@ pub async fn run_plan_controlled(
     let result = result?;
 
     let fin = result.stats.finish(result.run_secs);
-    let keys_where = |pred: &dyn Fn(&Step) -> bool| -> Vec<usize> {
-        let mut keys: Vec<usize> = plan
-            .steps()
-            .filter(|(_, s)| pred(s))
-            .map(|(_, s)| s.key)
-            .collect();
-        keys.sort_unstable();
-        keys.dedup();
-        keys
-    };
-    // The original plan's checkout criteria apply to POSTs to these paths, whatever the step
-    // is named; a queued checkout completes in a step polling its status.
-    let path = |s: &Step| s.path.source().to_string();
-    let checkout_keys = keys_where(&|s| {
-        s.method == "POST" && path(s).contains("/checkout/") && !path(s).contains("/status")
-    });
-    let done_keys = keys_where(&|s| s.until.is_some() && path(s).contains("/checkout/status"));
-    let success_keys = keys_where(&|s| s.method == "POST" && path(s).contains("/success/"));
-    let secs = result.run_secs;
-    let checkout = result
-        .stats
-        .group(&checkout_keys, "POST", "/checkout/", secs);
-    let checkout_done = result
-        .stats
-        .group(&done_keys, "GET", "/checkout/ [done]", secs);
-    let success = result.stats.group(&success_keys, "POST", "/success/", secs);
-
-    let rules = plan
-        .grading
-        .rules(time_scale, Some(plan.target_users()).filter(|u| *u > 0));
-    let grades = grade::grade(&GradeInput {
-        aggregated: &fin.aggregated,
-        methods: &fin.methods,
-        checkout: checkout.as_ref(),
-        checkout_done: checkout_done.as_ref(),
-        success: success.as_ref(),
-        run_secs: result.run_secs,
-        series: &fin.series,
-        server: &server,
-        capacity: result.capacity.as_ref(),
-        rules: &rules,
-    });
-    let generator = GeneratorHealth::of(&fin.series, watch::cores());
-    let verdict = if generator.saturated {
-        grade::verdict_with_generator_behind(&grades, &generator.describe())
-    } else {
-        grade::verdict(&grades)
-    };
-
-    let never_run = steps_never_run(&plan, &vars);
-    let mut thresholds = Vec::new();
-    for (scope, list) in &plan.thresholds {
-        let keys: Option<Vec<usize>> = (scope != "*").then(|| {
-            plan.request_keys
-                .iter()
-                .enumerate()
-                .filter(|(_, k)| k.name == *scope)
-                .map(|(i, _)| i)
-                .collect()
-        });
-        for t in list {
-            let measured = result
-                .stats
-                .measure(keys.as_deref(), t.metric, result.run_secs);
-            let (passed, skipped, note) = match measured {
-                Some(m) => (t.op.holds(m, t.limit), false, String::new()),
-                None => no_data(
-                    &plan,
-                    keys.as_deref(),
-                    &never_run,
-                    &result.stats,
-                    &fin.requests,
-                ),
-            };
-            thresholds.push(ThresholdResult {
-                scope: scope.clone(),
-                expr: t.source.clone(),
-                measured,
-                passed,
-                skipped,
-                note,
-            });
-        }
-    }
-    let exit_code = i32::from(thresholds.iter().any(|t| !t.passed && !t.skipped));
+    let grades = judge.grade(
+        &result.stats,
+        &fin.aggregated,
+        &fin.methods,
+        result.run_secs,
+        &fin.series,
+        &server,
+        result.capacity.as_ref(),
+    );
+    let (verdict, generator) = judge::verdict(&grades, &fin.series);
+    let thresholds = judge.thresholds(&result.stats, &fin.requests, result.run_secs);
+    let exit_code = judge::exit_code(&thresholds);
 
     let summary = Summary {
         tool: concat!("pique-load ", env!("CARGO_PKG_VERSION")).into(),
@@ -462,7 +438,7 @@ pub async fn run_plan_controlled(
         lag: result.lag,
         capacity: result.capacity,
         thresholds,
-        grading: rules,
+        grading: judge.rules().clone(),
         generator,
         grades,
         verdict: verdict.clone(),
@@ -478,99 +454,6 @@ pub async fn run_plan_controlled(
         verdict,
         exit_code,
     })
-}
-
-/// For every step (by [`Step::index`]), the `when` variables that nothing can ever set in this
-/// run: not in the plan's `vars`, not given with `--var`, never captured or `set` by the
-/// class. Such a step never runs (a payment step without `--var stripe_base`).
-fn steps_never_run(plan: &Plan, vars: &HashMap<String, Value>) -> HashMap<usize, Vec<String>> {
-    let mut out = HashMap::new();
-    for class in &plan.users {
-        let steps: Vec<&Step> = class
-            .on_start
-            .iter()
-            .chain(class.tasks.iter().flat_map(|t| t.steps.iter()))
-            .collect();
-        let produced = |v: &str| {
-            vars.contains_key(v)
-                || steps
-                    .iter()
-                    .any(|s| s.capture.iter().any(|c| c.var == v) || s.set.contains_key(v))
-        };
-        for s in &steps {
-            let unset: Vec<String> = s.when.iter().filter(|v| !produced(v)).cloned().collect();
-            if !unset.is_empty() {
-                out.insert(s.index, unset);
-            }
-        }
-    }
-    out
-}
-
-/// A threshold without data: skipped when every step it covers did not run because of its
-/// `when` variables (unset by the run, like `stripe_base` without `--var`, or never captured,
-/// like the status poll of a checkout that was not queued); failed otherwise, with the reason.
-fn no_data(
-    plan: &Plan,
-    keys: Option<&[usize]>,
-    never_run: &HashMap<usize, Vec<String>>,
-    stats: &crate::stats::Stats,
-    rows: &[RequestStats],
-) -> (bool, bool, String) {
-    let Some(keys) = keys else {
-        return (false, false, "no requests completed".into());
-    };
-    let steps: Vec<&Step> = plan
-        .steps()
-        .map(|(_, s)| s)
-        .filter(|s| keys.contains(&s.key) || keys.contains(&s.poll_key))
-        .collect();
-    let not_wanted = |s: &Step| never_run.contains_key(&s.index) || stats.unmet_count(s.key) > 0;
-    if !steps.is_empty() && steps.iter().all(|s| not_wanted(s)) {
-        let mut unset: Vec<&str> = steps
-            .iter()
-            .flat_map(|s| s.when.iter())
-            .map(String::as_str)
-            .collect();
-        unset.sort_unstable();
-        unset.dedup();
-        let given_with_var: Vec<String> = steps
-            .iter()
-            .filter_map(|s| never_run.get(&s.index))
-            .flatten()
-            .map(|v| format!("--var {v}=..."))
-            .collect();
-        let hint = if given_with_var.is_empty() {
-            String::new()
-        } else {
-            format!("; give {}", given_with_var.join(", "))
-        };
-        return (
-            false,
-            true,
-            format!(
-                "skipped: `when` {} never set in this run{hint}",
-                unset.join(", ")
-            ),
-        );
-    }
-    let skipped: u64 = rows
-        .iter()
-        .filter(|r| {
-            keys.iter().any(|k| {
-                plan.request_keys
-                    .get(*k)
-                    .is_some_and(|key| key.name == r.name && key.method == r.method)
-            })
-        })
-        .map(|r| r.skipped)
-        .sum();
-    let note = if skipped > 0 {
-        format!("failed: no requests ran; skipped {skipped} times for a missing variable")
-    } else {
-        "failed: no requests ran, although the plan should have sent some".into()
-    };
-    (false, false, note)
 }
 
 fn unique_dir(parent: &std::path::Path, base: &str) -> PathBuf {

@@ -11,6 +11,8 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::observe::{Observer, Observers};
+
 /// One sample line of the Prometheus text format.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PromSample {
@@ -178,6 +180,8 @@ pub struct ScrapeConfig {
     pub redis_url: Option<String>,
     /// Time between scrapes.
     pub interval: Duration,
+    /// Told the summary so far after every scrape (the web UI's server panel).
+    pub observers: Observers,
 }
 
 /// One scrape: seconds since start and named values (see [`ServerSummary::series`]).
@@ -263,6 +267,43 @@ pub struct ServerSummary {
     /// Evicted keys / keyspace lookups during the run.
     #[serde(default)]
     pub redis_eviction_rate: Option<f64>,
+}
+
+impl ServerSummary {
+    /// Recomputes the peaks (`*_max`) from [`ServerSummary::series`] (after samples were added).
+    pub fn refresh_maxima(&mut self) {
+        let max_of = |pred: &dyn Fn(&str) -> bool| {
+            self.series
+                .iter()
+                .flat_map(|x| x.values.iter().filter(|(k, _)| pred(k)).map(|(_, v)| *v))
+                .reduce(f64::max)
+        };
+        let db_pool_usage_max =
+            max_of(&|k| k == "db_pool_usage" || k.starts_with("db_pool_usage@"));
+        let pg_connection_usage_max = max_of(&|k| k == "pg_connection_usage");
+        let redis_memory_usage_max = max_of(&|k| k == "redis_memory_usage");
+        let cpu_cores_max = max_of(&|k| k == "cpu_cores");
+        let queue_depth_max = max_of(&|k| k.starts_with("queue_depth:"));
+        // Celery's queue (a Django target) is read from its broker when the target exports
+        // no pique_queue_depth.
+        let from_pique = self.series.iter().any(|x| {
+            x.values
+                .keys()
+                .any(|k| k.starts_with("queue_depth:") && k != "queue_depth:celery")
+        });
+        self.db_pool_usage_max = db_pool_usage_max;
+        self.pg_connection_usage_max = pg_connection_usage_max;
+        self.redis_memory_usage_max = redis_memory_usage_max;
+        self.cpu_cores_max = cpu_cores_max;
+        self.queue_depth_max = queue_depth_max;
+        self.queue_depth_source = queue_depth_max.map(|_| {
+            if from_pique {
+                "pique_queue_depth (peak, any queue)".to_string()
+            } else {
+                "Redis LLEN celery on the broker (peak)".to_string()
+            }
+        });
+    }
 }
 
 /// A running scraper; [`Scraper::finish`] stops it and returns the summary.
@@ -396,6 +437,7 @@ async fn connect(cfg: &ScrapeConfig, notes: &mut Vec<String>) -> Sources {
 }
 
 /// One round of scraping; `None` for sources that did not answer.
+#[derive(Clone)]
 struct Round {
     t: f64,
     /// One entry per metrics target, in [`ScrapeConfig::metrics_urls`] order.
@@ -577,6 +619,15 @@ async fn scrape_loop(cfg: ScrapeConfig, start: Instant, stop: CancellationToken)
         }
         let t = start.elapsed().as_secs_f64();
         rounds.push(scrape_once(&mut src, t, &mut notes).await);
+        if !cfg.observers.is_empty() {
+            let limits = PgLimits {
+                max: src.pg_max,
+                reserved: src.pg_reserved,
+            };
+            let labels: Vec<String> = src.targets.iter().map(|t| t.url.clone()).collect();
+            let so_far = summary_so_far(&rounds, &labels, limits, src.celery, &notes);
+            cfg.observers.server(&so_far);
+        }
     }
     let t = start.elapsed().as_secs_f64();
     rounds.push(scrape_once(&mut src, t, &mut notes).await);
@@ -610,6 +661,26 @@ fn first_and_last(rounds: &[Round], targets: usize) -> (Vec<PromSample>, Vec<Pro
         }
     }
     (first, last)
+}
+
+/// The summary so far, cheaply: counter increases from the first to the last round, and the
+/// series of the first, previous and last rounds only (so it ends with the newest sample; an
+/// observer keeps the samples it was told, and the maxima over them are the run's).
+fn summary_so_far(
+    rounds: &[Round],
+    targets: &[String],
+    pg_limits: PgLimits,
+    celery: bool,
+    notes: &[String],
+) -> ServerSummary {
+    let n = rounds.len();
+    let mut picked: Vec<usize> = vec![0, n.saturating_sub(2), n.saturating_sub(1)];
+    picked.dedup();
+    let few: Vec<Round> = picked
+        .iter()
+        .filter_map(|i| rounds.get(*i).cloned())
+        .collect();
+    summarise(&few, targets, pg_limits, celery, notes.to_vec())
 }
 
 fn summarise(
@@ -727,29 +798,7 @@ fn summarise(
             }
         }
     }
-    let max_of = |pred: &dyn Fn(&str) -> bool| {
-        s.series
-            .iter()
-            .flat_map(|x| x.values.iter().filter(|(k, _)| pred(k)).map(|(_, v)| *v))
-            .reduce(f64::max)
-    };
-    let db_pool_usage_max = max_of(&|k| k == "db_pool_usage" || k.starts_with("db_pool_usage@"));
-    let pg_connection_usage_max = max_of(&|k| k == "pg_connection_usage");
-    let redis_memory_usage_max = max_of(&|k| k == "redis_memory_usage");
-    let cpu_cores_max = max_of(&|k| k == "cpu_cores");
-    let queue_depth_max = max_of(&|k| k.starts_with("queue_depth:"));
-    s.db_pool_usage_max = db_pool_usage_max;
-    s.pg_connection_usage_max = pg_connection_usage_max;
-    s.redis_memory_usage_max = redis_memory_usage_max;
-    s.cpu_cores_max = cpu_cores_max;
-    s.queue_depth_max = queue_depth_max;
-    s.queue_depth_source = queue_depth_max.map(|_| {
-        if has_depth {
-            "pique_queue_depth (peak, any queue)".to_string()
-        } else {
-            "Redis LLEN celery on the broker (peak)".to_string()
-        }
-    });
+    s.refresh_maxima();
 
     // The profile the API ran (its last answered scrape).
     s.profile = rounds

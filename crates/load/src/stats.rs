@@ -514,8 +514,61 @@ impl Stats {
         }
     }
 
-    /// Final per-key rows, the aggregated row, and per-method aggregates (GET, POST ...).
+    /// Final per-key rows, the aggregated row, per-method aggregates (GET, POST ...) and the
+    /// time series.
     pub fn finish(&self, run_secs: f64) -> Finished {
+        let table = self.table(run_secs);
+        Finished {
+            requests: table.requests,
+            aggregated: table.aggregated,
+            methods: table.methods,
+            failures: table.failures,
+            series: self.series(),
+        }
+    }
+
+    /// The statistics keys, indexed like [`Stats::record`]'s `key`.
+    pub fn keys(&self) -> &[Key] {
+        &self.keys
+    }
+
+    /// For each key: requests, failures and the response-time histogram (microseconds) so far.
+    /// What an exporter diffs from one second to the next.
+    pub fn totals(&self) -> Vec<KeyTotals> {
+        self.lock()
+            .per_key
+            .iter()
+            .map(|a| KeyTotals {
+                count: a.count,
+                failures: a.failures,
+                hist: a.hist.clone(),
+            })
+            .collect()
+    }
+
+    /// Steps not run so far, per key with any: skipped for a missing variable, or not run for
+    /// an unset `when` variable.
+    pub fn not_run(&self) -> Vec<NotRun> {
+        let g = self.lock();
+        self.keys
+            .iter()
+            .enumerate()
+            .filter_map(|(i, k)| {
+                let skipped = g.skipped.get(i).copied().unwrap_or(0);
+                let unmet = g.unmet.get(i).copied().unwrap_or(0);
+                (skipped + unmet > 0).then(|| NotRun {
+                    method: k.method.clone(),
+                    name: k.name.clone(),
+                    skipped,
+                    unmet,
+                })
+            })
+            .collect()
+    }
+
+    /// Per-key rows, the aggregated row, per-method aggregates and failures so far, with rates
+    /// over `run_secs` (what the final report and a live view show).
+    pub fn table(&self, run_secs: f64) -> Table {
         let g = self.lock();
         let mut by_method: Vec<(String, Acc)> = Vec::new();
         let mut requests = Vec::new();
@@ -568,13 +621,17 @@ impl Stats {
                 }
             })
             .collect();
-        failures.sort_by(|a, b| b.occurrences.cmp(&a.occurrences).then(a.name.cmp(&b.name)));
-        Finished {
+        failures.sort_by(|a, b| {
+            b.occurrences
+                .cmp(&a.occurrences)
+                .then(a.name.cmp(&b.name))
+                .then(a.error.cmp(&b.error))
+        });
+        Table {
             requests,
             aggregated,
             methods,
             failures,
-            series: g.series.clone(),
         }
     }
 
@@ -628,6 +685,43 @@ impl Stats {
             Metric::Requests => has.then_some(acc.count as f64),
         }
     }
+}
+
+/// One key's totals so far (see [`Stats::totals`]).
+#[derive(Debug, Clone)]
+pub struct KeyTotals {
+    /// Requests (or completions) recorded.
+    pub count: u64,
+    /// Of which failed.
+    pub failures: u64,
+    /// Their response times, microseconds.
+    pub hist: Histogram<u64>,
+}
+
+/// Steps of one key that did not send a request (see [`Stats::not_run`]).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct NotRun {
+    /// HTTP method.
+    pub method: String,
+    /// Request name.
+    pub name: String,
+    /// Skipped because a template needed a variable the user did not have.
+    pub skipped: u64,
+    /// Not run because a variable of the step's `when` was not set.
+    pub unmet: u64,
+}
+
+/// The statistics table at a moment (see [`Stats::table`]).
+#[derive(Debug, Clone)]
+pub struct Table {
+    /// One row per request key that ran or was skipped.
+    pub requests: Vec<RequestStats>,
+    /// All requests together.
+    pub aggregated: RequestStats,
+    /// All requests of each method together (name = method).
+    pub methods: Vec<RequestStats>,
+    /// Failures by (key, error), most frequent first.
+    pub failures: Vec<FailureRow>,
 }
 
 /// Everything [`Stats::finish`] computes.

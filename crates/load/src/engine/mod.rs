@@ -4,6 +4,7 @@
 mod bodies;
 pub(crate) mod http;
 mod scheduler;
+pub mod steer;
 mod user;
 pub mod watch;
 
@@ -19,11 +20,14 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::LoadError;
+use crate::observe::{Observer, Observers, Second};
 use crate::plan::Plan;
 use crate::progress::Progress;
 use crate::stats::Stats;
 
+pub(crate) use scheduler::shape_duration;
 pub use scheduler::{CapacityResult, CapacityStep};
+pub use steer::{Steer, Steering};
 
 /// How the engine should run a (possibly overridden) plan.
 #[derive(Debug, Clone)]
@@ -38,6 +42,10 @@ pub struct EngineConfig {
     pub vars: HashMap<String, Value>,
     /// Cancelling this token stops the run early (the web UI's Stop button).
     pub stop: CancellationToken,
+    /// Changes of the users while the run goes (the web UI's Edit).
+    pub steering: Arc<Steering>,
+    /// Told about every second.
+    pub observers: Observers,
 }
 
 /// Counters of the open model falling behind its schedule.
@@ -76,6 +84,8 @@ pub(crate) struct Shared {
     pub base: String,
     pub stats: Arc<Stats>,
     pub stop: CancellationToken,
+    /// Users asked for while the run goes, read by the schedulers.
+    pub steering: Arc<Steering>,
     pub init_vars: crate::template::Vars,
     /// Parsed JSON bodies shared by every user (see [`bodies`]).
     pub bodies: bodies::SharedBodies,
@@ -211,6 +221,7 @@ pub async fn run(
         base,
         stats: stats.clone(),
         stop: CancellationToken::new(),
+        steering: cfg.steering,
         init_vars: cfg
             .vars
             .into_iter()
@@ -240,6 +251,7 @@ pub async fn run(
         start,
         limit,
         progress.clone(),
+        cfg.observers,
     ));
 
     tokio::select! {
@@ -316,14 +328,16 @@ pub async fn run(
     })
 }
 
-/// Closes a one-second window every second and feeds the progress line.
+/// Closes a one-second window every second and feeds the progress display and the observers.
 async fn sample(
     sh: Arc<Shared>,
     watch: Arc<watch::Watch>,
     start: Instant,
     limit: Duration,
     progress: Progress,
+    observers: Observers,
 ) {
+    let capacity_plan = matches!(sh.plan.shape(), crate::plan::ShapeRef::Capacity(_));
     let mut tick = tokio::time::interval_at(start + Duration::from_secs(1), Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last = start;
@@ -339,5 +353,18 @@ async fn sample(
             watch.sample(),
         );
         progress.update(&p, now.duration_since(start), limit);
+        if !observers.is_empty() {
+            let capacity = capacity_plan.then(|| {
+                sh.capacity
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone()
+            });
+            observers.second(&Second {
+                point: &p,
+                stats: &sh.stats,
+                capacity: capacity.as_ref(),
+            });
+        }
     }
 }

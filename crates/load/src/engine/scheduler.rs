@@ -78,6 +78,8 @@ pub(crate) async fn drive(sh: Arc<Shared>, start: Instant) {
             let end = start + ctl.duration();
             let mut tick = tokio::time::interval(TICK);
             let mut last = start;
+            // The user level once the run was steered (it then leaves the plan's stages).
+            let mut steered: Option<f64> = None;
             loop {
                 tokio::select! {
                     now = tick.tick() => {
@@ -86,7 +88,13 @@ pub(crate) async fn drive(sh: Arc<Shared>, start: Instant) {
                         }
                         let dt = now.duration_since(last).as_secs_f64();
                         last = now;
-                        let want = ctl.advance(now.duration_since(start).as_secs_f64(), dt);
+                        let mut want = ctl.advance(now.duration_since(start).as_secs_f64(), dt);
+                        if let Some(steer) = sh.steering.get() {
+                            let level = steered.unwrap_or(pool.running.len() as f64);
+                            let level = steer.advance(level, dt);
+                            steered = Some(level);
+                            want = level.round() as u32;
+                        }
                         pool.resize(&sh, want);
                     }
                     _ = sh.stop.cancelled() => break,
@@ -246,12 +254,16 @@ async fn open_model(sh: &Arc<Shared>, sched: &ArrivalSchedule, max_users: u32, s
     // A Send RNG: this future is held across awaits (ThreadRng is not Send).
     let mut rng = rand::rngs::SmallRng::seed_from_u64(rand::random());
     let class_total = sh.class_weights.last().copied().unwrap_or(1);
+    let mut cap = max_users;
     for k in 0u64.. {
         let Some(t) = sched.time_of(k) else { break };
         let at = start + Duration::from_secs_f64(t);
         tokio::select! {
             _ = tokio::time::sleep_until(at) => {}
             _ = sh.stop.cancelled() => break,
+        }
+        if let Some(steer) = sh.steering.get() {
+            cap = recap(sh, &permits, cap, steer.users.max(1));
         }
         if backlog.load(Ordering::Relaxed) >= backlog_cap {
             sh.note_dropped();
@@ -295,4 +307,23 @@ async fn open_model(sh: &Arc<Shared>, sched: &ArrivalSchedule, max_users: u32, s
                 .store(busy.fetch_sub(1, Ordering::Relaxed) - 1, Ordering::Relaxed);
         });
     }
+}
+
+/// Changes the open model's cap on concurrent users from `cap` to `wanted`: more permits at
+/// once, or fewer as busy users finish (a task takes the surplus permits and forgets them).
+fn recap(sh: &Shared, permits: &Arc<Semaphore>, cap: u32, wanted: u32) -> u32 {
+    if wanted > cap {
+        permits.add_permits((wanted - cap) as usize);
+    } else if wanted < cap {
+        let surplus = cap - wanted;
+        let permits = permits.clone();
+        let stop = sh.stop.clone();
+        sh.spawn(async move {
+            tokio::select! {
+                Ok(p) = permits.acquire_many_owned(surplus) => p.forget(),
+                _ = stop.cancelled() => {}
+            }
+        });
+    }
+    wanted
 }

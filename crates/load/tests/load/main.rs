@@ -3,8 +3,10 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod browser;
 mod calibrate;
 mod engine;
 mod full_plans;
 mod plans;
 mod reports;
+mod ui;

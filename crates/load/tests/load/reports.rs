@@ -138,61 +138,10 @@ async fn run_writes_every_output_and_grades_honestly() {
     assert!(again.exists());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn run_plan_is_send_and_the_web_ui_starts_and_stops_a_run() {
+#[test]
+fn run_plan_is_send() {
     fn assert_send<T: Send>(_: &T) {}
-    let srv = crate::common::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let plan = crate::common::plan(
-        &PLAN
-            .replace("max_requests = 60", "max_requests = 100000")
-            .replace("\"3s\"", "\"30s\""),
-    );
-    let opts = crate::common::opts(&srv, dir.path());
+    let plan = crate::common::plan(PLAN);
+    let opts = pique_load::RunOptions::default();
     assert_send(&run_plan(&plan, &opts));
-
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let ui = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(pique_load::serve_ui(listener, plan, opts));
-    let http = reqwest::Client::new();
-    let page = http.get(&ui).send().await.unwrap().text().await.unwrap();
-    assert!(page.contains("pique-load") && !page.contains("<script src"));
-    let r = http
-        .post(format!("{ui}/api/start"))
-        .json(&serde_json::json!({"users": 2, "spawn_rate": 10}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202);
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
-    let s: serde_json::Value = http
-        .get(format!("{ui}/api/status"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(s["running"], true);
-    assert_eq!(s["point"]["users"], 2);
-    http.post(format!("{ui}/api/stop")).send().await.unwrap();
-    let mut done = serde_json::Value::Null;
-    for _ in 0..40 {
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        done = http
-            .get(format!("{ui}/api/status"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if done["running"] == false {
-            break;
-        }
-    }
-    assert_eq!(done["running"], false, "{done}");
-    assert!(done["last"]["report"].is_string(), "{done}");
-    let report = http.get(format!("{ui}/report")).send().await.unwrap();
-    assert_eq!(report.status(), 200);
 }
