@@ -254,9 +254,15 @@ pub async fn run(
         cfg.observers,
     ));
 
+    // The run_time cap races the shape only when it is shorter; otherwise the shape ends the run
+    // (a backstop a little after its end guards against a driver that never returns).
+    let (cap, cap_reason) = match cfg.run_time {
+        Some(r) if r < shape_len => (r, "run_time reached"),
+        _ => (shape_len + Duration::from_secs(5), "load shape finished"),
+    };
     tokio::select! {
         () = scheduler::drive(sh.clone(), start) => sh.stop_with("load shape finished"),
-        _ = tokio::time::sleep(limit) => sh.stop_with("run_time reached"),
+        _ = tokio::time::sleep(cap) => sh.stop_with(cap_reason),
         // Like Locust: Ctrl-C ends the run early but still produces the report.
         Ok(()) = tokio::signal::ctrl_c() => sh.stop_with("interrupted (Ctrl-C)"),
         _ = cfg_stop.cancelled() => sh.stop_with("stopped by the user"),

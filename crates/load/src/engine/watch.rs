@@ -157,7 +157,7 @@ impl GeneratorHealth {
     /// 150 ms".
     pub fn describe(&self) -> String {
         format!(
-            "in {} of {} s ({:.0}% of the responses): CPU up to {:.1} of {} cores, scheduler \
+            "in {} of {} s ({:.0}% of the responses): CPU up to {:.2} of {} cores, scheduler \
              lag up to {:.0} ms",
             self.saturated_seconds,
             self.seconds,

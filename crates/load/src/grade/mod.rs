@@ -798,12 +798,22 @@ pub fn verdict_with_generator_behind(rows: &[GradeRow], how: &str) -> String {
             verdict(rows)
         );
     }
-    format!(
-        "NOT GRADED: the load generator fell behind ({how}), so these failures may be its own \
-         delays, not the server's: {}. Run fewer users per generator process, or on a quieter \
-         or bigger machine.",
+    let own: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.in_verdict && r.grade == Grade::Fail && !r.latency_bound)
+        .map(|r| r.metric.as_str())
+        .collect();
+    let not_graded = format!(
+        "the load generator fell behind ({how}), so these failures may be its own delays, not \
+         the server's, and are not graded: {}. Run fewer users per generator process, or on a \
+         quieter or bigger machine.",
         blamed.join(", ")
-    )
+    );
+    if own.is_empty() {
+        format!("NOT GRADED: {not_graded}")
+    } else {
+        format!("FAIL ({}); {not_graded}", own.join(", "))
+    }
 }
 
 /// The overall verdict: the worst grade among measured rows the plan grades.

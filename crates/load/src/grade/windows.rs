@@ -241,7 +241,9 @@ pub struct Spike {
 pub fn spike(series: &[Point], within: Duration) -> Option<Spike> {
     let first = series.iter().position(|p| p.users > 0)?;
     let start = start_of(series, first);
-    let window = (points_for(within) as f64).max(within.as_secs_f64());
+    // Rounded up to whole samples, plus half a sample: a tick that ran a little late (a busy
+    // machine) still counts as the second it was due.
+    let window = (points_for(within) as f64).max(within.as_secs_f64()) + 0.5;
     let last_in = series
         .iter()
         .rposition(|p| p.t <= start + window + 1e-6)
