@@ -59,7 +59,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    cmd::init_tracing(&config);
+    // The demo's terminal shows its steps, the load run and the verdict; the services' logs
+    // go to a file beside the run reports.
+    let log_file = match &cli.command {
+        Command::Demo(args) => Some(cmd::demo::log_path(args)),
+        _ => None,
+    };
+    cmd::init_tracing(&config, log_file.as_deref());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -61,6 +61,9 @@ fn every_service_is_present_with_health_checks_and_order() {
         "worker-pdf",
         "worker-email",
         "load",
+        "load-ui",
+        "prometheus",
+        "grafana",
     ] {
         assert!(names.contains(expected), "{expected}");
     }
@@ -72,6 +75,9 @@ fn every_service_is_present_with_health_checks_and_order() {
         "api",
         "worker-pdf",
         "worker-email",
+        "load-ui",
+        "prometheus",
+        "grafana",
     ] {
         assert!(
             service(&doc, long_running)["healthcheck"]["test"].is_sequence(),
@@ -165,11 +171,119 @@ fn environment_names_are_the_ones_the_code_reads() {
     );
 }
 
+/// Where a service serves `/metrics`: the API's port, a worker's `--metrics-bind`, the load
+/// generator's `--prometheus-listen` (flag or environment).
+fn metrics_port(doc: &Value, name: &str) -> Option<String> {
+    let s = service(doc, name);
+    let args: Vec<String> = strings(&s["entrypoint"])
+        .into_iter()
+        .chain(strings(&s["command"]))
+        .collect();
+    let flag = args
+        .windows(2)
+        .find(|w| w[0] == "--metrics-bind" || w[0] == "--prometheus-listen")
+        .map(|w| w[1].clone())
+        .or_else(|| {
+            s["environment"]["PIQUE_LOAD_PROMETHEUS_LISTEN"]
+                .as_str()
+                .map(String::from)
+        });
+    match (name, flag) {
+        ("api", _) => Some("8080".into()),
+        (_, Some(bind)) => bind.rsplit(':').next().map(String::from),
+        _ => None,
+    }
+}
+
+#[test]
+fn prometheus_scrapes_every_process_where_it_serves_metrics_and_grafana_reads_it() {
+    let doc = compose();
+    let prom = service(&doc, "prometheus");
+    let mounts = strings(&prom["volumes"]);
+    assert!(
+        mounts.contains(
+            &"./deploy/prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro".to_string()
+        ),
+        "{mounts:?}"
+    );
+    let config: Value = serde_yaml::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/deploy/prometheus/prometheus.yml"
+        ))
+        .expect("prometheus.yml"),
+    )
+    .expect("parses");
+    let mut scraped = BTreeSet::new();
+    for job in config["scrape_configs"].as_sequence().expect("jobs") {
+        for target in job["static_configs"][0]["targets"]
+            .as_sequence()
+            .expect("targets")
+        {
+            let target = target.as_str().expect("host:port");
+            let (host, port) = target.split_once(':').expect("host:port");
+            assert_eq!(
+                metrics_port(&doc, host).as_deref(),
+                Some(port),
+                "{target}: {host} serves no /metrics on {port}"
+            );
+            scraped.insert(host.to_string());
+        }
+    }
+    for s in ["api", "worker-pdf", "worker-email", "load-ui", "load"] {
+        assert!(scraped.contains(s), "{s} is not scraped");
+    }
+    let grafana = service(&doc, "grafana");
+    let mounts = strings(&grafana["volumes"]);
+    for (host, inside) in [
+        ("./deploy/grafana/provisioning", "/etc/grafana/provisioning"),
+        ("./deploy/grafana/dashboards", "/var/lib/grafana/dashboards"),
+    ] {
+        assert!(
+            mounts.contains(&format!("{host}:{inside}:ro")),
+            "{mounts:?}"
+        );
+        assert!(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join(host)
+                .is_dir(),
+            "{host}"
+        );
+    }
+    let provider: Value = serde_yaml::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/deploy/grafana/provisioning/dashboards/pique.yml"
+        ))
+        .expect("provider"),
+    )
+    .expect("parses");
+    assert_eq!(
+        provider["providers"][0]["options"]["path"],
+        "/var/lib/grafana/dashboards"
+    );
+    assert!(
+        strings(&service(&doc, "load-ui")["ports"]).contains(&"8089:8089".to_string()),
+        "the load UI on Locust's port"
+    );
+}
+
 #[test]
 fn every_command_is_accepted_by_the_binary() {
     let doc = compose();
-    for s in ["seed", "stripe-sim", "api", "worker-pdf", "worker-email"] {
-        let mut args = strings(&service(&doc, s)["command"]);
+    for s in [
+        "seed",
+        "stripe-sim",
+        "api",
+        "worker-pdf",
+        "worker-email",
+        "load-ui",
+    ] {
+        let mut args: Vec<String> = strings(&service(&doc, s)["entrypoint"])
+            .into_iter()
+            .skip(1) // the binary itself
+            .collect();
+        args.extend(strings(&service(&doc, s)["command"]));
         args.push("--help".into());
         let out = Command::new(env!("CARGO_BIN_EXE_pique"))
             .args(&args)

@@ -1,4 +1,4 @@
-//! `pique demo`: the newcomer's first command (DESIGN section 3).
+//! `pique demo`: the newcomer's first command.
 //!
 //! Migrates a fresh `pique_demo` database, seeds it, starts the API, the workers and
 //! stripe-sim in this one process, runs a short mixed load plan with live progress, writes the
@@ -36,6 +36,12 @@ pub struct DemoArgs {
     /// Keep the API, workers and stripe-sim running after the load run (Ctrl-C to stop).
     #[arg(long)]
     pub keep_running: bool,
+}
+
+/// Where the demo's services log: `<out>/demo.log`, so their lines never interleave with the
+/// live display of the load run.
+pub fn log_path(args: &DemoArgs) -> PathBuf {
+    args.out.join("demo.log")
 }
 
 /// Runs the demo; the exit code is the load run's (0 pass, 1 a threshold failed).
@@ -140,6 +146,10 @@ pub async fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<u8> {
         pique_store::seed::DEMO_PASSWORD
     );
     println!("  emails as .eml files in {}", run_dir_mail.display());
+    println!(
+        "  logs of the API, workers and stripe-sim in {}",
+        log_path(&args).display()
+    );
 
     step("Load: the mixed plan (60% reads, 25% producer portal, 10% checkout, 5% paid orders)");
     let plan = pique_load::demo_plan()?;

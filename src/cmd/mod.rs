@@ -52,18 +52,46 @@ impl GlobalArgs {
     }
 }
 
-/// Logs to stderr, as text or one JSON object per line (`LOG_FORMAT`), filtered by `RUST_LOG`.
-pub fn init_tracing(config: &Config) {
+/// Logs to stderr, as text or one JSON object per line (`LOG_FORMAT`), filtered by `RUST_LOG`;
+/// or, with `file`, appended to that file instead (`pique demo`, whose terminal shows the load
+/// run and its verdict, not the services' logs). If the file cannot be opened, only warnings
+/// and errors reach stderr.
+pub fn init_tracing(config: &Config, file: Option<&std::path::Path>) {
     use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::fmt::writer::BoxMakeWriter;
     let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+        || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let (writer, filter, ansi) = match file.map(open_log) {
+        None => (BoxMakeWriter::new(std::io::stderr), filter(), true),
+        Some(Ok(f)) => (
+            BoxMakeWriter::new(std::sync::Mutex::new(f)),
+            filter(),
+            false,
+        ),
+        Some(Err(_)) => (
+            BoxMakeWriter::new(std::io::stderr),
+            EnvFilter::new("warn"),
+            true,
+        ),
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_ansi(ansi)
+        .with_writer(writer);
     let _ = match config.log_format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),
     };
+}
+
+fn open_log(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
 }
 
 /// `pique config`.

@@ -171,6 +171,13 @@ impl Observer for Exporter {
         self.with(|| {
             metrics::gauge!(names::RUNNING).set(1.0);
             metrics::gauge!(names::USERS).set(0.0);
+            // Every request name is on /metrics from the start, at 0 until it counts: a rate
+            // over a series that appears late misses its first increase.
+            for key in run.keys.iter().filter(|k| k.kind == KeyKind::Request) {
+                let labels = [("method", key.method.clone()), ("name", key.name.clone())];
+                metrics::counter!(names::REQUESTS, &labels).increment(0);
+                metrics::counter!(names::FAILURES, &labels).increment(0);
+            }
         });
     }
 
@@ -278,6 +285,7 @@ mod tests {
             "{text}"
         );
         assert_eq!(sum(&m, names::FAILURES, &[("name", "/a")]), Some(1.0));
+        assert_eq!(sum(&m, names::REQUESTS, &[("name", "/a [done]")]), None);
         assert_eq!(sum(&m, names::USERS, &[]), Some(4.0));
         let bucket = |le: &str| {
             sum(

@@ -431,13 +431,16 @@ async fn the_exporter_serves_users_requests_failures_and_latency_per_name() {
         tokio::spawn(async move { pique_load::run_plan_controlled(&plan, &opts, &control).await })
     };
     let http = reqwest::Client::new();
-    let during = until(20, "requests on /metrics", async || {
+    let during = until(20, "2 users on /metrics", async || {
         let text = http.get(&metrics).send().await.ok()?.text().await.ok()?;
-        text.contains("pique_load_requests_total{").then_some(text)
+        text.contains("pique_load_users 2").then_some(text)
     })
     .await;
     assert!(during.contains("pique_load_running 1"), "{during}");
-    assert!(during.contains("pique_load_users 2"), "{during}");
+    assert!(
+        during.contains("pique_load_requests_total{method=\"GET\",name=\"/c/a\"}"),
+        "{during}"
+    );
     let outcome = run.await.unwrap().unwrap();
     let text = http
         .get(&metrics)
@@ -465,7 +468,11 @@ async fn the_exporter_serves_users_requests_failures_and_latency_per_name() {
     );
     let fails = sum("pique_load_failures_total", &[("name", "/nope")]).unwrap();
     assert!(fails > 0.0);
-    assert_eq!(sum("pique_load_failures_total", &[("name", "/c/a")]), None);
+    assert_eq!(
+        sum("pique_load_failures_total", &[("name", "/c/a")]),
+        Some(0.0),
+        "every name is exported from the start"
+    );
     let inf = sum(
         "pique_load_request_duration_seconds_bucket",
         &[("name", "/c/a"), ("le", "+Inf")],
