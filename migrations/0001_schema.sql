@@ -1,4 +1,4 @@
--- The whole PiqueTickets domain (spec section 2, DESIGN sections 6-10).
+-- The whole PiqueTickets domain: shows, tickets, orders, payments, check-in and jobs.
 --
 -- Money is NUMERIC(10,2) everywhere; never a float. Times are TIMESTAMPTZ.
 -- Table names follow the original's models loosely (Show, Ticket, TicketOrder...) but in
@@ -185,7 +185,7 @@ CREATE INDEX featured_shows_position ON featured_shows (position, id);
 -- ---------------------------------------------------------------- orders and payments
 
 -- Order states: pending -> paid | cancelled | expired; paid -> refunded.
--- A pending order *is* the seat hold (DESIGN 6): its lines are counted in tickets.held
+-- A pending order *is* the seat hold: its lines are counted in tickets.held
 -- until it is paid (moved to sold), cancelled or expired (released).
 CREATE TABLE orders (
     id                BIGSERIAL PRIMARY KEY,

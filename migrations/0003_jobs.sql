@@ -1,4 +1,4 @@
--- Jobs (issue 5): leases on email sends.
+-- Jobs: leases on email sends.
 --
 -- `claimed_at` is when a worker moved the message to `sending`. A claim older than the lease
 -- (a worker that died mid-send) may be taken over by another worker; a live claim may not,

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Load-generator benchmark (issue 6): requests/s of `pique load`, wrk and (when installed)
+# Load-generator benchmark: requests/s of `pique load`, wrk and (when installed)
 # Locust FastHttpUser against the same trivial static-200 server, each with 50
 # connections/users and no think time, each pinned to core 1 while the server has core 0;
 # then memory per simulated user at 10 and 10,000 users (max RSS, /usr/bin/time).

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Read-path benchmark (issue 3): wrk on 127.0.0.1 against
+# Read-path benchmark: wrk on 127.0.0.1 against
 #   1. GET /api/v1/shows/ cached (medium preset: 1,000 shows),
 #   2. the same list uncached (every request a different start_time__gt, so every one misses),
 #   3. GET /health/ (PostgreSQL and Redis round trips),

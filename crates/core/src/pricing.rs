@@ -1,7 +1,7 @@
 //! Checkout rules without I/O: parsing the original's request body, donation minimums,
 //! per-line limits, promo code validity and discounts, and totals to the cent.
 //!
-//! Rules (DESIGN section 6):
+//! Rules:
 //! - a fixed-price line costs `price x quantity`; a donation line costs `donation_amount x
 //!   quantity`, where `donation_amount >= price` (the tier's price is the minimum) and becomes
 //!   the line's unit price;

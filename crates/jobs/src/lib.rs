@@ -1,7 +1,7 @@
 //! # pique-jobs
 //!
-//! The Celery equivalent of the replica (DESIGN section 9): apalis workers over Redis with
-//! queues `pdf`, `email`, `checkout` and `maintenance`.
+//! The Celery equivalent of the replica (`docs/architecture.md`, "The job pipeline"): apalis
+//! workers over Redis with queues `pdf`, `email`, `checkout` and `maintenance`.
 //!
 //! - [`relay`]: moves jobs from the PostgreSQL outbox (written in the payment transaction)
 //!   to the Redis queues, so a Redis outage at payment time loses nothing;

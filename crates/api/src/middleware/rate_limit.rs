@@ -1,4 +1,4 @@
-//! Rate limiting per client IP and route class (DESIGN section 10), with governor's keyed
+//! Rate limiting per client IP and route class (`docs/decisions.md`), with governor's keyed
 //! GCRA limiters: 429 `{"detail": "Request was throttled. ..."}` with `Retry-After`.
 //!
 //! Classes and defaults (requests per period, burst), each overridable by an environment

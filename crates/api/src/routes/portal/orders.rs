@@ -1,7 +1,7 @@
 //! `/api/v1/portal/orders/` and `/api/v1/portal/attendees/`: filtered, paginated lists, an
 //! order's detail, and the streaming CSV export.
 //!
-//! The original built its exports in memory and fell over on big shows (spec 4.6). Here the
+//! The original built its exports in memory and fell over on big shows. Here the
 //! export is a row stream from PostgreSQL turned into CSV chunks on the fly: the server holds
 //! a few hundred rows at most, whatever the export's size.
 
