@@ -196,16 +196,32 @@ fn grade<'a>(s: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
 }
 
 /// No step of the checkout flow failed: every checkout got a session (at once, or after the
-/// queue), every payment was recorded.
+/// queue), every payment was recorded. The one allowed refusal is a sold-out tier (409) on the
+/// checkout itself: the plans run one after another on one database, so a popular tier can sell
+/// out (unpaid holds keep their seats for 30 minutes), and a buyer then stops, as a real one would.
 fn flow_held(s: &serde_json::Value, plan: &str) {
-    for name in [
+    const FLOW: [&str; 4] = [
         "/checkout/ [session]",
         "/checkout/ [done]",
         "stripe-sim: complete payment",
         "/success/",
-    ] {
+    ];
+    let failures = s["failures"].as_array().cloned().unwrap_or_default();
+    let unexpected: Vec<_> = failures
+        .iter()
+        .filter(|f| FLOW.iter().any(|n| f["name"] == *n))
+        .filter(|f| !(f["name"] == "/checkout/ [session]" && f["error"] == "HTTP 409"))
+        .collect();
+    assert!(unexpected.is_empty(), "{plan}: {unexpected:#?}");
+    // The failures list and the per-request counters agree: nothing failed outside the list.
+    for name in FLOW {
         if let Some(r) = row(s, name) {
-            assert_eq!(r["failures"], 0, "{plan}: {name}: {:#}", s["failures"]);
+            let listed: u64 = failures
+                .iter()
+                .filter(|f| f["name"] == name)
+                .filter_map(|f| f["occurrences"].as_u64())
+                .sum();
+            assert_eq!(r["failures"].as_u64(), Some(listed), "{plan}: {name}");
         }
     }
 }
