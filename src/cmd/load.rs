@@ -5,7 +5,7 @@ use std::sync::Arc;
 use clap::Subcommand;
 use pique_load::{
     CompareArgs, ConvertArgs, Exporter, Observers, ReportArgs, RunArgs, RunCommand, UiArgs,
-    UiConfig,
+    UiConfig, WorkerArgs,
 };
 
 /// What `pique load` can do.
@@ -20,6 +20,9 @@ pub enum LoadCommand {
     Compare(CompareArgs),
     /// Re-render the HTML report of a finished run directory.
     Report(ReportArgs),
+    /// A load worker: join the cluster on --redis-url and run the share of each distributed
+    /// run (`pique load run PLAN --workers N`) its master gives it.
+    Worker(WorkerArgs),
     /// The web UI on :8089: start runs of any plan in loadtests/, change users while they
     /// go, live charts and tables, server side, grading, downloads.
     Ui(UiArgs),
@@ -51,6 +54,7 @@ pub async fn run(command: LoadCommand) -> anyhow::Result<u8> {
     match command {
         LoadCommand::Run(cmd) => {
             let args = &cmd.run;
+            args.check().map_err(anyhow::Error::msg)?;
             let plan = args.load_plan()?;
             for w in &plan.warnings {
                 eprintln!("warning: {w}");
@@ -78,6 +82,10 @@ pub async fn run(command: LoadCommand) -> anyhow::Result<u8> {
             println!("report: {}", outcome.report_path.display());
             println!("verdict: {}", outcome.verdict);
             Ok(u8::try_from(outcome.exit_code).unwrap_or(2))
+        }
+        LoadCommand::Worker(args) => {
+            pique_load::run_worker(args.options()).await?;
+            Ok(0)
         }
         LoadCommand::Convert(args) => {
             let converted = args.convert()?;

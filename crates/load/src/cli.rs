@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::distributed::{DistributedOptions, WorkerOptions};
 use crate::duration::parse_duration;
 use crate::error::PlanError;
 use crate::plan::Plan;
@@ -88,6 +89,17 @@ pub struct RunArgs {
     /// requests, failures and response-time histograms per request name).
     #[arg(long, value_name = "ADDR", env = "PIQUE_LOAD_PROMETHEUS_LISTEN")]
     pub prometheus_listen: Option<SocketAddr>,
+    /// Run on N load workers (`pique load worker`) instead of in this process: wait for N
+    /// workers in the cluster on --redis-url, split users, spawn and arrival rates over them
+    /// by weight, merge their statistics. --redis-url is then required (and also sampled).
+    #[arg(long, value_name = "N", env = "PIQUE_LOAD_WORKERS")]
+    pub workers: Option<u32>,
+    /// Cluster name shared by the master and its workers (prefix of every Redis key).
+    #[arg(long, default_value = crate::distributed::DEFAULT_CLUSTER, env = "PIQUE_LOAD_CLUSTER")]
+    pub cluster: String,
+    /// How long to wait for --workers workers before giving up.
+    #[arg(long, value_parser = parse_run_time, default_value = "60s")]
+    pub workers_timeout: Duration,
 }
 
 impl RunArgs {
@@ -112,6 +124,57 @@ impl RunArgs {
             vars: self.vars.clone(),
             label: self.label.clone(),
             time_scale: self.time_scale,
+            distributed: self.workers.map(|workers| DistributedOptions {
+                workers,
+                redis_url: self.redis_url.clone().unwrap_or_default(),
+                cluster: self.cluster.clone(),
+                wait: self.workers_timeout,
+            }),
+        }
+    }
+
+    /// Checks flags that only make sense together (--workers needs --redis-url).
+    pub fn check(&self) -> Result<(), String> {
+        if self.workers.is_some() && self.redis_url.is_none() {
+            return Err("--workers needs --redis-url (the Redis the workers joined)".into());
+        }
+        if self.workers == Some(0) {
+            return Err("--workers must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// `pique load worker --redis-url URL [--name N] [--weight W] [--cluster C]`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct WorkerArgs {
+    /// Redis that coordinates the cluster (the master's --redis-url).
+    #[arg(long, env = "PIQUE_LOAD_REDIS_URL")]
+    pub redis_url: String,
+    /// Name in the master's tables (default: host name and process id).
+    #[arg(long, env = "PIQUE_LOAD_WORKER_NAME")]
+    pub name: Option<String>,
+    /// Share of the load relative to the other workers (a worker with weight 2 gets twice
+    /// the users and arrival rate of one with weight 1).
+    #[arg(long, default_value = "1", env = "PIQUE_LOAD_WORKER_WEIGHT")]
+    pub weight: f64,
+    /// Cluster name shared with the master (prefix of every Redis key).
+    #[arg(long, default_value = crate::distributed::DEFAULT_CLUSTER, env = "PIQUE_LOAD_CLUSTER")]
+    pub cluster: String,
+    /// Announce this version instead of the build's (tests of the master's refusal).
+    #[arg(long, hide = true)]
+    pub announce_version: Option<String>,
+}
+
+impl WorkerArgs {
+    /// The worker options these arguments describe.
+    pub fn options(&self) -> WorkerOptions {
+        WorkerOptions {
+            redis_url: self.redis_url.clone(),
+            cluster: self.cluster.clone(),
+            name: self.name.clone(),
+            weight: self.weight,
+            announce_version: self.announce_version.clone(),
         }
     }
 }

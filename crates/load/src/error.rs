@@ -124,6 +124,13 @@ pub enum LoadError {
     /// CSV output failed.
     #[error("csv: {0}")]
     Csv(#[from] csv::Error),
+    /// A distributed run could not be coordinated (no workers, a refused worker, a message
+    /// that does not parse).
+    #[error("distributed run: {0}")]
+    Distributed(String),
+    /// Redis, which coordinates a distributed run, failed.
+    #[error("redis (coordination of a distributed run): {0}")]
+    Redis(#[from] redis::RedisError),
 }
 
 impl LoadError {

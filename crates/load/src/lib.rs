@@ -22,6 +22,7 @@ pub mod artillery;
 pub mod calibrate;
 pub mod cli;
 pub mod compare;
+pub mod distributed;
 pub mod duration;
 pub mod engine;
 pub mod error;
@@ -41,8 +42,9 @@ pub mod template;
 pub mod threshold;
 pub mod ui;
 
-pub use cli::{CompareArgs, ConvertArgs, ReportArgs, RunArgs, RunCommand, UiArgs};
+pub use cli::{CompareArgs, ConvertArgs, ReportArgs, RunArgs, RunCommand, UiArgs, WorkerArgs};
 pub use compare::compare;
+pub use distributed::{DistributedOptions, WorkerOptions, run_worker};
 pub use error::{LoadError, PlanError};
 pub use exporter::Exporter;
 pub use observe::{Observer, Observers};

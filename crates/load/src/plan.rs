@@ -548,15 +548,20 @@ impl Plan {
             path: path.to_path_buf(),
             source,
         })?;
-        let origin = path.display().to_string();
-        if crate::artillery::is_yaml(path) {
-            let converted = crate::artillery::convert(&src, &origin)?;
-            let mut plan = Plan::from_toml_str(&converted.toml, &origin)?;
-            plan.source = src;
+        Plan::from_source(&src, &path.display().to_string())
+    }
+
+    /// Parses and validates a plan's text: an Artillery config when `origin` ends in `.yml` or
+    /// `.yaml`, a TOML plan otherwise (what a load worker does with the text its master sends).
+    pub fn from_source(src: &str, origin: &str) -> Result<Plan, PlanError> {
+        if crate::artillery::is_yaml(Path::new(origin)) {
+            let converted = crate::artillery::convert(src, origin)?;
+            let mut plan = Plan::from_toml_str(&converted.toml, origin)?;
+            plan.source = src.to_string();
             plan.warnings = converted.warnings;
             return Ok(plan);
         }
-        Plan::from_toml_str(&src, &origin)
+        Plan::from_toml_str(src, origin)
     }
 
     /// The plan's load shape (validation guarantees there is exactly one).

@@ -27,6 +27,8 @@ enum Display {
 pub struct Progress {
     plan: Arc<str>,
     display: Display,
+    /// Appended to every update (a distributed run's workers, e.g. `workers 2/3 DEGRADED`).
+    note: Arc<Mutex<String>>,
 }
 
 impl Progress {
@@ -52,17 +54,29 @@ impl Progress {
         Self {
             plan: plan_name.into(),
             display,
+            note: Arc::default(),
         }
+    }
+
+    /// Sets the note shown with every later update.
+    pub fn set_note(&self, note: &str) {
+        *self.note.lock().unwrap_or_else(|e| e.into_inner()) = note.to_string();
     }
 
     /// Shows the last second's numbers; `limit` is how long the run lasts unless stopped.
     pub fn update(&self, p: &Point, elapsed: Duration, limit: Duration) {
+        let note = self.note.lock().unwrap_or_else(|e| e.into_inner()).clone();
         match &self.display {
             Display::Hidden => {}
             Display::Live(bar) => {
                 bar.set_length(limit.as_secs().max(1));
                 bar.set_position(elapsed.as_secs().min(limit.as_secs()));
-                bar.set_message(live_message(p, elapsed, limit));
+                let mut message = live_message(p, elapsed, limit);
+                if !note.is_empty() {
+                    message.push_str("\n  ");
+                    message.push_str(&note);
+                }
+                bar.set_message(message);
             }
             Display::Plain(last) => {
                 let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
@@ -70,7 +84,11 @@ impl Progress {
                     return;
                 }
                 *last = Some(elapsed);
-                let line = plain_line(&self.plan, p, elapsed, limit);
+                let mut line = plain_line(&self.plan, p, elapsed, limit);
+                if !note.is_empty() {
+                    line.push_str(" | ");
+                    line.push_str(&note);
+                }
                 let _ = writeln!(std::io::stderr().lock(), "{line}");
             }
         }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::distributed::{self, DistributedOptions};
 use crate::duration::{Dur, format_duration};
 use crate::engine::{self, EngineConfig, Steering};
 use crate::error::LoadError;
@@ -51,6 +52,8 @@ pub struct RunOptions {
     /// capacity steps, the plan's `run_time`) and every grading window is multiplied by this
     /// factor in (0, 1]; spawn rates are divided by it. Think and wait times stay as written.
     pub time_scale: f64,
+    /// Run on load workers instead of in this process (`--workers N`).
+    pub distributed: Option<DistributedOptions>,
 }
 
 impl Default for RunOptions {
@@ -69,6 +72,7 @@ impl Default for RunOptions {
             vars: Vec::new(),
             label: None,
             time_scale: 1.0,
+            distributed: None,
         }
     }
 }
@@ -371,7 +375,7 @@ async fn run_controlled(
         limit,
         run_dir: run_dir.clone(),
         started_at: started,
-        distributed: false,
+        distributed: opts.distributed.is_some(),
         keys: plan.request_keys.clone(),
         judge: judge.clone(),
     });
@@ -386,7 +390,13 @@ async fn run_controlled(
         steering: control.steering.clone(),
         observers: control.observers.clone(),
     };
-    let result = engine::run(plan.clone(), cfg, &progress).await;
+    let (result, distributed) = match &opts.distributed {
+        None => (engine::run(plan.clone(), cfg, &progress).await, None),
+        Some(d) => match distributed::master::run(plan.clone(), cfg, d, &progress, limit).await {
+            Ok((result, report)) => (Ok(result), Some(report)),
+            Err(e) => (Err(e), None),
+        },
+    };
     let server = scraper.finish().await;
     progress.finish();
     let result = result?;
@@ -445,6 +455,7 @@ async fn run_controlled(
         exit_code,
         timeseries: fin.series,
         server,
+        distributed,
     };
     let report_path = report::write_all(&run_dir, &summary)?;
     Ok(RunOutcome {

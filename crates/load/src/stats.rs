@@ -26,7 +26,7 @@ pub const QUANTILES: [f64; 11] = [
 ];
 
 /// Why a request failed (Locust's "failures").
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ErrorKind {
     /// Could not connect, connection reset, protocol error.
     Connection(String),
@@ -656,6 +656,70 @@ impl Stats {
         (acc.count > 0).then(|| RequestStats::from_acc((method, name, kind), &acc, run_secs, 0))
     }
 
+    /// Everything counted so far (see [`Delta::between`]).
+    pub fn snapshot(&self) -> Snapshot {
+        let g = self.lock();
+        Snapshot {
+            template: Histogram::new_from(&self.template),
+            per_key: g.per_key.clone(),
+            failures: g.failures.clone(),
+            skipped: g.skipped.clone(),
+            unmet: g.unmet.clone(),
+        }
+    }
+
+    /// Adds another generator's [`Delta`] as if its requests had been recorded here: per key,
+    /// in the totals, the current second and the current capacity interval. Histograms are
+    /// added bucket by bucket, so percentiles stay exact. A delta naming a key this plan does
+    /// not have (another plan) is an error and changes nothing.
+    pub fn absorb(&self, delta: &Delta) -> Result<(), LoadError> {
+        let n = self.keys.len();
+        let bad = delta
+            .keys
+            .iter()
+            .map(|k| k.key)
+            .chain(delta.failures.iter().map(|f| f.0))
+            .chain(delta.skipped.iter().chain(&delta.unmet).map(|s| s.0))
+            .find(|k| *k >= n);
+        if let Some(k) = bad {
+            return Err(LoadError::Distributed(format!(
+                "a delta names statistics key {k}, the plan has {n}"
+            )));
+        }
+        let mut decoded = Vec::with_capacity(delta.keys.len());
+        for k in &delta.keys {
+            let hist = k.hist.decode().ok_or_else(|| {
+                LoadError::Distributed(format!("key {}: not a V2 histogram", k.key))
+            })?;
+            decoded.push(Acc {
+                hist,
+                count: k.count,
+                failures: k.failures,
+                bytes: k.bytes,
+                sum_us: u128::from(k.sum_us),
+            });
+        }
+        let mut g = self.lock();
+        for (k, acc) in delta.keys.iter().zip(&decoded) {
+            g.per_key[k.key].merge(acc);
+            if self.keys[k.key].kind == KeyKind::Request {
+                g.total.merge(acc);
+                g.window.merge(acc);
+                g.interval.merge(acc);
+            }
+        }
+        for (key, err, count) in &delta.failures {
+            *g.failures.entry((*key, err.clone())).or_insert(0) += count;
+        }
+        for (key, count) in &delta.skipped {
+            g.skipped[*key] += count;
+        }
+        for (key, count) in &delta.unmet {
+            g.unmet[*key] += count;
+        }
+        Ok(())
+    }
+
     /// Measures a threshold metric over the given keys (`None` = all requests). Percentiles come
     /// straight from the merged histogram, so any percentile works, not only Locust's list.
     pub fn measure(&self, keys: Option<&[usize]>, metric: Metric, run_secs: f64) -> Option<f64> {
@@ -684,6 +748,124 @@ impl Stats {
             Metric::Failures => has.then_some(acc.failures as f64),
             Metric::Requests => has.then_some(acc.count as f64),
         }
+    }
+}
+
+/// Everything a [`Stats`] counted so far, per key: what a load worker diffs from one second
+/// to the next to stream [`Delta`]s (see [`Stats::snapshot`]).
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    template: Histogram<u64>,
+    per_key: Vec<Acc>,
+    failures: HashMap<(usize, ErrorKind), u64>,
+    skipped: Vec<u64>,
+    unmet: Vec<u64>,
+}
+
+impl Snapshot {
+    /// Requests (not completions) counted, of which failed, and their response times merged
+    /// into one histogram.
+    pub fn requests(&self, keys: &[Key]) -> (u64, u64, Histogram<u64>) {
+        let mut total = Acc::new(&self.template);
+        for (acc, key) in self.per_key.iter().zip(keys) {
+            if key.kind == KeyKind::Request {
+                total.merge(acc);
+            }
+        }
+        (total.count, total.failures, total.hist)
+    }
+}
+
+/// One key's requests in a [`Delta`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct KeyDelta {
+    /// Index into [`Stats::keys`] (the plan's keys, the same on every generator).
+    pub key: usize,
+    /// Requests (or completions).
+    pub count: u64,
+    /// Of which failed.
+    pub failures: u64,
+    /// Body bytes.
+    pub bytes: u64,
+    /// Sum of response times, µs (for the exact mean).
+    pub sum_us: u64,
+    /// Their response times, µs, HdrHistogram V2 encoded.
+    pub hist: EncodedHistogram,
+}
+
+/// What one generator counted between two [`Snapshot`]s: the unit a load worker streams to
+/// its master every second. Merging deltas with [`Stats::absorb`] is exact: the master's
+/// histograms hold every sample of every worker.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Delta {
+    /// Keys with requests in the interval.
+    pub keys: Vec<KeyDelta>,
+    /// New failures: (key, error, occurrences).
+    pub failures: Vec<(usize, ErrorKind, u64)>,
+    /// Steps skipped for a missing variable: (key, count).
+    pub skipped: Vec<(usize, u64)>,
+    /// Steps not run for an unset `when` variable: (key, count).
+    pub unmet: Vec<(usize, u64)>,
+}
+
+impl Delta {
+    /// What `current` counted beyond `previous` (everything, without a previous snapshot).
+    pub fn between(previous: Option<&Snapshot>, current: &Snapshot) -> Delta {
+        let mut delta = Delta::default();
+        for (i, acc) in current.per_key.iter().enumerate() {
+            let before = previous.and_then(|p| p.per_key.get(i));
+            let count = acc.count - before.map_or(0, |b| b.count);
+            if count == 0 {
+                continue;
+            }
+            let mut hist = acc.hist.clone();
+            if let Some(b) = before {
+                // The current histogram holds every sample of the previous one, so the
+                // subtraction cannot underflow.
+                let _ = hist.subtract(&b.hist);
+            }
+            delta.keys.push(KeyDelta {
+                key: i,
+                count,
+                failures: acc.failures - before.map_or(0, |b| b.failures),
+                bytes: acc.bytes - before.map_or(0, |b| b.bytes),
+                sum_us: u64::try_from(acc.sum_us - before.map_or(0, |b| b.sum_us))
+                    .unwrap_or(u64::MAX),
+                hist: EncodedHistogram::encode(&hist),
+            });
+        }
+        for ((key, err), n) in &current.failures {
+            let was = previous
+                .and_then(|p| p.failures.get(&(*key, err.clone())))
+                .copied()
+                .unwrap_or(0);
+            if *n > was {
+                delta.failures.push((*key, err.clone(), n - was));
+            }
+        }
+        let diff = |now: &[u64], before: Option<&Vec<u64>>| -> Vec<(usize, u64)> {
+            now.iter()
+                .enumerate()
+                .filter_map(|(i, n)| {
+                    let was = before.and_then(|b| b.get(i)).copied().unwrap_or(0);
+                    (*n > was).then_some((i, n - was))
+                })
+                .collect()
+        };
+        delta.skipped = diff(&current.skipped, previous.map(|p| &p.skipped));
+        delta.unmet = diff(&current.unmet, previous.map(|p| &p.unmet));
+        delta
+    }
+
+    /// Requests (not completions) in the delta.
+    pub fn requests(&self, keys: &[Key]) -> (u64, u64) {
+        self.keys
+            .iter()
+            .filter(|k| {
+                keys.get(k.key)
+                    .is_none_or(|key| key.kind == KeyKind::Request)
+            })
+            .fold((0, 0), |(c, f), k| (c + k.count, f + k.failures))
     }
 }
 
@@ -782,6 +964,56 @@ mod tests {
         assert_eq!(f.methods.len(), 2);
         assert_eq!(f.requests[2].kind, KeyKind::Completion);
         assert_eq!(f.requests[2].count, 1);
+    }
+
+    #[test]
+    fn deltas_streamed_and_absorbed_equal_one_histogram_of_every_sample() {
+        let keys = || {
+            vec![
+                key("GET", "/a", KeyKind::Request),
+                key("GET", "/a [done]", KeyKind::Completion),
+            ]
+        };
+        let workers: Vec<Stats> = (0..3).map(|_| Stats::new(keys()).unwrap()).collect();
+        let master = Stats::new(keys()).unwrap();
+        let single = Stats::new(keys()).unwrap();
+        let mut previous: Vec<Option<Snapshot>> = vec![None, None, None];
+        for second in 0..4u64 {
+            for (w, stats) in workers.iter().enumerate() {
+                for i in 0..(50 + 40 * w as u64) {
+                    let us = 200 + (i * 37 + second * 1000 + w as u64 * 7919) % 90_000;
+                    let err = (i % 17 == 0).then_some(ErrorKind::Status(503));
+                    stats.record(0, Duration::from_micros(us), 10, err.clone());
+                    single.record(0, Duration::from_micros(us), 10, err);
+                }
+                stats.record(1, Duration::from_millis(5), 0, None);
+                single.record(1, Duration::from_millis(5), 0, None);
+                stats.skip(0);
+                single.skip(0);
+                let now = stats.snapshot();
+                let delta = Delta::between(previous[w].as_ref(), &now);
+                // Through JSON, as on the wire.
+                let wire: Delta =
+                    serde_json::from_str(&serde_json::to_string(&delta).unwrap()).unwrap();
+                master.absorb(&wire).unwrap();
+                previous[w] = Some(now);
+            }
+            master.tick(second as f64 + 1.0, 3, 1.0, GeneratorSample::default());
+        }
+        let (a, b) = (master.finish(4.0), single.finish(4.0));
+        assert_eq!(a.aggregated, b.aggregated);
+        assert_eq!(a.requests, b.requests);
+        assert_eq!(a.failures, b.failures);
+        assert_eq!(a.aggregated.count, 4 * (50 + 90 + 130));
+        assert_eq!(
+            a.series.iter().map(|p| p.requests).sum::<u64>(),
+            a.aggregated.count
+        );
+        let bad = Delta {
+            skipped: vec![(9, 1)],
+            ..Delta::default()
+        };
+        assert!(master.absorb(&bad).is_err());
     }
 
     #[test]

@@ -25,8 +25,8 @@ use crate::plan::Plan;
 use crate::progress::Progress;
 use crate::stats::Stats;
 
-pub(crate) use scheduler::shape_duration;
 pub use scheduler::{CapacityResult, CapacityStep};
+pub(crate) use scheduler::{judge_step, shape_duration};
 pub use steer::{Steer, Steering};
 
 /// How the engine should run a (possibly overridden) plan.

@@ -15,6 +15,7 @@ use super::Shared;
 use super::user::VirtualUser;
 use crate::plan::{Capacity, Plan, ShapeRef};
 use crate::shape::{ArrivalSchedule, CapacitySteps, StageController};
+use crate::stats::IntervalStats;
 
 /// How often the closed-model controller adjusts the user count.
 const TICK: Duration = Duration::from_millis(100);
@@ -190,42 +191,17 @@ async fn capacity(sh: &Arc<Shared>, cap: &Capacity, run_start: Instant) {
         }
         let secs = step_start.elapsed().as_secs_f64();
         let iv = sh.stats.take_interval();
-        let error_rate = if iv.count == 0 {
-            0.0
-        } else {
-            iv.failures as f64 / iv.count as f64
-        };
-        let mut reason = None;
-        if let Some(max) = cap.stop_error_rate
-            && error_rate > max
-        {
-            reason = Some(format!(
-                "error rate {:.2}% > {:.2}% at {target} users",
-                error_rate * 100.0,
-                max * 100.0
-            ));
-        }
-        if let Some(max) = cap.stop_p95_ms
-            && iv.p95_ms > max
-            && reason.is_none()
-        {
-            reason = Some(format!(
-                "p95 {:.0} ms > {max:.0} ms at {target} users",
-                iv.p95_ms
-            ));
-        }
         let since = |t: Instant| t.duration_since(run_start).as_secs_f64();
+        let (step, reason) = judge_step(
+            cap,
+            target,
+            &iv,
+            secs,
+            since(step_start),
+            since(Instant::now()),
+        );
         let mut result = sh.capacity.lock().unwrap_or_else(|p| p.into_inner());
-        result.steps.push(CapacityStep {
-            users: target,
-            start_s: since(step_start),
-            end_s: since(Instant::now()),
-            requests: iv.count,
-            rps: iv.count as f64 / secs.max(1e-3),
-            error_rate,
-            p95_ms: iv.p95_ms,
-            broke: reason.is_some(),
-        });
+        result.steps.push(step);
         if let Some(r) = reason {
             result.breaking_users = Some(target);
             result.reason = Some(r);
@@ -233,6 +209,54 @@ async fn capacity(sh: &Arc<Shared>, cap: &Capacity, run_start: Instant) {
         }
         result.last_good_users = Some(target);
     }
+}
+
+/// Judges one finished capacity step of `target` users from its interval statistics (`secs`
+/// long, from `start_s` to `end_s` since the run started): the step, and which limit it broke.
+/// A distributed run's master judges the merged statistics with the same rules.
+pub(crate) fn judge_step(
+    cap: &Capacity,
+    target: u32,
+    iv: &IntervalStats,
+    secs: f64,
+    start_s: f64,
+    end_s: f64,
+) -> (CapacityStep, Option<String>) {
+    let error_rate = if iv.count == 0 {
+        0.0
+    } else {
+        iv.failures as f64 / iv.count as f64
+    };
+    let mut reason = None;
+    if let Some(max) = cap.stop_error_rate
+        && error_rate > max
+    {
+        reason = Some(format!(
+            "error rate {:.2}% > {:.2}% at {target} users",
+            error_rate * 100.0,
+            max * 100.0
+        ));
+    }
+    if let Some(max) = cap.stop_p95_ms
+        && iv.p95_ms > max
+        && reason.is_none()
+    {
+        reason = Some(format!(
+            "p95 {:.0} ms > {max:.0} ms at {target} users",
+            iv.p95_ms
+        ));
+    }
+    let step = CapacityStep {
+        users: target,
+        start_s,
+        end_s,
+        requests: iv.count,
+        rps: iv.count as f64 / secs.max(1e-3),
+        error_rate,
+        p95_ms: iv.p95_ms,
+        broke: reason.is_some(),
+    };
+    (step, reason)
 }
 
 /// Open model: start one iteration per scheduled arrival, whatever earlier ones are doing.

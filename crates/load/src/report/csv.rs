@@ -163,6 +163,53 @@ pub fn write_failures(path: &Path, s: &Summary) -> Result<(), LoadError> {
         .map_err(|e| LoadError::io(format!("write {}", path.display()), e))
 }
 
+/// workers.csv (distributed runs): one row per worker.
+pub fn write_workers(
+    path: &Path,
+    d: &crate::distributed::DistributedReport,
+) -> Result<(), LoadError> {
+    let mut w = writer(path)?;
+    w.write_record([
+        "Worker",
+        "Name",
+        "Host",
+        "Weight",
+        "Users",
+        "Peak Users",
+        "Request Count",
+        "Failure Count",
+        "Reported Request Count",
+        "Reported Failure Count",
+        "CPU Average (cores)",
+        "CPU Max (cores)",
+        "State",
+        "Lost At (s)",
+        "Stop Reason",
+    ])?;
+    let opt = |v: Option<u64>| v.map_or_else(String::new, |n| n.to_string());
+    for r in &d.workers {
+        w.write_record([
+            r.id.clone(),
+            r.name.clone(),
+            r.host.clone(),
+            num(r.weight),
+            r.users.to_string(),
+            r.peak_users.to_string(),
+            r.requests.to_string(),
+            r.failures.to_string(),
+            opt(r.reported_requests),
+            opt(r.reported_failures),
+            num(r.cpu_avg),
+            num(r.cpu_max),
+            r.state.clone(),
+            r.lost_at_s.map_or_else(String::new, num),
+            r.stop_reason.clone().unwrap_or_default(),
+        ])?;
+    }
+    w.flush()
+        .map_err(|e| LoadError::io(format!("write {}", path.display()), e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::num;

@@ -86,6 +86,55 @@ pub fn requests_table(rows: &[RequestStats], total: &RequestStats) -> String {
     out
 }
 
+/// A distributed run's workers: users, requests, failures, CPU, state.
+fn workers_section(d: &crate::distributed::DistributedReport) -> String {
+    let mut out = String::from(
+        "<table><tr><th class=l>Worker</th><th class=l>Host</th><th>Weight</th><th>Users</th><th>Peak users</th>\
+         <th># Requests</th><th># Fails</th><th>Reported by the worker</th><th>CPU avg (cores)</th><th>CPU max</th><th class=l>State</th></tr>",
+    );
+    for w in &d.workers {
+        let state = match w.lost_at_s {
+            Some(t) => format!("lost at {t:.1} s"),
+            None => w.state.clone(),
+        };
+        let _ = write!(
+            out,
+            "<tr><td class=l>{}</td><td class=l>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td><td>{:.2}</td><td class=l>{}</td></tr>",
+            esc(&w.name),
+            esc(&w.host),
+            w.weight,
+            w.users,
+            w.peak_users,
+            w.requests,
+            w.failures,
+            w.reported_requests
+                .map_or_else(|| "-".to_string(), |n| format!("{n} requests")),
+            w.cpu_avg,
+            w.cpu_max,
+            esc(&state)
+        );
+    }
+    out.push_str("</table>");
+    let _ = write!(
+        out,
+        "<p class=muted>Master CPU: {:.2} cores on average, {:.2} at most. Lost workers: {}.</p>",
+        d.master_cpu_avg,
+        d.master_cpu_max,
+        esc(&d.policy)
+    );
+    if !d.idle.is_empty() {
+        let _ = write!(
+            out,
+            "<p class=muted>Idle (not needed or joined late): {}</p>",
+            esc(&d.idle.join(", "))
+        );
+    }
+    for r in &d.refused {
+        let _ = write!(out, "<p class=muted>Refused: {}</p>", esc(r));
+    }
+    out
+}
+
 /// The graded criteria table.
 pub fn grades_table(rows: &[GradeRow]) -> String {
     let mut out = String::from(
@@ -444,6 +493,22 @@ pub fn render(s: &Summary) -> String {
             ),
         );
     }
+    if let Some(d) = &s.distributed {
+        item(
+            "Distributed",
+            &format!(
+                "{} of {} worker(s) in cluster `{}`{}",
+                d.workers.iter().filter(|w| w.state != "lost").count(),
+                d.workers_wanted,
+                d.cluster,
+                if d.degraded {
+                    " - DEGRADED: a worker was lost, the load was smaller than planned from then on"
+                } else {
+                    ""
+                }
+            ),
+        );
+    }
     let _ = write!(out, "<dl>{dl}</dl>");
 
     out.push_str("<h2>Load over time</h2>");
@@ -532,6 +597,11 @@ pub fn render(s: &Summary) -> String {
             );
         }
         out.push_str("</table>");
+    }
+
+    if let Some(d) = &s.distributed {
+        out.push_str("<h2>Workers</h2>");
+        out.push_str(&workers_section(d));
     }
 
     out.push_str("<h2>Server metrics</h2>");

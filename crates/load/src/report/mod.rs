@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::distributed::DistributedReport;
 use crate::engine::watch::GeneratorHealth;
 use crate::engine::{CapacityResult, Lag};
 use crate::error::LoadError;
@@ -133,6 +134,9 @@ pub struct Summary {
     pub timeseries: Vec<Point>,
     /// Server-side metrics.
     pub server: ServerSummary,
+    /// The workers of a distributed run (absent for a local run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distributed: Option<DistributedReport>,
 }
 
 /// Writes summary.json, the CSVs and report.html into `dir`; returns the report's path.
@@ -143,6 +147,9 @@ pub fn write_all(dir: &Path, s: &Summary) -> Result<PathBuf, LoadError> {
     csv::write_stats(&dir.join("stats.csv"), s)?;
     csv::write_history(&dir.join("stats_history.csv"), s)?;
     csv::write_failures(&dir.join("failures.csv"), s)?;
+    if let Some(d) = &s.distributed {
+        csv::write_workers(&dir.join("workers.csv"), d)?;
+    }
     let report = dir.join("report.html");
     std::fs::write(&report, html::render(s))
         .map_err(|e| LoadError::io(format!("write {}", report.display()), e))?;
