@@ -5,6 +5,7 @@
 use std::{collections::BTreeSet, process::Command};
 
 use clap::Args;
+use serde::Deserialize;
 use serde_yaml::Value;
 
 fn compose() -> Value {
@@ -278,6 +279,8 @@ fn every_command_is_accepted_by_the_binary() {
         "worker-pdf",
         "worker-email",
         "load-ui",
+        "loadgen",
+        "loadgen-worker",
     ] {
         let mut args: Vec<String> = strings(&service(&doc, s)["entrypoint"])
             .into_iter()
@@ -316,4 +319,157 @@ fn dockerfile_builds_the_binary_and_serves_on_8080() {
     }
     let compose = compose();
     assert_eq!(compose["x-pique"]["build"], ".");
+}
+
+/// Long flags (`--name`) and environment names a clap definition accepts.
+fn clap_names(cmd: &clap::Command) -> (BTreeSet<String>, BTreeSet<String>) {
+    let longs = cmd
+        .get_arguments()
+        .filter_map(|a| a.get_long().map(|l| format!("--{l}")))
+        .collect();
+    let envs = cmd
+        .get_arguments()
+        .filter_map(|a| a.get_env().and_then(|e| e.to_str()).map(String::from))
+        .collect();
+    (longs, envs)
+}
+
+/// Every `--flag` of `args` is one the definition of `pique load SUB` has, and the binary
+/// accepts `pique load SUB args`.
+fn check_load_args(what: &str, cmd: &clap::Command, argv: &[String]) {
+    let (longs, _) = clap_names(cmd);
+    for a in argv.iter().filter(|a| a.starts_with("--")) {
+        let flag = a.split('=').next().unwrap_or(a);
+        assert!(
+            longs.contains(flag),
+            "{what}: `{flag}` is not a flag of {}",
+            cmd.get_name()
+        );
+    }
+    let mut line = vec!["load".to_string(), cmd.get_name().to_string()];
+    line.extend(argv.iter().cloned());
+    line.push("--help".into());
+    let out = Command::new(env!("CARGO_BIN_EXE_pique"))
+        .args(&line)
+        .output()
+        .expect("run pique");
+    assert!(
+        out.status.success(),
+        "{what}: pique {line:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn worker_cli() -> clap::Command {
+    pique_load::WorkerArgs::augment_args(clap::Command::new("worker"))
+}
+
+fn run_cli() -> clap::Command {
+    pique_load::RunCommand::augment_args(clap::Command::new("run"))
+}
+
+fn flag_value(args: &[String], flag: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == flag)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+#[test]
+fn distributed_load_services_scale_and_pass_only_flags_the_cli_has() {
+    let doc = compose();
+    let worker = service(&doc, "loadgen-worker");
+    let master = service(&doc, "loadgen");
+    // `--scale loadgen-worker=N` needs no fixed host port and no fixed container name.
+    assert!(worker.get("ports").is_none() && worker.get("container_name").is_none());
+    assert_eq!(strings(&worker["entrypoint"]), vec!["pique", "load"]);
+    assert_eq!(strings(&master["entrypoint"]), vec!["pique", "load"]);
+    let wargs = strings(&worker["command"]);
+    let margs = strings(&master["command"]);
+    assert_eq!(wargs[0], "worker");
+    assert_eq!(margs[0], "run");
+    check_load_args("loadgen-worker", &worker_cli(), &wargs[1..]);
+    check_load_args("loadgen", &run_cli(), &margs[1..]);
+    // Master and workers meet on the same Redis under the same cluster name.
+    for flag in ["--redis-url", "--cluster"] {
+        assert_eq!(flag_value(&wargs, flag), flag_value(&margs, flag), "{flag}");
+        assert!(flag_value(&wargs, flag).is_some(), "{flag}");
+    }
+    assert_eq!(
+        flag_value(&wargs, "--redis-url").as_deref(),
+        Some("redis://redis:6379/0")
+    );
+    // The number of workers comes from the environment the CLI reads.
+    let (_, envs) = clap_names(&run_cli());
+    for k in env_keys(master)
+        .iter()
+        .filter(|k| k.starts_with("PIQUE_LOAD_"))
+    {
+        assert!(
+            envs.contains(k),
+            "loadgen sets {k}, which the CLI does not read"
+        );
+    }
+    assert!(env_keys(master).contains("PIQUE_LOAD_WORKERS"));
+    assert_eq!(
+        worker["depends_on"]["redis"]["condition"],
+        "service_healthy"
+    );
+}
+
+fn k8s(file: &str) -> Vec<Value> {
+    let path = format!("{}/deploy/k8s/{file}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_yaml::Deserializer::from_str(&text)
+        .map(|d| Value::deserialize(d).expect("manifest parses"))
+        .collect()
+}
+
+#[test]
+fn kubernetes_manifests_run_the_master_as_a_job_and_workers_as_a_deployment() {
+    let find = |docs: &[Value], kind: &str| -> Value {
+        docs.iter()
+            .find(|d| d["kind"] == kind)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {kind}"))
+    };
+    let workers = find(&k8s("loadgen-worker.yaml"), "Deployment");
+    let master_docs = k8s("loadgen-master.yaml");
+    let job = find(&master_docs, "Job");
+    let wc = &workers["spec"]["template"]["spec"]["containers"][0];
+    let mc = &job["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(strings(&wc["command"]), vec!["pique", "load", "worker"]);
+    assert_eq!(strings(&mc["command"]), vec!["pique", "load", "run"]);
+    let mut wline = vec!["load".to_string(), "worker".to_string()];
+    wline.extend(strings(&wc["args"]));
+    let mut mline = vec!["load".to_string(), "run".to_string()];
+    mline.extend(strings(&mc["args"]));
+    check_load_args("k8s worker", &worker_cli(), &wline[2..]);
+    check_load_args("k8s master", &run_cli(), &mline[2..]);
+    for flag in ["--redis-url", "--cluster"] {
+        assert_eq!(flag_value(&wline, flag), flag_value(&mline, flag), "{flag}");
+    }
+    let workers_wanted: u64 = flag_value(&mline, "--workers")
+        .and_then(|n| n.parse().ok())
+        .expect("--workers N");
+    assert_eq!(workers["spec"]["replicas"].as_u64(), Some(workers_wanted));
+    // Environment the worker container sets is read by the worker's CLI.
+    let (_, envs) = clap_names(&worker_cli());
+    for e in wc["env"].as_sequence().expect("env") {
+        let name = e["name"].as_str().expect("name");
+        assert!(
+            name == "RUST_LOG" || envs.contains(name),
+            "the worker does not read {name}"
+        );
+    }
+    assert_eq!(job["spec"]["template"]["spec"]["restartPolicy"], "Never");
+    // The runs volume the Job mounts is declared next to it.
+    let claim =
+        &job["spec"]["template"]["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"];
+    let pvc = find(&master_docs, "PersistentVolumeClaim");
+    assert_eq!(&pvc["metadata"]["name"], claim);
+    assert_eq!(flag_value(&mline, "--out").as_deref(), Some("/app/runs"));
+    assert_eq!(
+        mc["volumeMounts"][0]["mountPath"].as_str(),
+        Some("/app/runs")
+    );
 }
