@@ -262,9 +262,13 @@ fn three_workers_sum_to_the_total_and_merge_percentiles_exactly() {
     let mut merged = None;
     for w in workers {
         let e: EncodedHistogram = serde_json::from_value(w["hist"].clone()).expect("hist");
-        let h = e.decode().expect("V2 histogram");
+        let mut h = e.decode().expect("V2 histogram");
         match &mut merged {
-            None => merged = Some(h),
+            None => {
+                // A decoded histogram keeps its range; let it grow to take the others'.
+                h.auto(true);
+                merged = Some(h);
+            }
             Some(m) => m.add(&h).expect("add"),
         }
     }

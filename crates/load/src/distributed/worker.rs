@@ -324,6 +324,10 @@ async fn run_share(
     let engine = engine::run(plan.clone(), cfg, &quiet);
     tokio::pin!(engine);
     let mut master_check = tokio::time::interval(MASTER_BEAT);
+    // Looks in a row that found no master key: two are needed, so a master whose renewal was
+    // late on a busy machine is not taken for gone (2 s TTL + two looks 0.5 s apart stays
+    // well within the 5 s in which workers must stop).
+    let mut missing = 0u32;
     let mut refused = None;
     let result = loop {
         tokio::select! {
@@ -351,7 +355,8 @@ async fn run_share(
                     .map(|n| n > 0)
                     // A Redis hiccup is not a dead master; the next look decides.
                     .unwrap_or(true);
-                if !alive && !stop.is_cancelled() {
+                missing = if alive { 0 } else { missing + 1 };
+                if missing >= 2 && !stop.is_cancelled() {
                     println!("run {run}: the master is gone; stopping the users");
                     stop.cancel();
                 }
