@@ -12,7 +12,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use pique_checkout::{CheckoutError, ConnectError, PaymentError, Refusal};
-use pique_core::query::FieldErrors;
+use pique_core::validate::FieldErrors;
 use pique_store::StoreError;
 use serde_json::json;
 

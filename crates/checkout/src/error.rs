@@ -2,7 +2,7 @@
 //! HTTP answers in one place; a queued checkout stores its [`Refusal`] so that polling answers
 //! exactly what the synchronous strategies would have.
 
-use pique_core::query::FieldErrors;
+use pique_core::validate::FieldErrors;
 use pique_store::{StoreError, checkout::ReserveError};
 use serde::{Deserialize, Serialize};
 

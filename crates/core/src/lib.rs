@@ -20,6 +20,7 @@ pub mod query;
 pub mod search;
 pub mod slug;
 pub mod status;
+pub mod validate;
 
 pub use config::{CheckoutStrategy, Config, Profile};
 pub use money::Money;

@@ -1,12 +1,12 @@
-//! Validation of query strings: filters and pagination of the list endpoints.
+//! The query strings of the public lists: the show list's filters and pagination, read with
+//! [`crate::validate::param`].
 //!
 //! Bad input must give a DRF-style 400 naming the parameter, never a 500 and never a
-//! silently ignored filter. The messages are Django's own.
-
-use std::collections::BTreeMap;
+//! silently ignored filter.
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
-use serde::{Deserialize, Serialize};
+
+use crate::validate::{msg, param};
 
 /// Largest `page_size` a client may ask for (DRF's `max_page_size`).
 pub const MAX_PAGE_SIZE: u32 = 100;
@@ -15,42 +15,7 @@ pub const DEFAULT_PAGE_SIZE: u32 = 20;
 /// Longest search text accepted.
 pub const MAX_SEARCH_LEN: usize = 200;
 
-/// Per-field validation messages, serialised as DRF does: `{"field": ["message"]}`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct FieldErrors(pub BTreeMap<String, Vec<String>>);
-
-impl FieldErrors {
-    /// Adds `message` for `field`.
-    pub fn add(&mut self, field: &str, message: impl Into<String>) {
-        self.0
-            .entry(field.to_string())
-            .or_default()
-            .push(message.into());
-    }
-
-    /// No error recorded.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// `Ok(value)` when empty, else `Err(self)`.
-    pub fn into_result<T>(self, value: T) -> Result<T, FieldErrors> {
-        if self.is_empty() {
-            Ok(value)
-        } else {
-            Err(self)
-        }
-    }
-
-    /// One error for one field.
-    pub fn single(field: &str, message: impl Into<String>) -> Self {
-        let mut e = FieldErrors::default();
-        e.add(field, message);
-        e
-    }
-}
-
+pub use crate::validate::FieldErrors;
 /// A requested page of a paginated list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PageRequest {
@@ -123,12 +88,12 @@ pub fn parse_show_filters<'a>(
     let mut page_size: Option<&str> = None;
     for (key, value) in pairs {
         match key {
-            "start_time__gt" => f.start_time_gt = datetime(key, value, &mut errors),
-            "start_time__lt" => f.start_time_lt = datetime(key, value, &mut errors),
+            "start_time__gt" => f.start_time_gt = param::datetime(key, Some(value), &mut errors),
+            "start_time__lt" => f.start_time_lt = param::datetime(key, Some(value), &mut errors),
             "slug" if !value.is_empty() => f.slug = Some(value.to_string()),
             "city" if !value.is_empty() => f.city = Some(value.to_string()),
-            "producer" if !value.is_empty() => f.producer = id(key, value, &mut errors),
-            "venue" if !value.is_empty() => f.venue = id(key, value, &mut errors),
+            "producer" => f.producer = param::id(key, Some(value), &mut errors),
+            "venue" => f.venue = param::id(key, Some(value), &mut errors),
             "page" => page = Some(value),
             "page_size" => page_size = Some(value),
             _ => {}
@@ -152,7 +117,7 @@ pub fn parse_page(
         Some(p) => match p.parse::<u32>() {
             Ok(n) if n >= 1 => n,
             _ => {
-                errors.add("page", "Invalid page.");
+                errors.add("page", msg::INVALID_PAGE);
                 1
             }
         },
@@ -162,21 +127,15 @@ pub fn parse_page(
         Some(s) => match s.parse::<u32>() {
             Ok(n) if (1..=MAX_PAGE_SIZE).contains(&n) => n,
             Ok(0) => {
-                errors.add(
-                    "page_size",
-                    "Ensure this value is greater than or equal to 1.",
-                );
+                errors.add("page_size", msg::min_value(1));
                 DEFAULT_PAGE_SIZE
             }
             Ok(_) => {
-                errors.add(
-                    "page_size",
-                    format!("Ensure this value is less than or equal to {MAX_PAGE_SIZE}."),
-                );
+                errors.add("page_size", msg::max_value(MAX_PAGE_SIZE));
                 DEFAULT_PAGE_SIZE
             }
             Err(_) => {
-                errors.add("page_size", "A valid integer is required.");
+                errors.add("page_size", msg::NOT_INTEGER);
                 DEFAULT_PAGE_SIZE
             }
         },
@@ -187,32 +146,6 @@ pub fn parse_page(
 /// Parses a path id such as the `{id}` of `/api/v1/shows/{id}/`; `None` if not a positive integer.
 pub fn path_id(raw: &str) -> Option<i64> {
     raw.parse::<i64>().ok().filter(|id| *id > 0)
-}
-
-fn id(key: &str, value: &str, errors: &mut FieldErrors) -> Option<i64> {
-    match path_id(value.trim()) {
-        Some(v) => Some(v),
-        None => {
-            errors.add(
-                key,
-                "Select a valid choice. That choice is not one of the available choices.",
-            );
-            None
-        }
-    }
-}
-
-fn datetime(key: &str, value: &str, errors: &mut FieldErrors) -> Option<DateTime<Utc>> {
-    if value.is_empty() {
-        return None;
-    }
-    match parse_datetime(value) {
-        Some(d) => Some(d),
-        None => {
-            errors.add(key, "Enter a valid date/time.");
-            None
-        }
-    }
 }
 
 /// Accepts what Django's `DateTimeField` accepts from a query string: RFC 3339 with offset or

@@ -22,7 +22,7 @@ use pique_checkout::{
 use pique_core::{
     Money,
     pricing::{self, PromoInfo},
-    query::FieldErrors,
+    validate::{FieldErrors, Fields, msg},
 };
 use pique_store::checkout as store;
 use serde_json::{Value, json};
@@ -145,7 +145,7 @@ pub async fn success_page(
     match q.get("order_id").map(|s| Uuid::parse_str(s.trim())) {
         Some(Ok(uuid)) => Ok(Json(state.checkout.order_by_uuid(uuid).await?).into_response()),
         Some(Err(_)) => Err(ApiError::NotFound),
-        None => Err(FieldErrors::single("session_id", "This field is required.").into()),
+        None => Err(FieldErrors::single("session_id", msg::REQUIRED).into()),
     }
 }
 
@@ -182,7 +182,7 @@ pub async fn cancel(
     } else if let Some(o) = field("order_id") {
         CancelKey::Order(Uuid::parse_str(&o).map_err(|_| ApiError::NotFound)?)
     } else {
-        return Err(FieldErrors::single("session_id", "This field is required.").into());
+        return Err(FieldErrors::single("session_id", msg::REQUIRED).into());
     };
     let c = state.checkout.cancel(&key).await?;
     let detail = if c.now {
@@ -210,16 +210,15 @@ pub async fn validate_promo(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Response, ApiError> {
-    let code = required_str(&body, "code")?;
-    let show_id = match body.get("show_id") {
-        None | Some(Value::Null) => None,
-        Some(v) => Some(
-            v.as_i64()
-                .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
-                .filter(|id| *id > 0)
-                .ok_or_else(|| FieldErrors::single("show_id", "A valid integer is required."))?,
-        ),
-    };
+    let empty = serde_json::Map::new();
+    let mut f = Fields::new(body.as_object().unwrap_or(&empty));
+    let read = f.string("code", MAX_TEXT_LEN, false);
+    let code = f.required("code", read);
+    let show_id = f
+        .nullable("show_id", |f| f.id("show_id"))
+        .flatten()
+        .flatten();
+    let code = f.finish_with("code", code)?;
     let now = Utc::now();
     let promos = match show_id {
         Some(id) => store::find_promo(&state.pool, id, &code)
@@ -298,20 +297,14 @@ fn bad_request(detail: &str) -> Response {
     (StatusCode::BAD_REQUEST, Json(json!({ "detail": detail }))).into_response()
 }
 
+/// Longest text field accepted in these bodies.
+const MAX_TEXT_LEN: usize = 255;
+
+/// A required text field of a JSON body.
 fn required_str(body: &Value, field: &str) -> Result<String, ApiError> {
-    match body.get(field) {
-        None | Some(Value::Null) => {
-            Err(FieldErrors::single(field, "This field is required.").into())
-        }
-        Some(Value::String(s)) if s.trim().is_empty() => {
-            Err(FieldErrors::single(field, "This field may not be blank.").into())
-        }
-        Some(Value::String(s)) if s.len() > 255 => Err(FieldErrors::single(
-            field,
-            "Ensure this field has no more than 255 characters.",
-        )
-        .into()),
-        Some(Value::String(s)) => Ok(s.trim().to_string()),
-        Some(_) => Err(FieldErrors::single(field, "Not a valid string.").into()),
-    }
+    let empty = serde_json::Map::new();
+    let mut f = Fields::new(body.as_object().unwrap_or(&empty));
+    let read = f.string(field, MAX_TEXT_LEN, false);
+    let value = f.required(field, read);
+    Ok(f.finish_with(field, value)?)
 }

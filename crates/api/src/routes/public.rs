@@ -20,8 +20,9 @@ use pique_core::{
         ActiveCity, FeaturedShow, Paginated, Performer, ProducerPublic, ShowDetail, ShowSummary,
         TicketTier, Venue,
     },
-    query::{self, FieldErrors, PageRequest},
+    query::{self, PageRequest},
     search,
+    validate::{FieldErrors, msg},
 };
 use pique_store::{StoreError, cache::CacheSource, catalog};
 use serde::Serialize;
@@ -195,19 +196,7 @@ pub async fn list_tickets(
     q: QueryPairs,
 ) -> Result<Response, ApiError> {
     let mut errors = FieldErrors::default();
-    let show = match q.get("show").filter(|s| !s.is_empty()) {
-        Some(raw) => match query::path_id(raw) {
-            Some(id) => Some(id),
-            None => {
-                errors.add(
-                    "show",
-                    "Select a valid choice. That choice is not one of the available choices.",
-                );
-                None
-            }
-        },
-        None => None,
-    };
+    let show = q.id("show", &mut errors);
     let page = query::parse_page(q.get("page"), q.get("page_size"), &mut errors);
     errors.into_result(())?;
     let listing = catalog::list_tiers(&state.pool, show, page).await?;
@@ -233,17 +222,10 @@ pub async fn search_shows(
 ) -> Result<Response, ApiError> {
     let text = q.get("q").or_else(|| q.get("search")).unwrap_or("").trim();
     if text.is_empty() {
-        return Err(FieldErrors::single("q", "This field is required.").into());
+        return Err(FieldErrors::single("q", msg::REQUIRED).into());
     }
     if text.chars().count() > query::MAX_SEARCH_LEN {
-        return Err(FieldErrors::single(
-            "q",
-            format!(
-                "Ensure this field has no more than {} characters.",
-                query::MAX_SEARCH_LEN
-            ),
-        )
-        .into());
+        return Err(FieldErrors::single("q", msg::max_length(query::MAX_SEARCH_LEN)).into());
     }
     let Some(tsquery) = search::prefix_tsquery(text) else {
         return Ok(json_response(Bytes::from_static(b"[]"), None));

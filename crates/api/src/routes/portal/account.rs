@@ -1,11 +1,10 @@
 //! `/auth/login/`, `/auth/logout/`, `/auth/me/`: DRF's `ObtainAuthToken` and friends.
 
 use axum::{Json, extract::State, http::StatusCode};
-use pique_core::query::FieldErrors;
+use pique_core::validate::{self, FieldErrors, Fields, msg};
 use pique_store::auth;
 use serde_json::{Value, json};
 
-use super::input::{self, Fields};
 use crate::{ApiError, AppState, auth::Authenticated, extract::ApiJson};
 
 /// DRF's message for wrong credentials (the same for an unknown user, a wrong password and
@@ -28,7 +27,7 @@ pub async fn login(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Json<Value>, ApiError> {
-    let obj = input::object(body)?;
+    let obj = validate::object(body)?;
     let mut f = Fields::new(&obj);
     let read = f.string("username", 150, false);
     let failed = read.is_none();
@@ -37,19 +36,16 @@ pub async fn login(
     let password = match obj.get("password") {
         None => f.require::<String>("password", None, false),
         Some(Value::String(p)) if p.is_empty() => {
-            f.errors.add("password", "This field may not be blank.");
+            f.errors.add("password", msg::BLANK);
             None
         }
         Some(Value::String(p)) if p.len() > MAX_PASSWORD_LEN => {
-            f.errors.add(
-                "password",
-                format!("Ensure this field has no more than {MAX_PASSWORD_LEN} characters."),
-            );
+            f.errors.add("password", msg::max_length(MAX_PASSWORD_LEN));
             None
         }
         Some(Value::String(p)) => Some(p.clone()),
         Some(_) => {
-            f.errors.add("password", "Not a valid string.");
+            f.errors.add("password", msg::NOT_STRING);
             None
         }
     };

@@ -2,20 +2,18 @@
 //! the door's app, holding only the link's token, admits attendees by the UUID in their QR
 //! code (`POST /api/v1/checkin/`) and reads the attendance (`GET /api/v1/checkin/?token=`).
 
-use axum::{
-    Json,
-    body::Bytes,
-    extract::{Path, State},
-    http::StatusCode,
-};
+use axum::{Json, body::Bytes, extract::State, http::StatusCode};
 use chrono::{Duration, Utc};
-use pique_core::query::FieldErrors;
+use pique_core::validate::{self, FieldErrors, Fields, msg};
 use pique_store::checkin::{self, Admission, CheckinLink};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::{input, path_id};
-use crate::{ApiError, AppState, auth::Producer, extract::ApiJson, extract::QueryPairs};
+use crate::{
+    ApiError, AppState,
+    auth::Producer,
+    extract::{ApiJson, PathId, PathIds, QueryPairs, optional_object},
+};
 
 /// Link lifetime when the body does not say.
 pub const DEFAULT_LINK_HOURS: i64 = 24;
@@ -45,18 +43,11 @@ fn link_json(state: &AppState, l: &CheckinLink) -> Value {
 pub async fn create_link(
     State(state): State<AppState>,
     who: Producer,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let id = path_id(&id)?;
-    let obj = if body.iter().all(u8::is_ascii_whitespace) {
-        serde_json::Map::new()
-    } else {
-        let v: Value = serde_json::from_slice(&body)
-            .map_err(|e| ApiError::BadRequest(format!("JSON parse error - {e}")))?;
-        input::object(v)?
-    };
-    let mut f = input::Fields::new(&obj);
+    let obj = optional_object(&body)?;
+    let mut f = Fields::new(&obj);
     let hours = f.int("expires_in_hours", 1, MAX_LINK_HOURS);
     let at = f.datetime("expires_at");
     let now = Utc::now();
@@ -98,9 +89,8 @@ pub async fn create_link(
 pub async fn list_links(
     State(state): State<AppState>,
     who: Producer,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<Json<Value>, ApiError> {
-    let id = path_id(&id)?;
     let links = checkin::list_links(&state.pool, who.id(), id)
         .await?
         .ok_or(ApiError::NotFound)?;
@@ -116,9 +106,8 @@ pub async fn list_links(
 pub async fn revoke_all(
     State(state): State<AppState>,
     who: Producer,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<Json<Value>, ApiError> {
-    let id = path_id(&id)?;
     let n = checkin::revoke(&state.pool, who.id(), id, None)
         .await?
         .ok_or(ApiError::NotFound)?;
@@ -132,9 +121,8 @@ pub async fn revoke_all(
 pub async fn revoke_one(
     State(state): State<AppState>,
     who: Producer,
-    Path((id, link)): Path<(String, String)>,
+    PathIds(id, link): PathIds,
 ) -> Result<StatusCode, ApiError> {
-    let (id, link) = (path_id(&id)?, path_id(&link)?);
     checkin::revoke(&state.pool, who.id(), id, Some(link))
         .await?
         .ok_or(ApiError::NotFound)?;
@@ -145,7 +133,7 @@ pub async fn revoke_one(
 async fn show_for(state: &AppState, token: Option<&str>) -> Result<i64, ApiError> {
     let token = token.map(str::trim).filter(|t| !t.is_empty());
     let Some(token) = token else {
-        return Err(FieldErrors::single("token", input::REQUIRED).into());
+        return Err(FieldErrors::single("token", msg::REQUIRED).into());
     };
     // Tokens are 40 hex characters: anything else is refused without a query.
     if token.len() != 40 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -170,14 +158,15 @@ pub async fn scan(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Json<Value>, ApiError> {
-    let obj = input::object(body)?;
+    let obj = validate::object(body)?;
     let token = obj.get("token").and_then(Value::as_str);
     let show_id = show_for(&state, token).await?;
     let code = match obj.get("code") {
-        None | Some(Value::Null) => return Err(FieldErrors::single("code", input::REQUIRED).into()),
-        Some(Value::String(s)) => Uuid::parse_str(s.trim())
-            .map_err(|_| FieldErrors::single("code", "Must be a valid UUID."))?,
-        Some(_) => return Err(FieldErrors::single("code", "Must be a valid UUID.").into()),
+        None | Some(Value::Null) => return Err(FieldErrors::single("code", msg::REQUIRED).into()),
+        Some(Value::String(s)) => {
+            Uuid::parse_str(s.trim()).map_err(|_| FieldErrors::single("code", msg::NOT_UUID))?
+        }
+        Some(_) => return Err(FieldErrors::single("code", msg::NOT_UUID).into()),
     };
     match checkin::admit(&state.pool, show_id, code).await? {
         Admission::Admitted(a) => {

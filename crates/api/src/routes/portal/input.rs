@@ -1,256 +1,14 @@
-//! Request bodies of the portal, validated field by field with DRF's messages.
-//!
-//! Bodies are read as a JSON object and each field is checked on its own, so one request
-//! reports every bad field at once (`{"title": ["This field is required."], "price": [...]}`)
-//! as a DRF serializer does, instead of stopping at serde's first type error.
-//! Unknown fields are ignored, like DRF; read-only ones (`id`, `published`...) too.
+//! Request bodies of the portal's resources (show, tier, promo code, page design), read with
+//! [`pique_core::validate::Fields`] so they share its DRF messages. Unknown fields are
+//! ignored, like DRF; read-only ones (`id`, `published`...) too.
 
-use chrono::{DateTime, Utc};
-use pique_core::query::{FieldErrors, parse_datetime};
+use pique_core::validate::{Fields, msg};
 use pique_core::{Money, pricing::DiscountType};
 use pique_store::portal::{promo_codes::PromoData, shows::ShowData, tiers::TierData};
 use rust_decimal::Decimal;
 use serde_json::{Map, Value};
 
 use crate::ApiError;
-
-/// DRF's message for a missing required field.
-pub const REQUIRED: &str = "This field is required.";
-
-/// The body as a JSON object, or DRF's error for anything else.
-pub fn object(body: Value) -> Result<Map<String, Value>, ApiError> {
-    match body {
-        Value::Object(map) => Ok(map),
-        other => {
-            let kind = match other {
-                Value::Array(_) => "list",
-                Value::String(_) => "str",
-                Value::Number(_) => "int",
-                Value::Bool(_) => "bool",
-                _ => "NoneType",
-            };
-            Err(FieldErrors::single(
-                "non_field_errors",
-                format!("Invalid data. Expected a dictionary, but got {kind}."),
-            )
-            .into())
-        }
-    }
-}
-
-/// Reads typed fields out of a JSON object, collecting errors.
-pub struct Fields<'a> {
-    obj: &'a Map<String, Value>,
-    /// Errors so far.
-    pub errors: FieldErrors,
-}
-
-impl<'a> Fields<'a> {
-    /// Starts reading `obj`.
-    pub fn new(obj: &'a Map<String, Value>) -> Self {
-        Fields {
-            obj,
-            errors: FieldErrors::default(),
-        }
-    }
-
-    fn get(&self, key: &str) -> Option<&'a Value> {
-        self.obj.get(key)
-    }
-
-    /// A string, trimmed. `Some(None)` when absent; `None` after recording an error.
-    /// Blank strings are refused unless `allow_blank`.
-    pub fn string(&mut self, key: &str, max: usize, allow_blank: bool) -> Option<Option<String>> {
-        match self.get(key) {
-            None => Some(None),
-            Some(Value::String(s)) => {
-                let s = s.trim();
-                if s.is_empty() && !allow_blank {
-                    self.errors.add(key, "This field may not be blank.");
-                    None
-                } else if s.chars().count() > max {
-                    self.errors.add(
-                        key,
-                        format!("Ensure this field has no more than {max} characters."),
-                    );
-                    None
-                } else {
-                    Some(Some(s.to_string()))
-                }
-            }
-            Some(Value::Null) => {
-                self.errors.add(key, "This field may not be null.");
-                None
-            }
-            Some(_) => {
-                self.errors.add(key, "Not a valid string.");
-                None
-            }
-        }
-    }
-
-    /// A nullable string: `Some(None)` absent, `Some(Some(None))` null or blank.
-    pub fn nullable_string(&mut self, key: &str, max: usize) -> Option<Option<Option<String>>> {
-        match self.get(key) {
-            Some(Value::Null) => Some(Some(None)),
-            _ => self
-                .string(key, max, true)
-                .map(|o| o.map(|s| (!s.is_empty()).then_some(s))),
-        }
-    }
-
-    /// A nullable URL (http, https or a site-relative path).
-    pub fn nullable_url(&mut self, key: &str) -> Option<Option<Option<String>>> {
-        let v = self.nullable_string(key, 500)?;
-        if let Some(Some(url)) = &v
-            && !(url.starts_with("http://") || url.starts_with("https://") || url.starts_with('/'))
-        {
-            self.errors.add(key, "Enter a valid URL.");
-            return None;
-        }
-        Some(v)
-    }
-
-    /// An integer in `min..=max`.
-    pub fn int(&mut self, key: &str, min: i64, max: i64) -> Option<Option<i64>> {
-        let n = match self.get(key) {
-            None => return Some(None),
-            Some(Value::Number(n)) => n
-                .as_i64()
-                .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)),
-            Some(Value::String(s)) => s.trim().parse::<i64>().ok(),
-            Some(_) => None,
-        };
-        match n {
-            None => {
-                self.errors.add(key, "A valid integer is required.");
-                None
-            }
-            Some(n) if n < min => {
-                self.errors.add(
-                    key,
-                    format!("Ensure this value is greater than or equal to {min}."),
-                );
-                None
-            }
-            Some(n) if n > max => {
-                self.errors.add(
-                    key,
-                    format!("Ensure this value is less than or equal to {max}."),
-                );
-                None
-            }
-            Some(n) => Some(Some(n)),
-        }
-    }
-
-    /// A nullable integer in `min..=max`.
-    pub fn nullable_int(&mut self, key: &str, min: i64, max: i64) -> Option<Option<Option<i64>>> {
-        match self.get(key) {
-            Some(Value::Null) => Some(Some(None)),
-            _ => self.int(key, min, max).map(|o| o.map(Some)),
-        }
-    }
-
-    /// A decimal with at most two places in `min..=max` (a JSON string, as DRF writes them, or
-    /// a number).
-    pub fn decimal(&mut self, key: &str, min: Decimal, max: Decimal) -> Option<Option<Decimal>> {
-        let d = match self.get(key) {
-            None => return Some(None),
-            Some(Value::String(s)) => s.trim().parse::<Decimal>().ok(),
-            Some(Value::Number(n)) => n.to_string().parse::<Decimal>().ok(),
-            Some(_) => None,
-        };
-        match d {
-            None => {
-                self.errors.add(key, "A valid number is required.");
-                None
-            }
-            Some(d) if d.normalize().scale() > 2 => {
-                self.errors
-                    .add(key, "Ensure that there are no more than 2 decimal places.");
-                None
-            }
-            Some(d) if d < min => {
-                self.errors.add(
-                    key,
-                    format!("Ensure this value is greater than or equal to {min}."),
-                );
-                None
-            }
-            Some(d) if d > max => {
-                self.errors.add(
-                    key,
-                    format!("Ensure this value is less than or equal to {max}."),
-                );
-                None
-            }
-            Some(d) => Some(Some(d)),
-        }
-    }
-
-    /// A boolean (`true`/`false`, or DRF's accepted strings and 0/1).
-    pub fn boolean(&mut self, key: &str) -> Option<Option<bool>> {
-        let b = match self.get(key) {
-            None => return Some(None),
-            Some(Value::Bool(b)) => Some(*b),
-            Some(Value::Number(n)) => match n.as_i64() {
-                Some(0) => Some(false),
-                Some(1) => Some(true),
-                _ => None,
-            },
-            Some(Value::String(s)) => match s.trim().to_ascii_lowercase().as_str() {
-                "true" | "1" | "yes" | "on" => Some(true),
-                "false" | "0" | "no" | "off" => Some(false),
-                _ => None,
-            },
-            Some(_) => None,
-        };
-        match b {
-            Some(b) => Some(Some(b)),
-            None => {
-                self.errors.add(key, "Must be a valid boolean.");
-                None
-            }
-        }
-    }
-
-    /// A nullable ISO 8601 date-time.
-    pub fn datetime(&mut self, key: &str) -> Option<Option<Option<DateTime<Utc>>>> {
-        match self.get(key) {
-            None => Some(None),
-            Some(Value::Null) => Some(Some(None)),
-            Some(Value::String(s)) => match parse_datetime(s) {
-                Some(d) => Some(Some(Some(d))),
-                None => {
-                    self.errors.add(
-                        key,
-                        "Datetime has wrong format. Use one of these formats instead: YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z].",
-                    );
-                    None
-                }
-            },
-            Some(_) => {
-                self.errors.add(key, "Datetime has wrong format. Use one of these formats instead: YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z].");
-                None
-            }
-        }
-    }
-
-    /// Records `REQUIRED` for `key` if `value` is `None` after a successful read of an absent
-    /// field.
-    pub fn require<T>(&mut self, key: &str, value: Option<T>, had_error: bool) -> Option<T> {
-        if value.is_none() && !had_error {
-            self.errors.add(key, REQUIRED);
-        }
-        value
-    }
-
-    /// Ends reading: the errors, if any.
-    pub fn finish(self) -> Result<(), ApiError> {
-        self.errors.into_result(()).map_err(ApiError::from)
-    }
-}
 
 /// Applies `read` (an absent field gives `Some(None)`) onto `current`; `current` stays when
 /// the field is absent. Returns `(value, had_error)`.
@@ -298,7 +56,7 @@ pub fn show(
     let start_time = match start_time {
         Some(Some(t)) => Some(t),
         Some(None) => {
-            f.errors.add("start_time", "This field may not be null.");
+            f.errors.add("start_time", msg::NOT_NULL);
             None
         }
         None => f.require("start_time", None, e),
@@ -469,10 +227,8 @@ pub fn promo(
     let discount_type = discount_type.unwrap_or_else(|| "percent".into());
     let kind = discount_type.parse::<DiscountType>();
     if kind.is_err() {
-        f.errors.add(
-            "discount_type",
-            format!("\"{discount_type}\" is not a valid choice."),
-        );
+        f.errors
+            .add("discount_type", msg::not_a_choice(&discount_type));
     }
     let (discount, e) = merge(
         f.decimal(
@@ -563,38 +319,10 @@ pub fn design(obj: &Map<String, Value>) -> Result<DesignData, ApiError> {
     }
 }
 
-/// A plausible email address: what Django's `EmailValidator` accepts, simplified (one `@`,
-/// a non-empty local part without spaces, a dotted domain of letters, digits and hyphens).
-pub fn valid_email(email: &str) -> bool {
-    let Some((local, domain)) = email.rsplit_once('@') else {
-        return false;
-    };
-    if local.is_empty() || local.len() > 64 || email.len() > 254 {
-        return false;
-    }
-    if local
-        .chars()
-        .any(|c| c.is_whitespace() || c.is_control() || c == '@' || c == '"')
-    {
-        return false;
-    }
-    let labels: Vec<&str> = domain.split('.').collect();
-    labels.len() >= 2
-        && labels.iter().all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        })
-        && labels
-            .last()
-            .is_some_and(|tld| tld.len() >= 2 && tld.bytes().all(|b| b.is_ascii_alphabetic()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pique_core::validate::{FieldErrors, object};
     use serde_json::json;
 
     fn obj(v: Value) -> Map<String, Value> {
@@ -615,8 +343,8 @@ mod tests {
             None,
             true,
         ));
-        assert_eq!(e.0["title"], vec![REQUIRED]);
-        assert_eq!(e.0["venue"], vec![REQUIRED]);
+        assert_eq!(e.0["title"], vec![msg::REQUIRED]);
+        assert_eq!(e.0["venue"], vec![msg::REQUIRED]);
         assert!(e.0["start_time"][0].starts_with("Datetime has wrong format"));
         assert!(e.0.contains_key("end_time"));
     }
@@ -677,18 +405,8 @@ mod tests {
     }
 
     #[test]
-    fn emails_and_colours() {
-        assert!(valid_email("a.b+c@example.co"));
-        assert!(!valid_email("no-at.example.com"));
-        assert!(!valid_email("a@b"));
-        assert!(!valid_email("a b@example.com"));
-        assert!(!valid_email("a@-x.com"));
+    fn colours() {
         assert!(hex_colour("#abc") && hex_colour("#A1B2C3"));
         assert!(!hex_colour("red") && !hex_colour("#abcd"));
-    }
-
-    #[test]
-    fn non_objects_are_refused() {
-        assert!(object(json!([1])).is_err());
     }
 }

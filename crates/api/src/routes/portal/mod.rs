@@ -22,7 +22,10 @@ use axum::{
     http::HeaderMap,
     routing::{delete, get, post},
 };
-use pique_core::query::{FieldErrors, PageRequest, parse_page};
+use pique_core::{
+    query::{PageRequest, parse_page},
+    validate::FieldErrors,
+};
 use pique_store::portal::{Outcome, Page};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -137,11 +140,6 @@ pub fn outcome<T>(o: Outcome<T>) -> Result<T, ApiError> {
     }
 }
 
-/// A path id: a positive integer, else the object cannot exist (404, as Django's `<int:pk>`).
-pub fn path_id(raw: &str) -> Result<i64, ApiError> {
-    pique_core::query::path_id(raw).ok_or(ApiError::NotFound)
-}
-
 /// The page asked for; portal lists are always paginated (default 20 rows, at most 100).
 pub fn page_of(q: &QueryPairs, errors: &mut FieldErrors) -> PageRequest {
     parse_page(q.get("page").or(Some("1")), q.get("page_size"), errors).unwrap_or(PageRequest {
@@ -183,88 +181,6 @@ pub fn envelope<T: Serialize>(
         "previous": (page.number > 1).then(|| link(page.number - 1)),
         "results": listing.rows,
     }))
-}
-
-/// Parses an optional integer filter (`show=3`).
-pub fn id_filter(q: &QueryPairs, key: &str, errors: &mut FieldErrors) -> Option<i64> {
-    let raw = q.get(key)?.trim();
-    if raw.is_empty() {
-        return None;
-    }
-    match pique_core::query::path_id(raw) {
-        Some(id) => Some(id),
-        None => {
-            errors.add(
-                key,
-                "Select a valid choice. That choice is not one of the available choices.",
-            );
-            None
-        }
-    }
-}
-
-/// Parses an optional date-time filter.
-pub fn datetime_filter(
-    q: &QueryPairs,
-    key: &str,
-    errors: &mut FieldErrors,
-) -> Option<chrono::DateTime<chrono::Utc>> {
-    let raw = q.get(key)?.trim();
-    if raw.is_empty() {
-        return None;
-    }
-    let parsed = pique_core::query::parse_datetime(raw);
-    if parsed.is_none() {
-        errors.add(key, "Enter a valid date/time.");
-    }
-    parsed
-}
-
-/// Parses an optional choice filter: one of `T`'s values.
-pub fn choice_filter<T: std::str::FromStr>(
-    q: &QueryPairs,
-    key: &str,
-    errors: &mut FieldErrors,
-) -> Option<T> {
-    let raw = q.get(key)?.trim();
-    if raw.is_empty() {
-        return None;
-    }
-    if let Ok(choice) = raw.parse() {
-        Some(choice)
-    } else {
-        errors.add(
-            key,
-            format!("Select a valid choice. {raw} is not one of the available choices."),
-        );
-        None
-    }
-}
-
-/// Parses an optional text filter (trimmed, at most 200 characters).
-pub fn text_filter(q: &QueryPairs, key: &str, errors: &mut FieldErrors) -> Option<String> {
-    let raw = q.get(key)?.trim();
-    if raw.is_empty() {
-        return None;
-    }
-    if raw.chars().count() > 200 {
-        errors.add(key, "Ensure this field has no more than 200 characters.");
-        return None;
-    }
-    Some(raw.to_string())
-}
-
-/// Parses an optional boolean filter (`true`/`false`, `1`/`0`).
-pub fn bool_filter(q: &QueryPairs, key: &str, errors: &mut FieldErrors) -> Option<bool> {
-    match q.get(key)?.trim().to_ascii_lowercase().as_str() {
-        "" => None,
-        "true" | "1" | "yes" => Some(true),
-        "false" | "0" | "no" => Some(false),
-        _ => {
-            errors.add(key, "Must be a valid boolean.");
-            None
-        }
-    }
 }
 
 /// The OpenAPI paths of the producer side, merged into [`crate::openapi::document`].

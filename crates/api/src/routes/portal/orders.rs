@@ -8,20 +8,22 @@
 use axum::{
     Json,
     body::Body,
-    extract::{Path, State},
+    extract::State,
     http::{HeaderMap, HeaderValue, header},
     response::Response,
 };
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use pique_core::{OrderStatus, query::FieldErrors};
+use pique_core::{OrderStatus, validate::FieldErrors};
 use pique_store::portal::orders::{self as portal, AttendeeFilters, OrderFilters, PortalOrder};
 use serde_json::Value;
 
-use super::{
-    bool_filter, choice_filter, datetime_filter, envelope, id_filter, page_of, path_id, text_filter,
+use super::{envelope, page_of};
+use crate::{
+    ApiError, AppState,
+    auth::Producer,
+    extract::{PathId, QueryPairs},
 };
-use crate::{ApiError, AppState, auth::Producer, extract::QueryPairs};
 
 /// Rows per CSV chunk: big enough that the per-chunk overhead vanishes, small enough that a
 /// chunk is a few tens of kilobytes.
@@ -29,11 +31,11 @@ const CSV_ROWS_PER_CHUNK: usize = 256;
 
 fn order_filters(q: &QueryPairs, errors: &mut FieldErrors) -> OrderFilters {
     OrderFilters {
-        status: choice_filter::<OrderStatus>(q, "status", errors),
-        show: id_filter(q, "show", errors),
-        email: text_filter(q, "email", errors),
-        created_after: datetime_filter(q, "created_after", errors),
-        created_before: datetime_filter(q, "created_before", errors),
+        status: q.choice::<OrderStatus>("status", errors),
+        show: q.id("show", errors),
+        email: q.text("email", errors),
+        created_after: q.datetime("created_after", errors),
+        created_before: q.datetime("created_before", errors),
     }
 }
 
@@ -76,9 +78,8 @@ pub async fn list(
 pub async fn detail(
     State(state): State<AppState>,
     who: Producer,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<Json<portal::PortalOrderDetail>, ApiError> {
-    let id = path_id(&id)?;
     portal::get_order(&state.pool, who.id(), id)
         .await?
         .map(Json)
@@ -104,10 +105,10 @@ pub async fn attendees(
 ) -> Result<Json<Value>, ApiError> {
     let mut errors = FieldErrors::default();
     let filters = AttendeeFilters {
-        show: id_filter(&q, "show", &mut errors),
-        ticket: id_filter(&q, "ticket", &mut errors),
-        email: text_filter(&q, "email", &mut errors),
-        checked_in: bool_filter(&q, "checked_in", &mut errors),
+        show: q.id("show", &mut errors),
+        ticket: q.id("ticket", &mut errors),
+        email: q.text("email", &mut errors),
+        checked_in: q.boolean("checked_in", &mut errors),
     };
     let page = page_of(&q, &mut errors);
     errors.into_result(())?;

@@ -1,14 +1,16 @@
 //! `/api/v1/portal/shows/{id}/page-design/`: the checkout page design of a producer's show.
 
-use axum::{
-    Json,
-    extract::{Path, State},
-};
+use axum::{Json, extract::State};
+use pique_core::validate;
 use pique_store::portal::{owns_show, page_design as portal};
 use serde_json::Value;
 
-use super::{input, path_id};
-use crate::{ApiError, AppState, auth::Producer, extract::ApiJson};
+use super::input;
+use crate::{
+    ApiError, AppState,
+    auth::Producer,
+    extract::{ApiJson, PathId},
+};
 
 /// `GET /api/v1/portal/shows/{id}/page-design/` (defaults if never saved).
 #[utoipa::path(get, path = "/api/v1/portal/shows/{id}/page-design/", tag = "portal",
@@ -17,9 +19,8 @@ use crate::{ApiError, AppState, auth::Producer, extract::ApiJson};
 pub async fn get(
     State(state): State<AppState>,
     who: Producer,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<Json<portal::PortalPageDesign>, ApiError> {
-    let id = path_id(&id)?;
     portal::get_page_design(&state.pool, who.id(), id)
         .await?
         .map(Json)
@@ -35,14 +36,13 @@ pub async fn get(
 pub async fn put(
     State(state): State<AppState>,
     who: Producer,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Json<portal::PortalPageDesign>, ApiError> {
-    let id = path_id(&id)?;
     if !owns_show(&state.pool, who.id(), id).await? {
         return Err(ApiError::NotFound);
     }
-    let d = input::design(&input::object(body)?)?;
+    let d = input::design(&validate::object(body)?)?;
     let design = portal::put_page_design(
         &state.pool,
         who.id(),

@@ -1,18 +1,19 @@
 //! `/api/v1/portal/shows/{id}/promo-codes/`: the promo codes of a producer's show.
 
-use axum::{
-    Json,
-    extract::{Path, State},
-    http::StatusCode,
-};
+use axum::{Json, extract::State, http::StatusCode};
+use pique_core::validate;
 use pique_store::portal::{
     owns_show,
     promo_codes::{self as portal, PromoData},
 };
 use serde_json::Value;
 
-use super::{input, outcome, path_id};
-use crate::{ApiError, AppState, auth::Producer, extract::ApiJson};
+use super::{input, outcome};
+use crate::{
+    ApiError, AppState,
+    auth::Producer,
+    extract::{ApiJson, PathId, PathIds},
+};
 
 /// `GET /api/v1/portal/shows/{id}/promo-codes/`.
 #[utoipa::path(get, path = "/api/v1/portal/shows/{id}/promo-codes/", tag = "portal",
@@ -21,9 +22,8 @@ use crate::{ApiError, AppState, auth::Producer, extract::ApiJson};
 pub async fn list(
     State(state): State<AppState>,
     who: Producer,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<Json<Vec<portal::PortalPromo>>, ApiError> {
-    let id = path_id(&id)?;
     portal::list_promos(&state.pool, who.id(), id)
         .await?
         .map(Json)
@@ -38,14 +38,13 @@ pub async fn list(
 pub async fn create(
     State(state): State<AppState>,
     who: Producer,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<(StatusCode, Json<portal::PortalPromo>), ApiError> {
-    let id = path_id(&id)?;
     if !owns_show(&state.pool, who.id(), id).await? {
         return Err(ApiError::NotFound);
     }
-    let data = input::promo(&input::object(body)?, None, true)?;
+    let data = input::promo(&validate::object(body)?, None, true)?;
     let promo = outcome(portal::create_promo(&state.pool, who.id(), id, &data).await?)?;
     state.cache.invalidate().await;
     Ok((StatusCode::CREATED, Json(promo)))
@@ -58,9 +57,8 @@ pub async fn create(
 pub async fn detail(
     State(state): State<AppState>,
     who: Producer,
-    Path((id, promo)): Path<(String, String)>,
+    PathIds(id, promo): PathIds,
 ) -> Result<Json<portal::PortalPromo>, ApiError> {
-    let (id, promo) = (path_id(&id)?, path_id(&promo)?);
     portal::get_promo(&state.pool, who.id(), id, promo)
         .await?
         .map(Json)
@@ -70,17 +68,16 @@ pub async fn detail(
 async fn edit(
     state: AppState,
     who: Producer,
-    id: String,
-    promo: String,
+    id: i64,
+    promo: i64,
     body: Value,
     full: bool,
 ) -> Result<Json<portal::PortalPromo>, ApiError> {
-    let (id, promo) = (path_id(&id)?, path_id(&promo)?);
     let current = portal::get_promo(&state.pool, who.id(), id, promo)
         .await?
         .ok_or(ApiError::NotFound)?;
     let data = input::promo(
-        &input::object(body)?,
+        &validate::object(body)?,
         Some(&PromoData::from_promo(&current)),
         full,
     )?;
@@ -96,7 +93,7 @@ async fn edit(
 pub async fn replace(
     State(state): State<AppState>,
     who: Producer,
-    Path((id, promo)): Path<(String, String)>,
+    PathIds(id, promo): PathIds,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Json<portal::PortalPromo>, ApiError> {
     edit(state, who, id, promo, body, true).await
@@ -109,7 +106,7 @@ pub async fn replace(
 pub async fn update(
     State(state): State<AppState>,
     who: Producer,
-    Path((id, promo)): Path<(String, String)>,
+    PathIds(id, promo): PathIds,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Json<portal::PortalPromo>, ApiError> {
     edit(state, who, id, promo, body, false).await
@@ -122,9 +119,8 @@ pub async fn update(
 pub async fn remove(
     State(state): State<AppState>,
     who: Producer,
-    Path((id, promo)): Path<(String, String)>,
+    PathIds(id, promo): PathIds,
 ) -> Result<StatusCode, ApiError> {
-    let (id, promo) = (path_id(&id)?, path_id(&promo)?);
     outcome(portal::delete_promo(&state.pool, who.id(), id, promo).await?)?;
     state.cache.invalidate().await;
     Ok(StatusCode::NO_CONTENT)

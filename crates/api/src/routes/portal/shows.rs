@@ -6,17 +6,22 @@
 
 use axum::{
     Json,
-    extract::{Path, State},
+    extract::State,
     http::{HeaderMap, StatusCode},
 };
-use pique_core::{ShowStatus, query::FieldErrors};
+use pique_core::{
+    ShowStatus,
+    validate::{self, FieldErrors},
+};
 use pique_store::portal::shows::{self as portal, ShowData, ShowListFilters};
 use serde_json::Value;
 
-use super::{
-    choice_filter, datetime_filter, envelope, input, outcome, page_of, path_id, text_filter,
+use super::{envelope, input, outcome, page_of};
+use crate::{
+    ApiError, AppState,
+    auth::Producer,
+    extract::{ApiJson, PathId, QueryPairs},
 };
-use crate::{ApiError, AppState, auth::Producer, extract::ApiJson, extract::QueryPairs};
 
 /// 400 unless venue `id` exists (DRF's message for a dangling primary key).
 async fn check_venue(state: &AppState, id: i64) -> Result<(), ApiError> {
@@ -50,10 +55,10 @@ pub async fn list(
 ) -> Result<Json<Value>, ApiError> {
     let mut errors = FieldErrors::default();
     let filters = ShowListFilters {
-        status: choice_filter::<ShowStatus>(&q, "status", &mut errors),
-        search: text_filter(&q, "search", &mut errors),
-        start_time_gt: datetime_filter(&q, "start_time__gt", &mut errors),
-        start_time_lt: datetime_filter(&q, "start_time__lt", &mut errors),
+        status: q.choice::<ShowStatus>("status", &mut errors),
+        search: q.text("search", &mut errors),
+        start_time_gt: q.datetime("start_time__gt", &mut errors),
+        start_time_lt: q.datetime("start_time__lt", &mut errors),
     };
     let page = page_of(&q, &mut errors);
     errors.into_result(())?;
@@ -76,7 +81,7 @@ pub async fn create(
     who: Producer,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<(StatusCode, Json<portal::PortalShow>), ApiError> {
-    let data = input::show(&input::object(body)?, None, true)?;
+    let data = input::show(&validate::object(body)?, None, true)?;
     check_venue(&state, data.venue).await?;
     let show = outcome(portal::create_show(&state.pool, who.id(), who.user.id, &data).await?)?;
     state.cache.invalidate().await;
@@ -90,9 +95,8 @@ pub async fn create(
 pub async fn detail(
     State(state): State<AppState>,
     who: Producer,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<Json<portal::PortalShow>, ApiError> {
-    let id = path_id(&id)?;
     portal::get_show(&state.pool, who.id(), id)
         .await?
         .map(Json)
@@ -102,16 +106,15 @@ pub async fn detail(
 async fn edit(
     state: AppState,
     who: Producer,
-    id: String,
+    id: i64,
     body: Value,
     full: bool,
 ) -> Result<Json<portal::PortalShow>, ApiError> {
-    let id = path_id(&id)?;
     let current = portal::get_show(&state.pool, who.id(), id)
         .await?
         .ok_or(ApiError::NotFound)?;
     let data: ShowData = input::show(
-        &input::object(body)?,
+        &validate::object(body)?,
         Some(&ShowData::from_show(&current)),
         full,
     )?;
@@ -130,7 +133,7 @@ async fn edit(
 pub async fn replace(
     State(state): State<AppState>,
     who: Producer,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Json<portal::PortalShow>, ApiError> {
     edit(state, who, id, body, true).await
@@ -143,7 +146,7 @@ pub async fn replace(
 pub async fn update(
     State(state): State<AppState>,
     who: Producer,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Json<portal::PortalShow>, ApiError> {
     edit(state, who, id, body, false).await
@@ -156,9 +159,8 @@ pub async fn update(
 pub async fn remove(
     State(state): State<AppState>,
     who: Producer,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<StatusCode, ApiError> {
-    let id = path_id(&id)?;
     if !portal::soft_delete_show(&state.pool, who.id(), id).await? {
         return Err(ApiError::NotFound);
     }
@@ -169,10 +171,9 @@ pub async fn remove(
 async fn set_published(
     state: AppState,
     who: Producer,
-    id: String,
+    id: i64,
     published: bool,
 ) -> Result<Json<portal::PortalShow>, ApiError> {
-    let id = path_id(&id)?;
     let show = outcome(portal::set_published(&state.pool, who.id(), id, published).await?)?;
     state.cache.invalidate().await;
     Ok(Json(show))
@@ -185,7 +186,7 @@ async fn set_published(
 pub async fn publish(
     State(state): State<AppState>,
     who: Producer,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<Json<portal::PortalShow>, ApiError> {
     set_published(state, who, id, true).await
 }
@@ -197,7 +198,7 @@ pub async fn publish(
 pub async fn unpublish(
     State(state): State<AppState>,
     who: Producer,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<Json<portal::PortalShow>, ApiError> {
     set_published(state, who, id, false).await
 }

@@ -4,10 +4,10 @@
 
 use axum::{Json, body::Bytes, extract::State};
 use pique_checkout::payments::BalanceAmount;
+use pique_core::validate::{Fields, msg};
 use serde_json::{Value, json};
 
-use super::input::{self, Fields};
-use crate::{ApiError, AppState, auth::Producer};
+use crate::{ApiError, AppState, auth::Producer, extract::optional_object};
 
 /// An http(s) URL from the body, or the default.
 fn url_field(f: &mut Fields<'_>, key: &str, default: String) -> Option<String> {
@@ -15,7 +15,7 @@ fn url_field(f: &mut Fields<'_>, key: &str, default: String) -> Option<String> {
         None => Some(default),
         Some(u) if u.starts_with("http://") || u.starts_with("https://") => Some(u),
         Some(_) => {
-            f.errors.add(key, "Enter a valid URL.");
+            f.errors.add(key, msg::INVALID_URL);
             None
         }
     }
@@ -32,13 +32,7 @@ pub async fn connect_link(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     // The body is optional: the original's portal posts nothing.
-    let obj = if body.iter().all(u8::is_ascii_whitespace) {
-        serde_json::Map::new()
-    } else {
-        let v: Value = serde_json::from_slice(&body)
-            .map_err(|e| ApiError::BadRequest(format!("JSON parse error - {e}")))?;
-        input::object(v)?
-    };
+    let obj = optional_object(&body)?;
     let mut f = Fields::new(&obj);
     let base = state.config.public_url.clone();
     let return_url = url_field(&mut f, "return_url", format!("{base}/portal/stripe/return"));

@@ -4,8 +4,8 @@ use axum::{Json, extract::State, http::StatusCode};
 use pique_store::subscribers::{self, Subscriber};
 use serde_json::Value;
 
-use super::input::{self, Fields};
 use crate::{ApiError, AppState, extract::ApiJson};
+use pique_core::validate::{self, Fields};
 
 /// `{email, name?, source?}`: 201 with the subscriber the first time, 200 with the same body
 /// after (case-insensitive on the email), so a double submit is harmless.
@@ -20,16 +20,10 @@ pub async fn create(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<(StatusCode, Json<Subscriber>), ApiError> {
-    let obj = input::object(body)?;
+    let obj = validate::object(body)?;
     let mut f = Fields::new(&obj);
-    let read = f.string("email", 254, false);
-    let failed = read.is_none();
-    let email = f.require("email", read.flatten(), failed);
-    if let Some(e) = &email
-        && !input::valid_email(e)
-    {
-        f.errors.add("email", "Enter a valid email address.");
-    }
+    let read = f.email("email");
+    let email = f.required("email", read);
     let name = f.string("name", 150, true).flatten().unwrap_or_default();
     let source = f
         .string("source", 50, true)
@@ -37,7 +31,7 @@ pub async fn create(
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "website".into());
     f.finish()?;
-    let email = email.ok_or_else(|| ApiError::BadRequest("Enter a valid email address.".into()))?;
+    let email = email.ok_or_else(|| ApiError::BadRequest(validate::msg::INVALID_EMAIL.into()))?;
     let (subscriber, created) = subscribers::subscribe(&state.pool, &email, &name, &source).await?;
     let status = if created {
         StatusCode::CREATED

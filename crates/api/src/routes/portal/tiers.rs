@@ -1,18 +1,19 @@
 //! `/api/v1/portal/shows/{id}/tickets/`: the ticket tiers of a producer's show.
 
-use axum::{
-    Json,
-    extract::{Path, State},
-    http::StatusCode,
-};
+use axum::{Json, extract::State, http::StatusCode};
+use pique_core::validate;
 use pique_store::portal::{
     owns_show,
     tiers::{self as portal, TierData},
 };
 use serde_json::Value;
 
-use super::{input, outcome, path_id};
-use crate::{ApiError, AppState, auth::Producer, extract::ApiJson};
+use super::{input, outcome};
+use crate::{
+    ApiError, AppState,
+    auth::Producer,
+    extract::{ApiJson, PathId, PathIds},
+};
 
 /// `GET /api/v1/portal/shows/{id}/tickets/`: the show's tiers with sold/held counters.
 #[utoipa::path(get, path = "/api/v1/portal/shows/{id}/tickets/", tag = "portal",
@@ -21,9 +22,8 @@ use crate::{ApiError, AppState, auth::Producer, extract::ApiJson};
 pub async fn list(
     State(state): State<AppState>,
     who: Producer,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<Json<Vec<portal::PortalTier>>, ApiError> {
-    let id = path_id(&id)?;
     portal::list_tiers(&state.pool, who.id(), id)
         .await?
         .map(Json)
@@ -38,15 +38,14 @@ pub async fn list(
 pub async fn create(
     State(state): State<AppState>,
     who: Producer,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<(StatusCode, Json<portal::PortalTier>), ApiError> {
-    let id = path_id(&id)?;
     // Ownership first: a stranger's show is a 404 even with a bad body.
     if !owns_show(&state.pool, who.id(), id).await? {
         return Err(ApiError::NotFound);
     }
-    let data = input::tier(&input::object(body)?, None, true)?;
+    let data = input::tier(&validate::object(body)?, None, true)?;
     let tier = outcome(portal::create_tier(&state.pool, who.id(), who.user.id, id, &data).await?)?;
     state.cache.invalidate().await;
     Ok((StatusCode::CREATED, Json(tier)))
@@ -59,9 +58,8 @@ pub async fn create(
 pub async fn detail(
     State(state): State<AppState>,
     who: Producer,
-    Path((id, tier)): Path<(String, String)>,
+    PathIds(id, tier): PathIds,
 ) -> Result<Json<portal::PortalTier>, ApiError> {
-    let (id, tier) = (path_id(&id)?, path_id(&tier)?);
     portal::get_tier(&state.pool, who.id(), id, tier)
         .await?
         .map(Json)
@@ -71,17 +69,16 @@ pub async fn detail(
 async fn edit(
     state: AppState,
     who: Producer,
-    id: String,
-    tier: String,
+    id: i64,
+    tier: i64,
     body: Value,
     full: bool,
 ) -> Result<Json<portal::PortalTier>, ApiError> {
-    let (id, tier) = (path_id(&id)?, path_id(&tier)?);
     let current = portal::get_tier(&state.pool, who.id(), id, tier)
         .await?
         .ok_or(ApiError::NotFound)?;
     let data = input::tier(
-        &input::object(body)?,
+        &validate::object(body)?,
         Some(&TierData::from_tier(&current)),
         full,
     )?;
@@ -97,7 +94,7 @@ async fn edit(
 pub async fn replace(
     State(state): State<AppState>,
     who: Producer,
-    Path((id, tier)): Path<(String, String)>,
+    PathIds(id, tier): PathIds,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Json<portal::PortalTier>, ApiError> {
     edit(state, who, id, tier, body, true).await
@@ -110,7 +107,7 @@ pub async fn replace(
 pub async fn update(
     State(state): State<AppState>,
     who: Producer,
-    Path((id, tier)): Path<(String, String)>,
+    PathIds(id, tier): PathIds,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Json<portal::PortalTier>, ApiError> {
     edit(state, who, id, tier, body, false).await
@@ -123,9 +120,8 @@ pub async fn update(
 pub async fn remove(
     State(state): State<AppState>,
     who: Producer,
-    Path((id, tier)): Path<(String, String)>,
+    PathIds(id, tier): PathIds,
 ) -> Result<StatusCode, ApiError> {
-    let (id, tier) = (path_id(&id)?, path_id(&tier)?);
     outcome(portal::delete_tier(&state.pool, who.id(), id, tier).await?)?;
     state.cache.invalidate().await;
     Ok(StatusCode::NO_CONTENT)
