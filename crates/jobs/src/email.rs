@@ -13,6 +13,8 @@ use lettre::{
 };
 use pique_store::fulfilment::{OrderSummary, TicketContext, TicketPdf};
 
+use maud::{DOCTYPE, html};
+
 use crate::{JobError, pdf::price};
 
 /// A rendered email, before attachments.
@@ -97,22 +99,15 @@ pub fn render_confirmation(
 
     let mut links = vec![show_link.clone()];
     let mut text_rows = String::new();
-    let mut html_rows = String::new();
+    let mut rows = Vec::with_capacity(tickets.len());
     for (ticket, pdf) in tickets {
         let url = download_url(public_url, &pdf.download_token);
-        links.push(url.clone());
         text_rows.push_str(&format!(
             "  - {} ({}, #{}): {url}\n",
             ticket.attendee_name, ticket.tier_name, ticket.seq
         ));
-        html_rows.push_str(&format!(
-            "<tr><td style=\"padding:6px 0\">{}</td><td style=\"padding:6px 12px\">{} #{}</td>\
-             <td style=\"padding:6px 0\"><a href=\"{}\">Download ticket</a></td></tr>",
-            escape(&ticket.attendee_name),
-            escape(&ticket.tier_name),
-            ticket.seq,
-            escape(&tracked_url(public_url, token, &url)),
-        ));
+        rows.push((ticket, tracked_url(public_url, token, &url)));
+        links.push(url);
     }
 
     let text = format!(
@@ -123,28 +118,38 @@ pub fn render_confirmation(
         name = order.order_name,
         title = order.show_title,
     );
-    let html = format!(
-        "<!doctype html><html><body style=\"font-family:Helvetica,Arial,sans-serif;color:#1c1f26\">\
-         <h1 style=\"font-size:22px\">Your tickets for {title}</h1>\
-         <p>Hi {name},</p><p>Thank you for your order. Your tickets are attached to this email.</p>\
-         <p><strong>When:</strong> {when}. {doors}<br><strong>Where:</strong> {where_}<br>\
-         <strong>Order:</strong> {reference}<br><strong>Total:</strong> {total}</p>\
-         <table style=\"border-collapse:collapse\">{html_rows}</table>\
-         <p>Show each ticket's QR code at the door; each code admits one person once.</p>\
-         <p><a href=\"{show}\">View the show page</a></p>\
-         <p style=\"color:#666;font-size:12px\">PiqueTickets</p>\
-         <img src=\"{pixel}\" width=\"1\" height=\"1\" alt=\"\" style=\"display:block\">\
-         </body></html>",
-        title = escape(&order.show_title),
-        name = escape(&order.order_name),
-        when = escape(&when),
-        doors = escape(&doors),
-        where_ = escape(&where_),
-        reference = escape(&reference),
-        total = escape(&total),
-        show = escape(&tracked_url(public_url, token, &show_link)),
-        pixel = escape(&open_pixel_url(public_url, token)),
-    );
+    // maud escapes every interpolated value, in element content and attributes alike.
+    let html = html! {
+        (DOCTYPE)
+        html {
+            body style="font-family:Helvetica,Arial,sans-serif;color:#1c1f26" {
+                h1 style="font-size:22px" { "Your tickets for " (order.show_title) }
+                p { "Hi " (order.order_name) "," }
+                p { "Thank you for your order. Your tickets are attached to this email." }
+                p {
+                    strong { "When:" } " " (when) ". " (doors) br;
+                    strong { "Where:" } " " (where_) br;
+                    strong { "Order:" } " " (reference) br;
+                    strong { "Total:" } " " (total)
+                }
+                table style="border-collapse:collapse" {
+                    @for (ticket, url) in &rows {
+                        tr {
+                            td style="padding:6px 0" { (ticket.attendee_name) }
+                            td style="padding:6px 12px" { (ticket.tier_name) " #" (ticket.seq) }
+                            td style="padding:6px 0" { a href=(url) { "Download ticket" } }
+                        }
+                    }
+                }
+                p { "Show each ticket's QR code at the door; each code admits one person once." }
+                p { a href=(tracked_url(public_url, token, &show_link)) { "View the show page" } }
+                p style="color:#666;font-size:12px" { "PiqueTickets" }
+                img src=(open_pixel_url(public_url, token)) width="1" height="1" alt=""
+                    style="display:block";
+            }
+        }
+    }
+    .into_string();
     Rendered {
         subject,
         text,
@@ -192,25 +197,70 @@ pub fn build_message(
         .map_err(|e| JobError::Invalid(format!("message: {e}")))
 }
 
-/// Escapes text for HTML element content and attribute values.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    mod fixtures {
+        use chrono::{TimeZone, Utc};
+        use pique_core::{Money, OrderStatus};
+        use pique_store::fulfilment::{OrderSummary, TicketContext, TicketPdf};
+        use uuid::Uuid;
+
+        /// A paid order of one ticket, bought by `buyer` for attendee `attendee`.
+        pub fn order_with_ticket(
+            buyer: &str,
+            attendee: &str,
+        ) -> (OrderSummary, Vec<(TicketContext, TicketPdf)>) {
+            let start = Utc.with_ymd_and_hms(2030, 5, 1, 1, 0, 0).unwrap();
+            let order = OrderSummary {
+                order_id: 1,
+                order_uuid: Uuid::nil(),
+                order_name: buyer.to_string(),
+                order_email: "buyer@example.com".into(),
+                status: OrderStatus::Paid,
+                total: Money::from_cents(2500),
+                currency: "usd".into(),
+                show_title: "Show & Tell".into(),
+                show_slug: "show".into(),
+                start_time: start,
+                door_time: None,
+                time_zone: "America/Chicago".into(),
+                venue_name: "Hall".into(),
+                venue_address: String::new(),
+                venue_city: "Austin".into(),
+            };
+            let ticket = TicketContext {
+                attendee_uuid: Uuid::nil(),
+                attendee_name: attendee.to_string(),
+                seq: 1,
+                order_id: 1,
+                order_uuid: Uuid::nil(),
+                show_title: order.show_title.clone(),
+                show_slug: order.show_slug.clone(),
+                door_time: None,
+                start_time: start,
+                time_zone: order.time_zone.clone(),
+                age_restriction: String::new(),
+                venue_name: "Hall".into(),
+                venue_address: String::new(),
+                venue_city: "Austin".into(),
+                venue_state: String::new(),
+                venue_postal_code: String::new(),
+                tier_name: "GA".into(),
+                price: order.total,
+                currency: "usd".into(),
+            };
+            let pdf = TicketPdf {
+                attendee_uuid: Uuid::nil(),
+                path: "t.pdf".into(),
+                download_token: "dl".into(),
+                bytes: 1,
+                created_at: start,
+            };
+            (order, vec![(ticket, pdf)])
+        }
+    }
 
     #[test]
     fn tracked_urls_encode_the_target() {
@@ -222,10 +272,20 @@ mod tests {
     }
 
     #[test]
-    fn html_is_escaped() {
-        assert_eq!(
-            escape("<a href=\"x\">&'"),
-            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+    fn html_escapes_what_buyers_typed() {
+        let (order, tickets) =
+            fixtures::order_with_ticket("<script>alert(1)</script>", "Ann \"Nan\" <b>");
+        let r = render_confirmation(&order, &tickets, "http://x", "tok");
+        assert!(!r.html.contains("<script>"), "{}", r.html);
+        assert!(r.html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+        assert!(r.html.contains("Ann &quot;Nan&quot; &lt;b&gt;"));
+        // The tracked links keep their query intact, with `&` escaped in the attribute.
+        assert!(r.html.contains(
+            "href=\"http://x/email-tracking/click/tok?u=http%3A%2F%2Fx%2Fshows%2Fshow\""
+        ));
+        assert!(
+            r.text.contains("<script>alert(1)</script>"),
+            "plain text is not HTML"
         );
     }
 }

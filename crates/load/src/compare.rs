@@ -5,11 +5,13 @@ use std::collections::BTreeSet;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
+use maud::{DOCTYPE, html};
+
 use crate::error::LoadError;
 use crate::report::Summary;
-use crate::report::html::{CSS, verdict_badge};
+use crate::report::html::{head, verdict_badge};
 use crate::report::json;
-use crate::report::svg::{Series, esc, line_chart};
+use crate::report::svg::{Series, line_chart};
 use crate::stats::RequestStats;
 
 fn title(s: &Summary) -> String {
@@ -117,113 +119,90 @@ fn names<'a>(
 }
 
 fn render(a: &Summary, b: &Summary) -> String {
-    let mut out = format!(
-        "<!doctype html><html lang=en><head><meta charset=utf-8><title>Compare: {} vs {}</title><style>{CSS}</style></head><body>",
-        esc(&a.plan.name),
-        esc(&b.plan.name)
-    );
-    let _ = write!(
-        out,
-        "<h1>Run comparison</h1><dl><dt>A</dt><dd>{} &middot; {} &middot; {}</dd><dt>B</dt><dd>{} &middot; {} &middot; {}</dd></dl>",
-        esc(&title(a)),
-        esc(&a.settings.started_at),
-        verdict_badge(&a.verdict),
-        esc(&title(b)),
-        esc(&b.settings.started_at),
-        verdict_badge(&b.verdict)
-    );
-    out.push_str(
-        "<h2>Overview</h2><table><tr><th class=l>Metric</th><th>A</th><th>B</th><th>B/A</th></tr>",
-    );
-    for r in overview(a, b) {
-        let _ = write!(
-            out,
-            "<tr><td class=l>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            esc(&r[0]),
-            esc(&r[1]),
-            esc(&r[2]),
-            esc(&r[3])
-        );
-    }
-    out.push_str("</table>");
-
     let series = |s: &Summary, tag: &str, f: &dyn Fn(&crate::stats::Point) -> f64| Series {
         label: tag.to_string(),
         points: s.timeseries.iter().map(|p| (p.t, f(p))).collect(),
     };
-    out.push_str("<h2>Over time</h2><div class=charts>");
-    out.push_str(&line_chart(
-        "Requests/s",
-        "/s",
-        &[series(a, "A", &|p| p.rps), series(b, "B", &|p| p.rps)],
-    ));
-    out.push_str(&line_chart(
-        "p95 per second",
-        " ms",
-        &[
-            series(a, "A", &|p| p.pct(0.95)),
-            series(b, "B", &|p| p.pct(0.95)),
-        ],
-    ));
-    out.push_str(&line_chart(
-        "Users",
-        "",
-        &[
-            series(a, "A", &|p| f64::from(p.users)),
-            series(b, "B", &|p| f64::from(p.users)),
-        ],
-    ));
-    out.push_str(&line_chart(
-        "Errors/s",
-        "/s",
-        &[
-            series(a, "A", &|p| p.errors_per_s),
-            series(b, "B", &|p| p.errors_per_s),
-        ],
-    ));
-    out.push_str("</div>");
-
-    out.push_str("<h2>Per request</h2><table><tr><th class=l>Request</th><th>A count</th><th>B count</th><th>A avg</th><th>B avg</th><th>A p95</th><th>B p95</th><th>B/A p95</th><th>A p99</th><th>B p99</th><th>A fail %</th><th>B fail %</th></tr>");
-    for (name, ra, rb) in names(a, b) {
-        let f =
-            |r: Option<&RequestStats>, g: &dyn Fn(&RequestStats) -> String| r.map_or("-".into(), g);
-        let _ = write!(
-            out,
-            "<tr><td class=l>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            esc(&name),
-            f(ra, &|r| r.count.to_string()),
-            f(rb, &|r| r.count.to_string()),
-            f(ra, &|r| format!("{:.1}", r.avg_ms)),
-            f(rb, &|r| format!("{:.1}", r.avg_ms)),
-            f(ra, &|r| format!("{:.1}", r.pct(0.95))),
-            f(rb, &|r| format!("{:.1}", r.pct(0.95))),
-            match (ra, rb) {
-                (Some(x), Some(y)) => ratio(x.pct(0.95), y.pct(0.95)),
-                _ => "-".into(),
-            },
-            f(ra, &|r| format!("{:.1}", r.pct(0.99))),
-            f(rb, &|r| format!("{:.1}", r.pct(0.99))),
-            f(ra, &|r| format!("{:.2}", r.error_rate() * 100.0)),
-            f(rb, &|r| format!("{:.2}", r.error_rate() * 100.0)),
-        );
-    }
-    out.push_str("</table>");
-
-    out.push_str("<h2>Success criteria</h2><table><tr><th class=l>Metric</th><th>Target</th><th>A measured</th><th class=l>A grade</th><th>B measured</th><th class=l>B grade</th></tr>");
-    for ga in &a.grades {
-        let gb = b.grades.iter().find(|g| g.id == ga.id);
-        let _ = write!(
-            out,
-            "<tr><td class=l>{}</td><td>{}</td><td>{}</td><td class=l>{}</td><td>{}</td><td class=l>{}</td></tr>",
-            esc(&ga.metric),
-            esc(&ga.target),
-            esc(&ga.measured_text),
-            ga.grade.label(),
-            gb.map_or("-".into(), |g| esc(&g.measured_text)),
-            gb.map_or("-", |g| g.grade.label()),
-        );
-    }
-    out.push_str("</table></body></html>\n");
+    let both = |f: &dyn Fn(&crate::stats::Point) -> f64| [series(a, "A", f), series(b, "B", f)];
+    let f = |r: Option<&RequestStats>, g: &dyn Fn(&RequestStats) -> String| r.map_or("-".into(), g);
+    let page = html! {
+        (DOCTYPE)
+        html lang="en" {
+            (head(&format!("Compare: {} vs {}", a.plan.name, b.plan.name)))
+            body {
+                h1 { "Run comparison" }
+                dl {
+                    dt { "A" }
+                    dd { (title(a)) " \u{b7} " (a.settings.started_at) " \u{b7} " (verdict_badge(&a.verdict)) }
+                    dt { "B" }
+                    dd { (title(b)) " \u{b7} " (b.settings.started_at) " \u{b7} " (verdict_badge(&b.verdict)) }
+                }
+                h2 { "Overview" }
+                table {
+                    tr { th.l { "Metric" } th { "A" } th { "B" } th { "B/A" } }
+                    @for r in overview(a, b) {
+                        tr { td.l { (r[0]) } td { (r[1]) } td { (r[2]) } td { (r[3]) } }
+                    }
+                }
+                h2 { "Over time" }
+                div.charts {
+                    (line_chart("Requests/s", "/s", &both(&|p| p.rps)))
+                    (line_chart("p95 per second", " ms", &both(&|p| p.pct(0.95))))
+                    (line_chart("Users", "", &both(&|p| f64::from(p.users))))
+                    (line_chart("Errors/s", "/s", &both(&|p| p.errors_per_s)))
+                }
+                h2 { "Per request" }
+                table {
+                    tr {
+                        th.l { "Request" } th { "A count" } th { "B count" } th { "A avg" }
+                        th { "B avg" } th { "A p95" } th { "B p95" } th { "B/A p95" } th { "A p99" }
+                        th { "B p99" } th { "A fail %" } th { "B fail %" }
+                    }
+                    @for (name, ra, rb) in names(a, b) {
+                        tr {
+                            td.l { (name) }
+                            td { (f(ra, &|r| r.count.to_string())) }
+                            td { (f(rb, &|r| r.count.to_string())) }
+                            td { (f(ra, &|r| format!("{:.1}", r.avg_ms))) }
+                            td { (f(rb, &|r| format!("{:.1}", r.avg_ms))) }
+                            td { (f(ra, &|r| format!("{:.1}", r.pct(0.95)))) }
+                            td { (f(rb, &|r| format!("{:.1}", r.pct(0.95)))) }
+                            td {
+                                @match (ra, rb) {
+                                    (Some(x), Some(y)) => (ratio(x.pct(0.95), y.pct(0.95))),
+                                    _ => "-",
+                                }
+                            }
+                            td { (f(ra, &|r| format!("{:.1}", r.pct(0.99)))) }
+                            td { (f(rb, &|r| format!("{:.1}", r.pct(0.99)))) }
+                            td { (f(ra, &|r| format!("{:.2}", r.error_rate() * 100.0))) }
+                            td { (f(rb, &|r| format!("{:.2}", r.error_rate() * 100.0))) }
+                        }
+                    }
+                }
+                h2 { "Success criteria" }
+                table {
+                    tr {
+                        th.l { "Metric" } th { "Target" } th { "A measured" } th.l { "A grade" }
+                        th { "B measured" } th.l { "B grade" }
+                    }
+                    @for ga in &a.grades {
+                        @let gb = b.grades.iter().find(|g| g.id == ga.id);
+                        tr {
+                            td.l { (ga.metric) }
+                            td { (ga.target) }
+                            td { (ga.measured_text) }
+                            td.l { (ga.grade.label()) }
+                            td { (gb.map_or("-", |g| g.measured_text.as_str())) }
+                            td.l { (gb.map_or("-", |g| g.grade.label())) }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    let mut out = page.into_string();
+    out.push('\n');
     out
 }
 

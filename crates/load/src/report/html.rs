@@ -1,11 +1,16 @@
 //! report.html: one self-contained page (inline CSS and SVG, no network) with charts, the
 //! per-endpoint table, failures, server metrics, graded criteria, thresholds and the plan.
+//!
+//! Written with maud: every value from a plan, a server or a run is escaped by the template,
+//! so a request name or an error message cannot inject markup into the page.
 
 use std::collections::BTreeSet;
-use std::fmt::Write;
+
+use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use super::Summary;
-use super::svg::{Series, esc, line_chart};
+use super::svg::{Series, line_chart};
+use crate::engine::CapacityResult;
 use crate::grade::{Grade, GradeRow};
 use crate::stats::RequestStats;
 
@@ -34,8 +39,20 @@ fn grade_class(g: Grade) -> &'static str {
     }
 }
 
+/// The head of a report page: title and the shared styles.
+pub fn head(title: &str) -> Markup {
+    html! {
+        head {
+            meta charset="utf-8";
+            meta name="viewport" content="width=device-width";
+            title { (title) }
+            style { (PreEscaped(CSS)) }
+        }
+    }
+}
+
 /// A badge for a verdict string (`PASS ...`, `FAIL ...`).
-pub fn verdict_badge(verdict: &str) -> String {
+pub fn verdict_badge(verdict: &str) -> Markup {
     let class = if verdict.starts_with("PASS") {
         "pass"
     } else if verdict.starts_with("FAIL") {
@@ -43,7 +60,7 @@ pub fn verdict_badge(verdict: &str) -> String {
     } else {
         "warn"
     };
-    format!(r#"<span class="badge {class}">{}</span>"#, esc(verdict))
+    html! { span class={ "badge " (class) } { (verdict) } }
 }
 
 fn ms(v: f64) -> String {
@@ -55,188 +72,160 @@ fn ms(v: f64) -> String {
 }
 
 /// The Locust-like per-endpoint table.
-pub fn requests_table(rows: &[RequestStats], total: &RequestStats) -> String {
-    let mut out = String::from(
-        "<table><tr><th>Type</th><th class=l>Name</th><th># Requests</th><th># Fails</th><th>Skipped</th>\
-         <th>Median (ms)</th><th>Average (ms)</th><th>Min (ms)</th><th>Max (ms)</th><th>p90</th><th>p95</th><th>p99</th>\
-         <th>Avg size (B)</th><th>RPS</th><th>Failures/s</th></tr>",
-    );
-    for r in rows.iter().chain(std::iter::once(total)) {
-        let _ = write!(
-            out,
-            "<tr><td>{}</td><td class=l>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.0}</td><td>{:.1}</td><td>{:.2}</td></tr>",
-            esc(&r.method),
-            esc(&r.name),
-            r.count,
-            r.failures,
-            r.skipped,
-            ms(r.pct(0.5)),
-            ms(r.avg_ms),
-            ms(r.min_ms),
-            ms(r.max_ms),
-            ms(r.pct(0.9)),
-            ms(r.pct(0.95)),
-            ms(r.pct(0.99)),
-            r.avg_content_size,
-            r.rps,
-            r.failures_per_s
-        );
+pub fn requests_table(rows: &[RequestStats], total: &RequestStats) -> Markup {
+    html! {
+        table {
+            tr {
+                th { "Type" } th.l { "Name" } th { "# Requests" } th { "# Fails" } th { "Skipped" }
+                th { "Median (ms)" } th { "Average (ms)" } th { "Min (ms)" } th { "Max (ms)" }
+                th { "p90" } th { "p95" } th { "p99" } th { "Avg size (B)" } th { "RPS" }
+                th { "Failures/s" }
+            }
+            @for r in rows.iter().chain(std::iter::once(total)) {
+                tr {
+                    td { (r.method) }
+                    td.l { (r.name) }
+                    td { (r.count) }
+                    td { (r.failures) }
+                    td { (r.skipped) }
+                    td { (ms(r.pct(0.5))) }
+                    td { (ms(r.avg_ms)) }
+                    td { (ms(r.min_ms)) }
+                    td { (ms(r.max_ms)) }
+                    td { (ms(r.pct(0.9))) }
+                    td { (ms(r.pct(0.95))) }
+                    td { (ms(r.pct(0.99))) }
+                    td { (format!("{:.0}", r.avg_content_size)) }
+                    td { (format!("{:.1}", r.rps)) }
+                    td { (format!("{:.2}", r.failures_per_s)) }
+                }
+            }
+        }
     }
-    out.push_str("</table>");
-    out
 }
 
 /// A distributed run's workers: users, requests, failures, CPU, state.
-fn workers_section(d: &crate::distributed::DistributedReport) -> String {
-    let mut out = String::from(
-        "<table><tr><th class=l>Worker</th><th class=l>Host</th><th>Weight</th><th>Users</th><th>Peak users</th>\
-         <th># Requests</th><th># Fails</th><th>Reported by the worker</th><th>CPU avg (cores)</th><th>CPU max</th><th class=l>State</th></tr>",
-    );
-    for w in &d.workers {
-        let state = match w.lost_at_s {
-            Some(t) => format!("lost at {t:.1} s"),
-            None => w.state.clone(),
-        };
-        let _ = write!(
-            out,
-            "<tr><td class=l>{}</td><td class=l>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td><td>{:.2}</td><td class=l>{}</td></tr>",
-            esc(&w.name),
-            esc(&w.host),
-            w.weight,
-            w.users,
-            w.peak_users,
-            w.requests,
-            w.failures,
-            w.reported_requests
-                .map_or_else(|| "-".to_string(), |n| format!("{n} requests")),
-            w.cpu_avg,
-            w.cpu_max,
-            esc(&state)
-        );
+fn workers_section(d: &crate::distributed::DistributedReport) -> Markup {
+    html! {
+        table {
+            tr {
+                th.l { "Worker" } th.l { "Host" } th { "Weight" } th { "Users" } th { "Peak users" }
+                th { "# Requests" } th { "# Fails" } th { "Reported by the worker" }
+                th { "CPU avg (cores)" } th { "CPU max" } th.l { "State" }
+            }
+            @for w in &d.workers {
+                tr {
+                    td.l { (w.name) }
+                    td.l { (w.host) }
+                    td { (w.weight) }
+                    td { (w.users) }
+                    td { (w.peak_users) }
+                    td { (w.requests) }
+                    td { (w.failures) }
+                    td { (w.reported_requests.map_or_else(|| "-".to_string(), |n| format!("{n} requests"))) }
+                    td { (format!("{:.2}", w.cpu_avg)) }
+                    td { (format!("{:.2}", w.cpu_max)) }
+                    td.l {
+                        @match w.lost_at_s {
+                            Some(t) => (format!("lost at {t:.1} s")),
+                            None => (w.state),
+                        }
+                    }
+                }
+            }
+        }
+        p.muted {
+            (format!(
+                "Master CPU: {:.2} cores on average, {:.2} at most. Lost workers: ",
+                d.master_cpu_avg, d.master_cpu_max
+            ))
+            (d.policy) "."
+        }
+        @if !d.idle.is_empty() {
+            p.muted { "Idle (not needed or joined late): " (d.idle.join(", ")) }
+        }
+        @for r in &d.refused {
+            p.muted { "Refused: " (r) }
+        }
     }
-    out.push_str("</table>");
-    let _ = write!(
-        out,
-        "<p class=muted>Master CPU: {:.2} cores on average, {:.2} at most. Lost workers: {}.</p>",
-        d.master_cpu_avg,
-        d.master_cpu_max,
-        esc(&d.policy)
-    );
-    if !d.idle.is_empty() {
-        let _ = write!(
-            out,
-            "<p class=muted>Idle (not needed or joined late): {}</p>",
-            esc(&d.idle.join(", "))
-        );
-    }
-    for r in &d.refused {
-        let _ = write!(out, "<p class=muted>Refused: {}</p>", esc(r));
-    }
-    out
 }
 
 /// The graded criteria table.
-pub fn grades_table(rows: &[GradeRow]) -> String {
-    let mut out = String::from(
-        "<table><tr><th class=l>Table</th><th class=l>Metric</th><th>Target</th><th>Acceptable</th><th>Threshold</th>\
-         <th>Measured</th><th class=l>Grade</th><th class=l>Source</th></tr>",
-    );
+pub fn grades_table(rows: &[GradeRow]) -> Markup {
     // Graded rows first (in table order), then the rows this plan shows for information.
     let ordered = rows
         .iter()
         .filter(|r| r.in_verdict)
         .chain(rows.iter().filter(|r| !r.in_verdict));
-    for r in ordered {
-        let _ = write!(
-            out,
-            "<tr><td class=l>{}</td><td class=l>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"l {}\">{}</td><td class=\"l muted\">{}</td></tr>",
-            esc(&r.table),
-            esc(&r.metric),
-            esc(&r.target),
-            esc(&r.acceptable),
-            esc(&r.threshold),
-            esc(&r.measured_text),
-            grade_class(r.grade),
-            r.grade.label(),
-            esc(&r.source)
-        );
+    html! {
+        table {
+            tr {
+                th.l { "Table" } th.l { "Metric" } th { "Target" } th { "Acceptable" }
+                th { "Threshold" } th { "Measured" } th.l { "Grade" } th.l { "Source" }
+            }
+            @for r in ordered {
+                tr {
+                    td.l { (r.table) }
+                    td.l { (r.metric) }
+                    td { (r.target) }
+                    td { (r.acceptable) }
+                    td { (r.threshold) }
+                    td { (r.measured_text) }
+                    td class={ "l " (grade_class(r.grade)) } { (r.grade.label()) }
+                    td class="l muted" { (r.source) }
+                }
+            }
+        }
     }
-    out.push_str("</table>");
-    out
 }
 
-fn client_charts(s: &Summary) -> String {
+fn client_charts(s: &Summary) -> Markup {
     let ts = &s.timeseries;
     let pts = |f: &dyn Fn(&crate::stats::Point) -> f64| ts.iter().map(|p| (p.t, f(p))).collect();
-    let mut out = String::from("<div class=charts>");
-    out.push_str(&line_chart(
-        "Users",
-        "",
-        &[Series {
-            label: "users".into(),
-            points: pts(&|p| f64::from(p.users)),
-        }],
-    ));
-    out.push_str(&line_chart(
-        "Throughput",
-        "/s",
-        &[
-            Series {
-                label: "requests/s".into(),
-                points: pts(&|p| p.rps),
-            },
-            Series {
+    let generator_watched = ts
+        .iter()
+        .any(|p| p.generator.cpu_cores > 0.0 || p.generator.lag_ms > 0.0);
+    html! {
+        div.charts {
+            (line_chart("Users", "", &[Series {
+                label: "users".into(),
+                points: pts(&|p| f64::from(p.users)),
+            }]))
+            (line_chart("Throughput", "/s", &[
+                Series { label: "requests/s".into(), points: pts(&|p| p.rps) },
+                Series { label: "errors/s".into(), points: pts(&|p| p.errors_per_s) },
+            ]))
+            (line_chart(
+                "Response time (per second)",
+                " ms",
+                &[0.5_f64, 0.95, 0.99]
+                    .iter()
+                    .map(|q| Series {
+                        label: format!("p{}", (q * 100.0).round()),
+                        points: ts
+                            .iter()
+                            .filter(|p| p.rps > 0.0)
+                            .map(|p| (p.t, p.pct(*q)))
+                            .collect(),
+                    })
+                    .collect::<Vec<_>>(),
+            ))
+            (line_chart("Errors", "/s", &[Series {
                 label: "errors/s".into(),
                 points: pts(&|p| p.errors_per_s),
-            },
-        ],
-    ));
-    out.push_str(&line_chart(
-        "Response time (per second)",
-        " ms",
-        &[0.5_f64, 0.95, 0.99]
-            .iter()
-            .map(|q| Series {
-                label: format!("p{}", (q * 100.0).round()),
-                points: ts
-                    .iter()
-                    .filter(|p| p.rps > 0.0)
-                    .map(|p| (p.t, p.pct(*q)))
-                    .collect(),
-            })
-            .collect::<Vec<_>>(),
-    ));
-    out.push_str(&line_chart(
-        "Errors",
-        "/s",
-        &[Series {
-            label: "errors/s".into(),
-            points: pts(&|p| p.errors_per_s),
-        }],
-    ));
-    if ts
-        .iter()
-        .any(|p| p.generator.cpu_cores > 0.0 || p.generator.lag_ms > 0.0)
-    {
-        out.push_str(&line_chart(
-            "Load generator: CPU",
-            " cores",
-            &[Series {
-                label: "CPU (cores)".into(),
-                points: pts(&|p| p.generator.cpu_cores),
-            }],
-        ));
-        out.push_str(&line_chart(
-            "Load generator: scheduler lag",
-            " ms",
-            &[Series {
-                label: "worst timer lateness".into(),
-                points: pts(&|p| p.generator.lag_ms),
-            }],
-        ));
+            }]))
+            @if generator_watched {
+                (line_chart("Load generator: CPU", " cores", &[Series {
+                    label: "CPU (cores)".into(),
+                    points: pts(&|p| p.generator.cpu_cores),
+                }]))
+                (line_chart("Load generator: scheduler lag", " ms", &[Series {
+                    label: "worst timer lateness".into(),
+                    points: pts(&|p| p.generator.lag_ms),
+                }]))
+            }
+        }
     }
-    out.push_str("</div>");
-    out
 }
 
 /// Groups of server series charted together: (title, unit, key prefixes).
@@ -265,57 +254,13 @@ const SERVER_CHARTS: &[(&str, &str, &[&str])] = &[
     ("Redis memory (bytes)", "", &["redis_used_memory"]),
 ];
 
-fn server_section(s: &Summary) -> String {
+/// The server-side facts worth a line each: (name, value), absent ones left out.
+fn server_facts(s: &Summary) -> Vec<(String, String)> {
     let sv = &s.server;
-    let mut out = String::new();
-    if sv.sources.is_empty() {
-        out.push_str("<p class=muted>No server-side source answered (no /metrics, no --database-url, no --redis-url).</p>");
-    } else {
-        let _ = write!(out, "<p>Sources: {}</p>", esc(&sv.sources.join(", ")));
-        if !sv.metrics_targets.is_empty() {
-            let _ = write!(
-                out,
-                "<p class=muted>Metrics endpoints (the first is the API): {}</p>",
-                esc(&sv.metrics_targets.join(", "))
-            );
-        }
-    }
-    let keys: BTreeSet<&str> = sv
-        .series
-        .iter()
-        .flat_map(|x| x.values.keys().map(String::as_str))
-        .collect();
-    let mut charts = String::new();
-    for (title, unit, prefixes) in SERVER_CHARTS {
-        let series: Vec<Series> = keys
-            .iter()
-            .filter(|k| {
-                // `cpu_cores` (the API), `cpu_cores@127.0.0.1:9091` (a worker), `queue_depth:pdf`.
-                prefixes.iter().any(|p| {
-                    k.starts_with(p)
-                        && (p.ends_with(':') || *k == p || k[p.len()..].starts_with('@'))
-                })
-            })
-            .map(|k| Series {
-                label: (*k).to_string(),
-                points: sv
-                    .series
-                    .iter()
-                    .filter_map(|x| x.values.get(*k).map(|v| (x.t, *v)))
-                    .collect(),
-            })
-            .collect();
-        if !series.is_empty() {
-            charts.push_str(&line_chart(title, unit, &series));
-        }
-    }
-    if !charts.is_empty() {
-        let _ = write!(out, "<div class=charts>{charts}</div>");
-    }
-    let mut facts = String::new();
+    let mut facts = Vec::new();
     let mut fact = |k: &str, v: Option<String>| {
         if let Some(v) = v {
-            let _ = write!(facts, "<dt>{}</dt><dd>{}</dd>", esc(k), esc(&v));
+            facts.push((k.to_string(), v));
         }
     };
     let pct = |v: Option<f64>| v.map(|x| format!("{:.1}%", x * 100.0));
@@ -374,59 +319,88 @@ fn server_section(s: &Summary) -> String {
     for (k, v) in &sv.checkout_attempts {
         fact(&format!("Checkout attempts {k}"), Some(format!("{v:.0}")));
     }
-    if !facts.is_empty() {
-        let _ = write!(out, "<dl>{facts}</dl>");
-    }
-    for n in &sv.notes {
-        let _ = write!(out, "<p class=muted>{}</p>", esc(n));
-    }
-    out
+    facts
 }
 
-/// Renders the whole report.
-pub fn render(s: &Summary) -> String {
-    let st = &s.settings;
-    let mut out = String::new();
-    let _ = write!(
-        out,
-        "<!doctype html><html lang=en><head><meta charset=utf-8><meta name=viewport content=\"width=device-width\">\
-         <title>{name} - pique-load report</title><style>{CSS}</style></head><body>",
-        name = esc(&s.plan.name)
-    );
-    let thresholds_ok = s.exit_code == 0;
-    let _ = write!(
-        out,
-        "<h1>{}</h1><p class=muted>{}</p><p>Grading: {} &nbsp; Thresholds: <span class=\"badge {}\">{}</span></p>",
-        esc(&s.plan.name),
-        esc(&s.plan.description),
-        verdict_badge(&s.verdict),
-        if thresholds_ok { "pass" } else { "fail" },
-        if s.thresholds.is_empty() {
-            "none defined"
-        } else if thresholds_ok {
-            "passed (exit 0)"
-        } else {
-            "failed (exit 1)"
+/// The server series charted together, per [`SERVER_CHARTS`] group that has any.
+fn server_charts(s: &Summary) -> Vec<Markup> {
+    let sv = &s.server;
+    let keys: BTreeSet<&str> = sv
+        .series
+        .iter()
+        .flat_map(|x| x.values.keys().map(String::as_str))
+        .collect();
+    let mut charts = Vec::new();
+    for (title, unit, prefixes) in SERVER_CHARTS {
+        let series: Vec<Series> = keys
+            .iter()
+            .filter(|k| {
+                // `cpu_cores` (the API), `cpu_cores@127.0.0.1:9091` (a worker), `queue_depth:pdf`.
+                prefixes.iter().any(|p| {
+                    k.starts_with(p)
+                        && (p.ends_with(':') || *k == p || k[p.len()..].starts_with('@'))
+                })
+            })
+            .map(|k| Series {
+                label: (*k).to_string(),
+                points: sv
+                    .series
+                    .iter()
+                    .filter_map(|x| x.values.get(*k).map(|v| (x.t, *v)))
+                    .collect(),
+            })
+            .collect();
+        if !series.is_empty() {
+            charts.push(line_chart(title, unit, &series));
         }
-    );
-    let mut dl = String::new();
-    let mut item = |k: &str, v: &str| {
-        let _ = write!(dl, "<dt>{}</dt><dd>{}</dd>", esc(k), esc(v));
-    };
-    item("Host", &st.host);
-    item("Label", st.label.as_deref().unwrap_or("-"));
+    }
+    charts
+}
+
+fn server_section(s: &Summary) -> Markup {
+    let sv = &s.server;
+    let charts = server_charts(s);
+    let facts = server_facts(s);
+    html! {
+        @if sv.sources.is_empty() {
+            p.muted { "No server-side source answered (no /metrics, no --database-url, no --redis-url)." }
+        } @else {
+            p { "Sources: " (sv.sources.join(", ")) }
+            @if !sv.metrics_targets.is_empty() {
+                p.muted { "Metrics endpoints (the first is the API): " (sv.metrics_targets.join(", ")) }
+            }
+        }
+        @if !charts.is_empty() {
+            div.charts { @for c in charts { (c) } }
+        }
+        @if !facts.is_empty() {
+            dl { @for (k, v) in &facts { dt { (k) } dd { (v) } } }
+        }
+        @for n in &sv.notes {
+            p.muted { (n) }
+        }
+    }
+}
+
+/// The run's settings as (name, value) lines.
+fn settings(s: &Summary) -> Vec<(&'static str, String)> {
+    let st = &s.settings;
+    let mut items: Vec<(&'static str, String)> = Vec::new();
+    let mut item = |k: &'static str, v: String| items.push((k, v));
+    item("Host", st.host.clone());
+    item("Label", st.label.clone().unwrap_or_else(|| "-".into()));
     item(
         "Server profile",
         s.server
             .profile
-            .as_deref()
-            .unwrap_or("not reported (no pique /metrics)"),
+            .clone()
+            .unwrap_or_else(|| "not reported (no pique /metrics)".into()),
     );
-    item("Shape", &st.shape);
+    item("Shape", st.shape.clone());
     if st.time_scale < 1.0 {
         item(
             "Time scale",
-            &format!(
+            format!(
                 "{} (durations of the shape and grading windows multiplied by it; think and wait times as written)",
                 st.time_scale
             ),
@@ -435,7 +409,7 @@ pub fn render(s: &Summary) -> String {
     let g = &s.grading;
     item(
         "Graded as",
-        &format!(
+        format!(
             "phase {}: {} criteria; load held = {} for {}",
             g.phase,
             g.criteria.len(),
@@ -443,17 +417,17 @@ pub fn render(s: &Summary) -> String {
             crate::duration::format_duration(std::time::Duration::from_secs_f64(g.hold_s))
         ),
     );
-    item("Started (UTC)", &st.started_at);
+    item("Started (UTC)", st.started_at.clone());
     item(
         "Duration",
-        &format!("{:.1} s ({})", st.duration_s, st.stop_reason),
+        format!("{:.1} s ({})", st.duration_s, st.stop_reason),
     );
-    item("Peak users", &st.peak_users.to_string());
+    item("Peak users", st.peak_users.to_string());
     let g = &s.generator;
     if g.seconds > 0 {
         item(
             "Load generator",
-            &if g.saturated {
+            if g.saturated {
                 format!(
                     "{}: response times are the generator's, not the server's",
                     g.describe()
@@ -468,7 +442,7 @@ pub fn render(s: &Summary) -> String {
     }
     item(
         "Requests",
-        &format!(
+        format!(
             "{} ({} failed, {:.3}%), {:.1} req/s",
             s.aggregated.count,
             s.aggregated.failures,
@@ -478,7 +452,7 @@ pub fn render(s: &Summary) -> String {
     );
     item(
         "Caps",
-        &format!(
+        format!(
             "run_time {}, max_requests {}",
             st.run_time_cap.as_deref().unwrap_or("-"),
             st.max_requests.map_or("-".to_string(), |m| m.to_string())
@@ -487,7 +461,7 @@ pub fn render(s: &Summary) -> String {
     if s.lag.late_iterations + s.lag.dropped_iterations > 0 || s.lag.max_lag_ms > 0.0 {
         item(
             "Open model lag",
-            &format!(
+            format!(
                 "{} late, {} dropped iterations, max lag {:.1} ms (latency counted from intended start)",
                 s.lag.late_iterations, s.lag.dropped_iterations, s.lag.max_lag_ms
             ),
@@ -496,7 +470,7 @@ pub fn render(s: &Summary) -> String {
     if let Some(d) = &s.distributed {
         item(
             "Distributed",
-            &format!(
+            format!(
                 "{} of {} worker(s) in cluster `{}`{}",
                 d.workers.iter().filter(|w| w.state != "lost").count(),
                 d.workers_wanted,
@@ -509,128 +483,154 @@ pub fn render(s: &Summary) -> String {
             ),
         );
     }
-    let _ = write!(out, "<dl>{dl}</dl>");
+    items
+}
 
-    out.push_str("<h2>Load over time</h2>");
-    out.push_str(&client_charts(s));
-
-    if !s.thresholds.is_empty() {
-        out.push_str("<h2>Thresholds</h2><table><tr><th class=l>Scope</th><th class=l>Threshold</th><th>Measured</th><th class=l>Result</th></tr>");
-        for t in &s.thresholds {
-            let (class, label) = if t.skipped {
-                ("g-not", "skipped")
-            } else if t.passed {
-                ("g-target", "pass")
-            } else {
-                ("g-fail", "FAIL")
-            };
-            let note = if t.note.is_empty() {
-                String::new()
-            } else {
-                format!(" <span class=muted>{}</span>", esc(&t.note))
-            };
-            let _ = write!(
-                out,
-                "<tr><td class=l>{}</td><td class=l>{}</td><td>{}</td><td class=\"l {class}\">{label}{note}</td></tr>",
-                esc(&t.scope),
-                esc(&t.expr),
-                t.measured.map_or("no data".into(), |v| format!("{v:.3}")),
-            );
+fn thresholds_section(s: &Summary) -> Markup {
+    html! {
+        h2 { "Thresholds" }
+        table {
+            tr { th.l { "Scope" } th.l { "Threshold" } th { "Measured" } th.l { "Result" } }
+            @for t in &s.thresholds {
+                @let (class, label) = if t.skipped {
+                    ("g-not", "skipped")
+                } else if t.passed {
+                    ("g-target", "pass")
+                } else {
+                    ("g-fail", "FAIL")
+                };
+                tr {
+                    td.l { (t.scope) }
+                    td.l { (t.expr) }
+                    td { (t.measured.map_or("no data".into(), |v| format!("{v:.3}"))) }
+                    td class={ "l " (class) } {
+                        (label)
+                        @if !t.note.is_empty() { " " span.muted { (t.note) } }
+                    }
+                }
+            }
         }
-        out.push_str("</table>");
     }
+}
 
-    out.push_str("<h2>Success criteria (original load-testing plan)</h2>");
-    out.push_str(&grades_table(&s.grades));
+fn capacity_section(c: &CapacityResult) -> Markup {
+    let not_reached = match &c.stopped_by {
+        Some(why) => format!("not reached before the run stopped ({why})"),
+        None => "not reached".into(),
+    };
+    html! {
+        h2 { "Capacity search" }
+        p {
+            "Breaking point: "
+            b { (c.breaking_users.map_or(not_reached, |u| format!("{u} users"))) }
+            "; last step that held: "
+            b { (c.last_good_users.map_or("none".into(), |u| format!("{u} users"))) }
+            @if let Some(r) = &c.reason { " (" (r) ")" }
+        }
+        table {
+            tr {
+                th { "Users" } th { "Requests" } th { "RPS" } th { "Error rate" } th { "p95 (ms)" }
+                th.l { "Result" }
+            }
+            @for st in &c.steps {
+                tr {
+                    td { (st.users) }
+                    td { (st.requests) }
+                    td { (format!("{:.1}", st.rps)) }
+                    td { (format!("{:.2}%", st.error_rate * 100.0)) }
+                    td { (ms(st.p95_ms)) }
+                    td.l { @if st.broke { "broke" } @else { "held" } }
+                }
+            }
+        }
+    }
+}
 
-    out.push_str("<h2>Requests</h2>");
-    out.push_str(&requests_table(&s.requests, &s.aggregated));
-
-    out.push_str("<h2>Failures</h2>");
-    if s.failures.is_empty() {
-        out.push_str("<p class=muted>None.</p>");
+/// Renders the whole report.
+pub fn render(s: &Summary) -> String {
+    let st = &s.settings;
+    let thresholds_ok = s.exit_code == 0;
+    let thresholds = if s.thresholds.is_empty() {
+        "none defined"
+    } else if thresholds_ok {
+        "passed (exit 0)"
     } else {
-        out.push_str("<table><tr><th class=l>Method</th><th class=l>Name</th><th class=l>Category</th><th class=l>Error</th><th>Occurrences</th></tr>");
-        for f in &s.failures {
-            let _ = write!(
-                out,
-                "<tr><td class=l>{}</td><td class=l>{}</td><td class=l>{}</td><td class=l>{}</td><td>{}</td></tr>",
-                esc(&f.method),
-                esc(&f.name),
-                esc(&f.category),
-                esc(&f.error),
-                f.occurrences
-            );
+        "failed (exit 1)"
+    };
+    let vars = st
+        .vars
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let page = html! {
+        (DOCTYPE)
+        html lang="en" {
+            (head(&format!("{} - pique-load report", s.plan.name)))
+            body {
+                h1 { (s.plan.name) }
+                p.muted { (s.plan.description) }
+                p {
+                    "Grading: " (verdict_badge(&s.verdict)) "\u{a0} Thresholds: "
+                    span class={ "badge " (if thresholds_ok { "pass" } else { "fail" }) } { (thresholds) }
+                }
+                dl { @for (k, v) in settings(s) { dt { (k) } dd { (v) } } }
+
+                h2 { "Load over time" }
+                (client_charts(s))
+
+                @if !s.thresholds.is_empty() { (thresholds_section(s)) }
+
+                h2 { "Success criteria (original load-testing plan)" }
+                (grades_table(&s.grades))
+
+                h2 { "Requests" }
+                (requests_table(&s.requests, &s.aggregated))
+
+                h2 { "Failures" }
+                @if s.failures.is_empty() {
+                    p.muted { "None." }
+                } @else {
+                    table {
+                        tr {
+                            th.l { "Method" } th.l { "Name" } th.l { "Category" } th.l { "Error" }
+                            th { "Occurrences" }
+                        }
+                        @for f in &s.failures {
+                            tr {
+                                td.l { (f.method) }
+                                td.l { (f.name) }
+                                td.l { (f.category) }
+                                td.l { (f.error) }
+                                td { (f.occurrences) }
+                            }
+                        }
+                    }
+                }
+
+                @if let Some(c) = &s.capacity { (capacity_section(c)) }
+
+                @if let Some(d) = &s.distributed {
+                    h2 { "Workers" }
+                    (workers_section(d))
+                }
+
+                h2 { "Server metrics" }
+                (server_section(s))
+
+                h2 { "Plan and settings" }
+                @for w in &s.plan.warnings {
+                    p.muted { "Warning: " (w) }
+                }
+                p.muted {
+                    (s.plan.origin) " \u{b7} written by " (s.tool)
+                    @if !vars.is_empty() { " \u{b7} vars: " (vars) }
+                }
+                pre { (s.plan.source) }
+            }
         }
-        out.push_str("</table>");
-    }
-
-    if let Some(c) = &s.capacity {
-        out.push_str("<h2>Capacity search</h2>");
-        let not_reached = match &c.stopped_by {
-            Some(why) => format!("not reached before the run stopped ({why})"),
-            None => "not reached".into(),
-        };
-        let _ = write!(
-            out,
-            "<p>Breaking point: <b>{}</b>; last step that held: <b>{}</b>{}</p>",
-            c.breaking_users
-                .map_or(not_reached, |u| format!("{u} users")),
-            c.last_good_users
-                .map_or("none".into(), |u| format!("{u} users")),
-            c.reason
-                .as_deref()
-                .map(|r| format!(" ({})", esc(r)))
-                .unwrap_or_default()
-        );
-        out.push_str("<table><tr><th>Users</th><th>Requests</th><th>RPS</th><th>Error rate</th><th>p95 (ms)</th><th class=l>Result</th></tr>");
-        for st in &c.steps {
-            let _ = write!(
-                out,
-                "<tr><td>{}</td><td>{}</td><td>{:.1}</td><td>{:.2}%</td><td>{}</td><td class=l>{}</td></tr>",
-                st.users,
-                st.requests,
-                st.rps,
-                st.error_rate * 100.0,
-                ms(st.p95_ms),
-                if st.broke { "broke" } else { "held" }
-            );
-        }
-        out.push_str("</table>");
-    }
-
-    if let Some(d) = &s.distributed {
-        out.push_str("<h2>Workers</h2>");
-        out.push_str(&workers_section(d));
-    }
-
-    out.push_str("<h2>Server metrics</h2>");
-    out.push_str(&server_section(s));
-
-    out.push_str("<h2>Plan and settings</h2>");
-    for w in &s.plan.warnings {
-        let _ = write!(out, "<p class=muted>Warning: {}</p>", esc(w));
-    }
-    let _ = write!(
-        out,
-        "<p class=muted>{} &middot; written by {}{}</p><pre>{}</pre>",
-        esc(&s.plan.origin),
-        esc(&s.tool),
-        if st.vars.is_empty() {
-            String::new()
-        } else {
-            format!(
-                " &middot; vars: {}",
-                esc(&st
-                    .vars
-                    .iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect::<Vec<_>>()
-                    .join(", "))
-            )
-        },
-        esc(&s.plan.source)
-    );
-    out.push_str("</body></html>\n");
+    };
+    let mut out = page.into_string();
+    out.push('\n');
     out
 }

@@ -1,6 +1,6 @@
 //! Minimal inline SVG line charts, so reports open offline with no JavaScript or CDN.
 
-use std::fmt::Write;
+use maud::{Markup, html};
 
 /// Colours used for series, in order.
 pub const PALETTE: [&str; 8] = [
@@ -13,22 +13,6 @@ pub struct Series {
     pub label: String,
     /// (x, y) points; x is seconds since start.
     pub points: Vec<(f64, f64)>,
-}
-
-/// Escapes text for HTML/SVG.
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// A "nice" axis maximum (1, 2, 2.5 or 5 times a power of ten) at or above `v`.
@@ -66,8 +50,13 @@ fn fmt_time(secs: f64) -> String {
     }
 }
 
+/// One decimal, as coordinates are written.
+fn c1(v: f64) -> String {
+    format!("{v:.1}")
+}
+
 /// Renders a line chart with a legend, y axis in `unit`, x axis as elapsed time.
-pub fn line_chart(title: &str, unit: &str, series: &[Series]) -> String {
+pub fn line_chart(title: &str, unit: &str, series: &[Series]) -> Markup {
     let (w, h) = (720.0, 240.0);
     let (left, right, top, bottom) = (56.0, 12.0, 36.0, 28.0);
     let pw = w - left - right;
@@ -81,64 +70,44 @@ pub fn line_chart(title: &str, unit: &str, series: &[Series]) -> String {
     );
     let x = |v: f64| left + v / x_max * pw;
     let y = |v: f64| top + ph - (v / y_max).clamp(0.0, 1.0) * ph;
-    let mut out = String::new();
-    let _ = write!(
-        out,
-        r#"<svg class="chart" viewBox="0 0 {w} {h}" xmlns="http://www.w3.org/2000/svg" role="img"><title>{t}</title><text x="{left}" y="14" class="ct">{t}</text>"#,
-        t = esc(title)
-    );
-    for i in 0..=4 {
-        let v = y_max * f64::from(i) / 4.0;
-        let yy = y(v);
-        let _ = write!(
-            out,
-            r##"<line x1="{left}" x2="{x2}" y1="{yy:.1}" y2="{yy:.1}" stroke="#e5e7eb"/><text x="{tx}" y="{ty:.1}" class="ax" text-anchor="end">{l}</text>"##,
-            x2 = left + pw,
-            tx = left - 4.0,
-            ty = yy + 4.0,
-            l = esc(&format!(
-                "{}{}",
-                fmt_tick(v),
-                if i == 4 { unit } else { "" }
-            )),
-        );
-    }
-    for i in 0..=5 {
-        let v = x_max * f64::from(i) / 5.0;
-        let _ = write!(
-            out,
-            r#"<text x="{xx:.1}" y="{yy}" class="ax" text-anchor="middle">{l}</text>"#,
-            xx = x(v),
-            yy = h - 8.0,
-            l = fmt_time(v)
-        );
-    }
+    // Legend entries: (colour, label, x of the swatch).
+    let mut legend = Vec::with_capacity(series.len());
     let mut lx = left + 200.0;
     for (i, s) in series.iter().enumerate() {
-        let color = PALETTE[i % PALETTE.len()];
-        let pts: Vec<String> = s
-            .points
-            .iter()
-            .filter(|p| p.1.is_finite())
-            .map(|p| format!("{:.1},{:.1}", x(p.0), y(p.1)))
-            .collect();
-        if !pts.is_empty() {
-            let _ = write!(
-                out,
-                r#"<polyline fill="none" stroke="{color}" stroke-width="1.6" points="{}"/>"#,
-                pts.join(" ")
-            );
-        }
-        let _ = write!(
-            out,
-            r#"<rect x="{lx:.0}" y="6" width="10" height="10" fill="{color}"/><text x="{tx:.0}" y="15" class="ax">{l}</text>"#,
-            tx = lx + 14.0,
-            l = esc(&s.label)
-        );
+        legend.push((PALETTE[i % PALETTE.len()], s, lx));
         lx += 24.0 + 7.0 * s.label.chars().count() as f64;
     }
-    out.push_str("</svg>");
-    out
+    html! {
+        svg class="chart" viewBox=(format!("0 0 {w} {h}")) xmlns="http://www.w3.org/2000/svg" role="img" {
+            title { (title) }
+            text x=(left) y="14" class="ct" { (title) }
+            @for i in 0..=4 {
+                @let v = y_max * f64::from(i) / 4.0;
+                @let yy = y(v);
+                line x1=(left) x2=(left + pw) y1=(c1(yy)) y2=(c1(yy)) stroke="#e5e7eb" {}
+                text x=(left - 4.0) y=(c1(yy + 4.0)) class="ax" text-anchor="end" {
+                    (fmt_tick(v)) @if i == 4 { (unit) }
+                }
+            }
+            @for i in 0..=5 {
+                @let v = x_max * f64::from(i) / 5.0;
+                text x=(c1(x(v))) y=(h - 8.0) class="ax" text-anchor="middle" { (fmt_time(v)) }
+            }
+            @for (color, s, lx) in &legend {
+                @let points: Vec<String> = s
+                    .points
+                    .iter()
+                    .filter(|p| p.1.is_finite())
+                    .map(|p| format!("{},{}", c1(x(p.0)), c1(y(p.1))))
+                    .collect();
+                @if !points.is_empty() {
+                    polyline fill="none" stroke=(color) stroke-width="1.6" points=(points.join(" ")) {}
+                }
+                rect x=(format!("{lx:.0}")) y="6" width="10" height="10" fill=(color) {}
+                text x=(format!("{:.0}", lx + 14.0)) y="15" class="ax" { (s.label) }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -154,7 +123,8 @@ mod tests {
                 label: "a&b".into(),
                 points: vec![(0.0, 1.0), (1.0, 3.0)],
             }],
-        );
+        )
+        .into_string();
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
         assert!(svg.contains("RPS &lt;total&gt;") && svg.contains("a&amp;b"));
         assert_eq!(nice_max(7.0), 10.0);

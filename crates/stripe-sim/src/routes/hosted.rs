@@ -6,6 +6,7 @@ use axum::{
     http::StatusCode,
     response::{Html, IntoResponse, Redirect, Response},
 };
+use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use crate::{
     model::{Session, SessionStatus, is_zero_decimal},
@@ -14,21 +15,6 @@ use crate::{
     state::{SimState, now},
     store::Onboarding,
 };
-
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 fn amount(minor: i64, currency: &str) -> String {
     let cur = currency.to_uppercase();
@@ -39,62 +25,70 @@ fn amount(minor: i64, currency: &str) -> String {
     }
 }
 
-fn page(title: &str, body: &str) -> String {
-    format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{t}</title><style>body{{font-family:system-ui,sans-serif;max-width:32rem;\
-         margin:3rem auto;padding:0 1rem;color:#1a1f36}}table{{width:100%;border-collapse:collapse}}\
-         td{{padding:.4rem 0;border-bottom:1px solid #e3e8ee}}td.r{{text-align:right}}\
-         button{{background:#635bff;color:#fff;border:0;border-radius:6px;padding:.8rem;\
-         width:100%;font-size:1rem;cursor:pointer}}.muted{{color:#697386}}</style></head>\
-         <body><p class=\"muted\">stripe-sim (test mode)</p><h1>{t}</h1>{body}</body></html>",
-        t = escape(title)
-    )
+/// The page style: small, inline, so the page works offline.
+const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:32rem;margin:3rem auto;\
+    padding:0 1rem;color:#1a1f36}table{width:100%;border-collapse:collapse}\
+    td{padding:.4rem 0;border-bottom:1px solid #e3e8ee}td.r{text-align:right}\
+    button{background:#635bff;color:#fff;border:0;border-radius:6px;padding:.8rem;width:100%;\
+    font-size:1rem;cursor:pointer}.muted{color:#697386}";
+
+/// A whole page around `body` (maud escapes every interpolated value).
+fn page(title: &str, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) }
+                style { (PreEscaped(STYLE)) }
+            }
+            body {
+                p.muted { "stripe-sim (test mode)" }
+                h1 { (title) }
+                (body)
+            }
+        }
+    }
 }
 
 fn status_page(status: StatusCode, title: &str, message: &str) -> Response {
     (
         status,
-        Html(page(title, &format!("<p>{}</p>", escape(message)))),
+        Html(page(title, html! { p { (message) } }).into_string()),
     )
         .into_response()
 }
 
-fn checkout_page(s: &Session) -> String {
+fn checkout_page(s: &Session) -> Markup {
     let p = &s.params;
-    let rows: String = p
-        .line_items
-        .iter()
-        .map(|l| {
-            format!(
-                "<tr><td>{} &times; {}</td><td class=\"r\">{}</td></tr>",
-                escape(&l.name),
-                l.quantity,
-                amount(l.unit_amount * l.quantity, &p.currency)
-            )
-        })
-        .collect();
-    let cancel = p
-        .cancel_url
-        .as_ref()
-        .map(|u| format!("<p><a href=\"{}\">Cancel and go back</a></p>", escape(u)))
-        .unwrap_or_default();
-    let email = p
-        .customer_email
-        .as_ref()
-        .map(|e| format!("<p class=\"muted\">Paying as {}</p>", escape(e)))
-        .unwrap_or_default();
+    let total = amount(s.amount_total, &p.currency);
     page(
         "Checkout",
-        &format!(
-            "<table>{rows}<tr><td><strong>Total</strong></td><td class=\"r\" id=\"total\">\
-             <strong>{total}</strong></td></tr></table>{email}\
-             <p class=\"muted\">{id}</p><form method=\"post\"><p><button type=\"submit\" id=\"pay\">\
-             Pay {total}</button></p></form>{cancel}",
-            total = amount(s.amount_total, &p.currency),
-            id = escape(&s.id),
-        ),
+        html! {
+            table {
+                @for l in &p.line_items {
+                    tr {
+                        td { (l.name) " \u{d7} " (l.quantity) }
+                        td.r { (amount(l.unit_amount * l.quantity, &p.currency)) }
+                    }
+                }
+                tr {
+                    td { strong { "Total" } }
+                    td class="r" id="total" { strong { (total) } }
+                }
+            }
+            @if let Some(email) = &p.customer_email {
+                p.muted { "Paying as " (email) }
+            }
+            p.muted { (s.id) }
+            form method="post" {
+                p { button type="submit" id="pay" { "Pay " (total) } }
+            }
+            @if let Some(url) = &p.cancel_url {
+                p { a href=(url) { "Cancel and go back" } }
+            }
+        },
     )
 }
 
@@ -108,7 +102,7 @@ pub async fn pay_page(State(state): State<SimState>, Path(id): Path<String>) -> 
         );
     };
     match session.status {
-        SessionStatus::Open => Html(checkout_page(&session)).into_response(),
+        SessionStatus::Open => Html(checkout_page(&session).into_string()).into_response(),
         SessionStatus::Complete => status_page(
             StatusCode::OK,
             "Already paid",
