@@ -1,6 +1,9 @@
 //! The `pique` binary end to end against real PostgreSQL and Redis: configuration, migration,
 //! deterministic seeding and serving.
 
+// Test code: a failed unwrap is a failed test (helpers included, not only #[test] fns).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::{
     process::{Child, Command, Output, Stdio},
     time::{Duration, Instant},

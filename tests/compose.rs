@@ -2,6 +2,9 @@
 //! runs in CI: services, health checks, dependency order, environment names the code reads,
 //! and commands the `pique` binary accepts.
 
+// Test code: a failed unwrap is a failed test (helpers included, not only #[test] fns).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::{collections::BTreeSet, process::Command};
 
 use clap::Args;

@@ -4,6 +4,9 @@
 //! Redis and sends a mixed load with payments) or of a running load generator
 //! (`--prometheus-listen`). A renamed metric breaks this test, not a dashboard in production.
 
+// Test code: a failed unwrap is a failed test (helpers included, not only #[test] fns).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};

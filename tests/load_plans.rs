@@ -5,6 +5,9 @@
 //! Each strategy gets its own database and its own Redis database number; the three run one
 //! after another (each is a whole system on a small machine).
 
+// Test code: a failed unwrap is a failed test (helpers included, not only #[test] fns).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

@@ -3,6 +3,9 @@
 //! within 30 % (the goal for a profile calibrated on a real deployment). The app answers in
 //! microseconds, so the model alone decides its timing: robust on a busy machine.
 
+// Test code: a failed unwrap is a failed test (helpers included, not only #[test] fns).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::Duration;
 
 use axum::{

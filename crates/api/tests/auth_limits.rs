@@ -1,5 +1,7 @@
-//! Rate limits are configurable per class through the environment. Its own test binary: it
-//! sets process environment variables, which must not leak into other tests' apps.
+//! Rate limits are configurable per class through the configuration (`PIQUE_RATE_LIMIT_*`).
+
+// Test code: a failed unwrap is a failed test (helpers included, not only #[test] fns).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
@@ -8,12 +10,12 @@ use support::*;
 
 #[tokio::test]
 async fn limits_are_configurable_per_class() -> TestResult {
-    // SAFETY: the only test of this binary, and no other thread reads the environment yet.
-    unsafe {
-        std::env::set_var("PIQUE_RATE_LIMIT_SUBSCRIBE", "2/min:2");
-        std::env::set_var("PIQUE_RATE_LIMIT_LOGIN", "off");
-    }
-    let app = TestApp::spawn(&[("PIQUE_RATE_LIMIT", "on")]).await?;
+    let app = TestApp::spawn(&[
+        ("PIQUE_RATE_LIMIT", "on"),
+        ("PIQUE_RATE_LIMIT_SUBSCRIBE", "2/min:2"),
+        ("PIQUE_RATE_LIMIT_LOGIN", "off"),
+    ])
+    .await?;
     let statuses: Vec<u16> = {
         let mut v = Vec::new();
         for i in 0..4 {

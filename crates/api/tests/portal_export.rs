@@ -4,6 +4,9 @@
 //!
 //! Figures: `cargo test -p pique-api --test portal_export -- --nocapture`.
 
+// Test code: a failed unwrap is a failed test (helpers included, not only #[test] fns).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod portal_support;
 mod support;
 

@@ -47,6 +47,14 @@ pub mod env {
     pub const HOLD_TTL_SECS: &str = "PIQUE_HOLD_TTL_SECS";
     /// Rate limiting switch (`on`/`off`); the `django-railway` profile forces it off.
     pub const RATE_LIMIT: &str = "PIQUE_RATE_LIMIT";
+    /// Per-class rate limits (`N/s|min|hour[:burst]` or `off`), parsed by the API.
+    pub const RATE_LIMIT_CLASSES: [&str; 5] = [
+        "PIQUE_RATE_LIMIT_LOGIN",
+        "PIQUE_RATE_LIMIT_CHECKOUT",
+        "PIQUE_RATE_LIMIT_SUBSCRIBE",
+        "PIQUE_RATE_LIMIT_PORTAL",
+        "PIQUE_RATE_LIMIT_READ",
+    ];
     /// Every variable read by [`super::Config::from_lookup`], for `pique config` and tests.
     pub const ALL: &[&str] = &[
         DATABASE_URL,
@@ -199,6 +207,9 @@ pub struct Config {
     pub hold_ttl: Duration,
     /// Rate limiting requested (still off under a Django profile).
     pub rate_limit: bool,
+    /// The per-class limits that were set, by variable name (see
+    /// [`env::RATE_LIMIT_CLASSES`]); the API parses them.
+    pub rate_limit_classes: std::collections::BTreeMap<String, String>,
 }
 
 /// Default values, shared with `docker-compose.yml` and the README.
@@ -288,6 +299,10 @@ impl Config {
                 &or(env::HOLD_TTL_SECS, "1800"),
             )?),
             rate_limit,
+            rate_limit_classes: env::RATE_LIMIT_CLASSES
+                .iter()
+                .filter_map(|k| get(k).map(|v| (k.to_string(), v)))
+                .collect(),
         })
     }
 

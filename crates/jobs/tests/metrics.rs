@@ -1,5 +1,8 @@
 //! The worker's `/metrics` endpoint over HTTP (its own test binary: the recorder is global).
 
+// Test code: a failed unwrap is a failed test (helpers included, not only #[test] fns).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::Duration;
 
 use pique_core::jobs::Queue;

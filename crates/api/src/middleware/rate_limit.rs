@@ -225,13 +225,14 @@ impl RateLimitSettings {
         Ok(s)
     }
 
-    /// From the process environment; a bad value is logged and the defaults are kept (the
-    /// server must still start, and limits are a safety net, not a feature).
-    pub fn from_env() -> Self {
-        RateLimitSettings::from_lookup(|k| std::env::var(k).ok()).unwrap_or_else(|e| {
-            tracing::error!(error = %e, "bad rate limit setting; using the defaults");
-            RateLimitSettings::default()
-        })
+    /// From the configuration; a bad value is logged and the defaults are kept (the server
+    /// must still start, and limits are a safety net, not a feature).
+    pub fn from_config(config: &Config) -> Self {
+        RateLimitSettings::from_lookup(|k| config.rate_limit_classes.get(k).cloned())
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "bad rate limit setting; using the defaults");
+                RateLimitSettings::default()
+            })
     }
 }
 
@@ -318,12 +319,12 @@ pub fn client_key(ip: IpAddr) -> IpAddr {
 }
 
 /// Wraps `router` in the limiter when the configuration enables rate limiting; limits come
-/// from [`RateLimitSettings::from_env`].
+/// from [`RateLimitSettings::from_config`].
 pub fn apply(router: Router, config: &Config) -> Router {
     if !config.rate_limiting_enabled() {
         return router;
     }
-    apply_with(router, &RateLimitSettings::from_env())
+    apply_with(router, &RateLimitSettings::from_config(config))
 }
 
 /// Wraps `router` in a limiter with explicit settings.

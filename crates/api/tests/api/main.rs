@@ -1,6 +1,9 @@
 //! The API's integration tests against real PostgreSQL, Redis and stripe-sim, in one test
-//! binary (one link instead of seven). `auth_limits` and `portal_export` stay separate: one sets
-//! process environment, the other measures the process's peak memory.
+//! binary (one link instead of seven). `portal_export` stays separate: it measures the process's
+//! peak memory. `auth_limits` is its own binary too.
+
+// Test code: a failed unwrap is a failed test (helpers included, not only #[test] fns).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../support/mod.rs"]
 mod support;

@@ -1,5 +1,8 @@
 //! The load generator against real local HTTP servers, in one test binary.
 
+// Test code: a failed unwrap is a failed test (helpers included, not only #[test] fns).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[path = "../common/mod.rs"]
 mod common;
 
