@@ -3,6 +3,9 @@
 //! the same time never see each other's workers), against a small HTTP server in the test
 //! that counts what it answered.
 
+// Test code: a failed unwrap is a failed test (helpers included, not only #[test] fns).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
