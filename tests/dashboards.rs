@@ -330,7 +330,7 @@ async fn every_metric_a_dashboard_uses_is_exported_by_a_running_process() {
         ..Default::default()
     };
     let opts = pique_load::RunOptions {
-        host: Some(api.clone()),
+        hosts: vec![api.clone()],
         out_dir: out_dir.path().join("gen"),
         quiet: true,
         ..Default::default()

@@ -154,7 +154,7 @@ pub async fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<u8> {
     step("Load: the mixed plan (60% reads, 25% producer portal, 10% checkout, 5% paid orders)");
     let plan = pique_load::demo_plan()?;
     let options = pique_load::RunOptions {
-        host: Some(api.clone()),
+        hosts: vec![api.clone()],
         out_dir: args.out.clone(),
         users: Some(args.users),
         spawn_rate: Some(f64::from(args.users)),

@@ -40,9 +40,11 @@ fn parse_kv(s: &str) -> Result<(String, String), String> {
 pub struct RunArgs {
     /// Plan file: TOML (e.g. loadtests/baseline.toml) or an Artillery config (.yml, .yaml).
     pub plan: PathBuf,
-    /// Target base URL (overrides the plan's `host`), e.g. http://127.0.0.1:8080.
-    #[arg(long, short = 'H')]
-    pub host: Option<String>,
+    /// Target base URL (overrides the plan's `host`), e.g. http://127.0.0.1:8080. Repeat it
+    /// for several API replicas without a load balancer: users are spread over the hosts
+    /// round-robin, each user keeping its host for the whole run.
+    #[arg(long = "host", short = 'H', value_name = "HOST")]
+    pub hosts: Vec<String>,
     /// Run N users for the whole run instead of the plan's shape (Locust --users); for arrival
     /// and capacity plans, the maximum users.
     #[arg(long, short = 'u')]
@@ -111,7 +113,7 @@ impl RunArgs {
     /// The run options these arguments describe.
     pub fn options(&self) -> RunOptions {
         RunOptions {
-            host: self.host.clone(),
+            hosts: self.hosts.clone(),
             out_dir: self.out.clone(),
             quiet: self.quiet,
             users: self.users,
@@ -290,6 +292,8 @@ mod tests {
             "plan.toml",
             "--host",
             "http://h",
+            "-H",
+            "http://h2:8081",
             "-u",
             "10",
             "--run-time",
@@ -308,6 +312,7 @@ mod tests {
         ])
         .unwrap();
         let o = cli.run.options();
+        assert_eq!(o.hosts, vec!["http://h", "http://h2:8081"]);
         assert_eq!(o.users, Some(10));
         assert_eq!(o.run_time, Some(Duration::from_secs(300)));
         assert_eq!(

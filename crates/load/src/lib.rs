@@ -9,7 +9,7 @@
 //! ```no_run
 //! # async fn demo() -> Result<(), pique_load::LoadError> {
 //! let plan = pique_load::Plan::load("loadtests/smoke/baseline.toml")?;
-//! let opts = pique_load::RunOptions { host: Some("http://127.0.0.1:8080".into()), ..Default::default() };
+//! let opts = pique_load::RunOptions { hosts: vec!["http://127.0.0.1:8080".into()], ..Default::default() };
 //! let outcome = pique_load::run_plan(&plan, &opts).await?;
 //! println!("{} -> {}", outcome.report_path.display(), outcome.verdict);
 //! std::process::exit(outcome.exit_code);

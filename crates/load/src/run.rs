@@ -22,8 +22,10 @@ use crate::scrape::{ScrapeConfig, Scraper};
 /// Options of one run (what `pique load run` flags set).
 #[derive(Debug, Clone)]
 pub struct RunOptions {
-    /// Target base URL; overrides the plan's `host`.
-    pub host: Option<String>,
+    /// Target base URLs; override the plan's `host`. With several, users are spread over them
+    /// round-robin (user n talks to host n mod len, all its requests), for API replicas
+    /// without a load balancer in front.
+    pub hosts: Vec<String>,
     /// Parent directory of run directories (default `runs`).
     pub out_dir: PathBuf,
     /// No live progress line.
@@ -59,7 +61,7 @@ pub struct RunOptions {
 impl Default for RunOptions {
     fn default() -> Self {
         Self {
-            host: None,
+            hosts: Vec::new(),
             out_dir: PathBuf::from("runs"),
             quiet: false,
             users: None,
@@ -325,15 +327,8 @@ async fn run_controlled(
 ) -> Result<RunOutcome, LoadError> {
     let mut plan = plan.clone();
     apply_overrides(&mut plan, opts)?;
-    let host = opts
-        .host
-        .clone()
-        .or_else(|| plan.host.clone())
-        .ok_or_else(|| {
-            LoadError::Options("no host: give --host or set `host` in the plan".into())
-        })?;
-    check_host(&host).map_err(LoadError::Options)?;
-    let host = host.trim_end_matches('/').to_string();
+    let hosts = target_hosts(&opts.hosts, plan.host.as_deref())?;
+    let host = hosts.join(", ");
 
     let mut vars: HashMap<String, Value> = plan.vars.clone().into_iter().collect();
     for (k, v) in &opts.vars {
@@ -346,8 +341,9 @@ async fn run_controlled(
         &format!("{}-{}", started.format("%Y%m%dT%H%M%SZ"), slug(&plan.name)),
     );
 
+    // By default every host's /metrics: several replicas' counters add up in the report.
     let metrics_urls = if opts.metrics_urls.is_empty() {
-        vec![format!("{host}/metrics")]
+        hosts.iter().map(|h| format!("{h}/metrics")).collect()
     } else {
         opts.metrics_urls.clone()
     };
@@ -382,7 +378,7 @@ async fn run_controlled(
     let progress = Progress::new(opts.quiet, &plan.name);
     let scraper = Scraper::start(scrape_cfg, tokio::time::Instant::now());
     let cfg = EngineConfig {
-        base: host.clone(),
+        bases: hosts.clone(),
         run_time: plan.run_time.map(|d| d.0),
         max_requests: plan.max_requests,
         vars: vars.clone(),
@@ -426,6 +422,7 @@ async fn run_controlled(
         },
         settings: Settings {
             host,
+            hosts,
             label: opts.label.clone(),
             shape: describe_shape(&plan),
             time_scale,
@@ -467,6 +464,31 @@ async fn run_controlled(
     })
 }
 
+/// The hosts a run targets: the `--host` flags, else the plan's `host`; each checked, without
+/// a trailing slash, no duplicates (a duplicate would silently double one replica's share).
+fn target_hosts(flags: &[String], plan_host: Option<&str>) -> Result<Vec<String>, LoadError> {
+    let given: Vec<&str> = if flags.is_empty() {
+        plan_host.into_iter().collect()
+    } else {
+        flags.iter().map(String::as_str).collect()
+    };
+    if given.is_empty() {
+        return Err(LoadError::Options(
+            "no host: give --host or set `host` in the plan".into(),
+        ));
+    }
+    let mut hosts: Vec<String> = Vec::with_capacity(given.len());
+    for h in given {
+        check_host(h).map_err(LoadError::Options)?;
+        let h = h.trim_end_matches('/').to_string();
+        if hosts.contains(&h) {
+            return Err(LoadError::Options(format!("--host {h} given twice")));
+        }
+        hosts.push(h);
+    }
+    Ok(hosts)
+}
+
 fn unique_dir(parent: &std::path::Path, base: &str) -> PathBuf {
     let first = parent.join(base);
     if !first.exists() {
@@ -488,5 +510,21 @@ mod tests {
         assert_eq!(parse_var("5"), Value::from(5));
         assert_eq!(parse_var("http://x"), Value::from("http://x"));
         assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+    }
+
+    #[test]
+    fn hosts_come_from_the_flags_else_the_plan() {
+        let flags = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            target_hosts(&flags(&["http://a:1/", "http://b:2"]), Some("http://p")).unwrap(),
+            vec!["http://a:1", "http://b:2"]
+        );
+        assert_eq!(
+            target_hosts(&[], Some("http://p/")).unwrap(),
+            vec!["http://p"]
+        );
+        assert!(target_hosts(&[], None).is_err());
+        assert!(target_hosts(&flags(&["http://a", "http://a/"]), None).is_err());
+        assert!(target_hosts(&flags(&["http://a", "ftp://b"]), None).is_err());
     }
 }

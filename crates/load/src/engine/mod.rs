@@ -32,8 +32,8 @@ pub use steer::{Steer, Steering};
 /// How the engine should run a (possibly overridden) plan.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
-    /// Base URL, no trailing slash.
-    pub base: String,
+    /// Base URLs, no trailing slash; users are spread over them round-robin.
+    pub bases: Vec<String>,
     /// Hard cap on run time.
     pub run_time: Option<Duration>,
     /// Hard cap on requests.
@@ -81,7 +81,8 @@ pub(crate) struct Shared {
     pub plan: Arc<Plan>,
     /// Per-request timeout (each user's connections apply it).
     pub timeout: Duration,
-    pub base: String,
+    /// Base URLs; user n talks to `bases[n % len]` (see [`Shared::host_of`]).
+    pub bases: Vec<String>,
     pub stats: Arc<Stats>,
     pub stop: CancellationToken,
     /// Users asked for while the run goes, read by the schedulers.
@@ -93,9 +94,10 @@ pub(crate) struct Shared {
     pub task_weights: Vec<Vec<u32>>,
     /// Cumulative class weights.
     pub class_weights: Vec<u32>,
-    /// Pre-parsed URLs of steps whose path has no template, by [`crate::plan::Step::index`]
-    /// (parsing a URL per request is a measurable share of the generator's CPU).
-    pub literal_urls: Vec<Option<url::Url>>,
+    /// Pre-parsed URLs of steps whose path has no template, per base URL then by
+    /// [`crate::plan::Step::index`] (parsing a URL per request is a measurable share of the
+    /// generator's CPU).
+    pub literal_urls: Vec<Vec<Option<url::Url>>>,
     /// Users currently running (closed) or busy (open); use [`Shared::set_users`].
     pub users: AtomicU32,
     peak: AtomicU32,
@@ -148,6 +150,13 @@ impl Shared {
         self.user_ids.fetch_add(1, Ordering::Relaxed)
     }
 
+    /// Which base URL user `id` talks to: round-robin over the hosts, so N users on H hosts
+    /// put N/H users (and their sessions, carts and logins) on each.
+    pub fn host_of(&self, id: u64) -> usize {
+        let n = self.bases.len().max(1) as u64;
+        usize::try_from(id % n).unwrap_or(0)
+    }
+
     /// Spawns a user task into the run's task set (so shutdown can wait for or abort it).
     pub fn spawn<F>(&self, fut: F) -> AbortHandle
     where
@@ -192,21 +201,32 @@ pub async fn run(
     let timeout = plan.request_timeout();
     let stats = Arc::new(Stats::new(plan.request_keys.clone())?);
     let cfg_stop = cfg.stop.clone();
-    let base = cfg.base.trim_end_matches('/').to_string();
-    let mut literal_urls = Vec::new();
-    for (_, step) in plan.steps() {
-        let url = step.path.is_literal().then(|| {
-            let p = step.path.source();
-            if p.starts_with("http://") || p.starts_with("https://") {
-                url::Url::parse(p)
-            } else {
-                url::Url::parse(&format!("{base}{p}"))
-            }
-        });
-        let url = url.transpose().map_err(|e| {
-            LoadError::Options(format!("bad URL for `{}`: {e}", step.path.source()))
-        })?;
-        literal_urls.push(url);
+    let bases: Vec<String> = cfg
+        .bases
+        .iter()
+        .map(|b| b.trim_end_matches('/').to_string())
+        .collect();
+    if bases.is_empty() {
+        return Err(LoadError::Options("no host to send to".into()));
+    }
+    let mut literal_urls = Vec::with_capacity(bases.len());
+    for base in &bases {
+        let mut urls = Vec::new();
+        for (_, step) in plan.steps() {
+            let url = step.path.is_literal().then(|| {
+                let p = step.path.source();
+                if p.starts_with("http://") || p.starts_with("https://") {
+                    url::Url::parse(p)
+                } else {
+                    url::Url::parse(&format!("{base}{p}"))
+                }
+            });
+            let url = url.transpose().map_err(|e| {
+                LoadError::Options(format!("bad URL for `{}`: {e}", step.path.source()))
+            })?;
+            urls.push(url);
+        }
+        literal_urls.push(urls);
     }
     let sh = Arc::new(Shared {
         literal_urls,
@@ -218,7 +238,7 @@ pub async fn run(
         class_weights: cumulative(plan.users.iter().map(|c| c.weight)),
         plan: plan.clone(),
         timeout,
-        base,
+        bases,
         stats: stats.clone(),
         stop: CancellationToken::new(),
         steering: cfg.steering,

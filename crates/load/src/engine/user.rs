@@ -34,6 +34,8 @@ pub(crate) struct VirtualUser {
     /// Index of the user class in the plan.
     pub class: usize,
     id: u64,
+    /// Index of the base URL this user talks to (see [`Shared::host_of`]).
+    host: usize,
     vars: Vars,
     rng: SmallRng,
     iteration: u64,
@@ -47,9 +49,11 @@ pub(crate) struct VirtualUser {
 impl VirtualUser {
     /// A fresh user with the run's initial variables.
     pub fn new(sh: &Shared, class: usize) -> Self {
+        let id = sh.next_user_id();
         Self {
             class,
-            id: sh.next_user_id(),
+            id,
+            host: sh.host_of(id),
             vars: sh.init_vars.clone(),
             rng: SmallRng::seed_from_u64(rand::random()),
             iteration: 0,
@@ -294,14 +298,19 @@ impl VirtualUser {
             self.vars.insert(name.clone(), Arc::new(v));
         }
         let method = hyper::Method::from_bytes(step.method.as_bytes()).unwrap_or_default();
-        let url = match sh.literal_urls.get(step.index) {
+        let url = match sh
+            .literal_urls
+            .get(self.host)
+            .and_then(|urls| urls.get(step.index))
+        {
             Some(Some(url)) => url.clone(),
             _ => {
                 let path = step.path.render(&mut self.ctx())?;
                 let full = if path.starts_with("http://") || path.starts_with("https://") {
                     path
                 } else {
-                    format!("{}{}", sh.base, path)
+                    let base = sh.bases.get(self.host).map_or("", String::as_str);
+                    format!("{base}{path}")
                 };
                 url::Url::parse(&full)
                     .map_err(|e| RenderError::Invalid(format!("bad URL {full:?}: {e}")))?

@@ -387,7 +387,11 @@ fn settings(s: &Summary) -> Vec<(&'static str, String)> {
     let st = &s.settings;
     let mut items: Vec<(&'static str, String)> = Vec::new();
     let mut item = |k: &'static str, v: String| items.push((k, v));
-    item("Host", st.host.clone());
+    if st.hosts.len() > 1 {
+        item("Hosts (users round-robin)", st.hosts.join(", "));
+    } else {
+        item("Host", st.host.clone());
+    }
     item("Label", st.label.clone().unwrap_or_else(|| "-".into()));
     item(
         "Server profile",

@@ -38,8 +38,11 @@ pub struct PlanInfo {
 /// How the run was set up and how it ended.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Settings {
-    /// Target base URL.
+    /// Target base URL; with several, all of them joined by `, `.
     pub host: String,
+    /// Every target base URL, in the order users were spread over them (round-robin).
+    #[serde(default)]
+    pub hosts: Vec<String>,
     /// Free label (`--label`), e.g. the architecture profile `django-railway`.
     pub label: Option<String>,
     /// The load shape in words (as run, i.e. after `--time-scale`).

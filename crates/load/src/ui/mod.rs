@@ -186,7 +186,7 @@ async fn plans(State(ui): S) -> Response {
         "plans_dir": ui.cfg.plans_dir,
         "selected": ui.cfg.plan_path,
         "defaults": Defaults {
-            host: o.host.clone(),
+            host: (!o.hosts.is_empty()).then(|| o.hosts.join(", ")),
             users: o.users,
             spawn_rate: o.spawn_rate,
             run_time: o.run_time.map(format_duration),
@@ -220,15 +220,22 @@ fn prepare(ui: &Ui, req: StartReq) -> Result<(Plan, RunOptions), String> {
     let plan = Plan::load(&path).map_err(|e| e.to_string())?;
     let mut opts = ui.cfg.opts.clone();
     opts.quiet = true;
-    if let Some(h) = req
+    // Several hosts (API replicas without a balancer) are separated by commas or spaces.
+    let hosts: Vec<String> = req
         .host
-        .map(|h| h.trim().to_string())
+        .iter()
+        .flat_map(|h| h.split([',', ' ']))
+        .map(str::trim)
         .filter(|h| !h.is_empty())
-    {
-        check_host(&h)?;
-        opts.host = Some(h);
+        .map(String::from)
+        .collect();
+    if !hosts.is_empty() {
+        for h in &hosts {
+            check_host(h)?;
+        }
+        opts.hosts = hosts;
     }
-    if opts.host.is_none() && plan.host.is_none() {
+    if opts.hosts.is_empty() && plan.host.is_none() {
         return Err("no host: fill in Host (the plan has none)".into());
     }
     match req.users {

@@ -214,7 +214,7 @@ pub fn opts(server: &TestServer, dir: &std::path::Path) -> pique_load::RunOption
 /// Options for a quiet run against any `host`, writing into `dir`.
 pub fn opts_for(host: String, dir: &std::path::Path) -> pique_load::RunOptions {
     pique_load::RunOptions {
-        host: Some(host),
+        hosts: vec![host],
         out_dir: dir.to_path_buf(),
         quiet: true,
         ..Default::default()

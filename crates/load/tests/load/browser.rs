@@ -153,7 +153,7 @@ async fn the_ui_runs_steers_and_reports_a_plan_in_chromium() {
         plan_path: plan_path.clone(),
         plans_dir: plans.clone(),
         opts: RunOptions {
-            host: Some(srv.url()),
+            hosts: vec![srv.url()],
             out_dir: out.clone(),
             ..RunOptions::default()
         },

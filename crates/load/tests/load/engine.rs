@@ -732,3 +732,62 @@ steps = [{ path = "/c/soak" }]
     assert_eq!(sustained.grade, pique_load::grade::Grade::Fail); // 10 users < 75
     assert!(s.verdict.contains("Sustained Load"), "{}", s.verdict);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_hosts_share_the_users_round_robin() {
+    let servers = [
+        crate::common::start().await,
+        crate::common::start().await,
+        crate::common::start().await,
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    // Four users on three hosts: users 0 and 3 on the first, 1 on the second, 2 on the third.
+    // The task's path is a template, so both the pre-parsed and the rendered URL are covered.
+    let plan = crate::common::plan(
+        r#"
+name = "hosts"
+run_time = "1.5s"
+[[stages]]
+duration = "1.5s"
+users = 4
+spawn_rate = 100
+[[users]]
+name = "U"
+wait = { constant = 0.02 }
+[[users.on_start]]
+path = "/c/start"
+[[users.tasks]]
+[[users.tasks.steps]]
+path = "/c/{{route}}"
+name = "/c/[route]"
+set = { route = "task" }
+"#,
+    );
+    let mut opts = crate::common::opts(&servers[0], dir.path());
+    opts.hosts = servers.iter().map(|s| format!("{}/", s.url())).collect();
+    let out = run_plan(&plan, &opts).await.unwrap();
+
+    let starts: Vec<u64> = servers.iter().map(|s| s.state.hits("start")).collect();
+    assert_eq!(starts, vec![2, 1, 1], "one user per host in turn");
+    let tasks: Vec<u64> = servers.iter().map(|s| s.state.hits("task")).collect();
+    assert!(tasks.iter().all(|&n| n > 0), "every host served: {tasks:?}");
+    assert_eq!(
+        tasks.iter().sum::<u64>(),
+        count(&out, "/c/[route]"),
+        "every recorded request reached one of the hosts"
+    );
+    // The first host carries two users, the others one each.
+    assert!(
+        tasks[0] > tasks[1] && tasks[0] > tasks[2],
+        "two users' requests on the first host: {tasks:?}"
+    );
+
+    let urls: Vec<String> = servers.iter().map(|s| s.url()).collect();
+    assert_eq!(out.summary.settings.hosts, urls);
+    assert_eq!(out.summary.settings.host, urls.join(", "));
+    let html = std::fs::read_to_string(&out.report_path).unwrap();
+    assert!(html.contains("Hosts (users round-robin)"));
+    for u in &urls {
+        assert!(html.contains(u.as_str()), "{u} in the report");
+    }
+}

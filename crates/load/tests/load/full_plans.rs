@@ -34,7 +34,7 @@ struct Run<'a> {
 impl Run<'_> {
     async fn against(&self, srv: &StandIn, dir: &std::path::Path) -> RunOutcome {
         let mut opts = RunOptions {
-            host: Some(srv.url()),
+            hosts: vec![srv.url()],
             out_dir: dir.to_path_buf(),
             quiet: true,
             time_scale: self.scale,
