@@ -582,7 +582,7 @@ pub(crate) async fn run(
             run: run_id.clone(),
             plan_source: plan.source.clone(),
             plan_origin: plan.origin.clone(),
-            host: cfg.base.clone(),
+            hosts: cfg.bases.clone(),
             vars: vars.clone(),
             shape: share.clone(),
             run_time_s: cfg.run_time.map(|d| d.as_secs_f64()),

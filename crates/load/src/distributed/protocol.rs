@@ -26,7 +26,7 @@ use crate::stats::{Delta, EncodedHistogram};
 
 /// Bumped whenever a message changes shape; master and workers must agree on it and on the
 /// crate version.
-pub const PROTOCOL: u32 = 1;
+pub const PROTOCOL: u32 = 2;
 
 /// The crate version a worker announces and a master expects.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -170,8 +170,8 @@ pub struct Start {
     pub plan_source: String,
     /// File name of the plan (decides TOML or YAML).
     pub plan_origin: String,
-    /// Target base URL.
-    pub host: String,
+    /// Target base URLs (several: the worker spreads its users over them round-robin).
+    pub hosts: Vec<String>,
     /// Variables of every user (the plan's, overridden by `--var`).
     pub vars: BTreeMap<String, Value>,
     /// This worker's load.

@@ -298,7 +298,7 @@ async fn run_share(
     println!(
         "run {run}: {} against {}",
         crate::run::describe_shape(&plan),
-        start.host
+        start.hosts.join(", ")
     );
     let streamer = Arc::new(Streamer {
         worker: id.to_string(),
@@ -308,7 +308,7 @@ async fn run_share(
     let stop = CancellationToken::new();
     let steering = Arc::new(Steering::default());
     let cfg = EngineConfig {
-        base: start.host.clone(),
+        bases: start.hosts.clone(),
         run_time: plan.run_time.map(|d| d.0),
         max_requests: plan.max_requests,
         vars: start.vars.clone().into_iter().collect::<HashMap<_, _>>(),
