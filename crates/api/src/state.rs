@@ -26,7 +26,7 @@ impl AppState {
         let pool = pique_store::db::pool(&config.database_url, &config.pg)?;
         let cache = Cache::new(
             &config.redis_url,
-            "pique",
+            &config.redis.key_prefix,
             config.redis.cache_ttl,
             config.redis.socket_timeout,
         )

@@ -16,6 +16,10 @@ pub mod env {
     pub const DATABASE_URL: &str = "DATABASE_URL";
     /// Redis URL (cache, locks and job queues).
     pub const REDIS_URL: &str = "REDIS_URL";
+    /// Prefix of the API's Redis keys (cache, cache generation, checkout locks): every API
+    /// replica of one deployment must use the same one; deployments (or tests) sharing a
+    /// Redis use different ones.
+    pub const REDIS_PREFIX: &str = "PIQUE_REDIS_PREFIX";
     /// Address the API listens on.
     pub const BIND: &str = "PIQUE_BIND";
     /// Public base URL used in links (Stripe return URLs, emails, check-in links).
@@ -59,6 +63,7 @@ pub mod env {
     pub const ALL: &[&str] = &[
         DATABASE_URL,
         REDIS_URL,
+        REDIS_PREFIX,
         BIND,
         PUBLIC_URL,
         STRIPE_API_BASE,
@@ -152,6 +157,8 @@ pub struct PgSettings {
 /// Redis settings, mirroring Django's cache options.
 #[derive(Debug, Clone, Serialize)]
 pub struct RedisSettings {
+    /// Prefix of the API's keys (`{prefix}:cache:generation`, `{prefix}:c:...`, locks).
+    pub key_prefix: String,
     /// `socket_timeout`.
     pub socket_timeout: Duration,
     /// `retry_on_timeout`: one retry.
@@ -218,6 +225,8 @@ pub mod defaults {
     pub const DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/pique";
     /// Default `REDIS_URL`.
     pub const REDIS_URL: &str = "redis://127.0.0.1:6379/0";
+    /// Default `PIQUE_REDIS_PREFIX`.
+    pub const REDIS_PREFIX: &str = "pique";
     /// Default `PIQUE_BIND`: the port the seed's clients use.
     pub const BIND: &str = "0.0.0.0:8080";
     /// Default `STRIPE_API_BASE`: stripe-sim.
@@ -287,6 +296,7 @@ impl Config {
                 )?,
             },
             redis: RedisSettings {
+                key_prefix: or(env::REDIS_PREFIX, defaults::REDIS_PREFIX),
                 socket_timeout: Duration::from_secs(5),
                 retries: 1,
                 cache_ttl: Duration::from_secs(parse(
@@ -324,6 +334,7 @@ impl Config {
         vec![
             (env::DATABASE_URL, mask_url_password(&self.database_url)),
             (env::REDIS_URL, mask_url_password(&self.redis_url)),
+            (env::REDIS_PREFIX, self.redis.key_prefix.clone()),
             (env::BIND, self.bind.to_string()),
             (env::PUBLIC_URL, self.public_url.clone()),
             (env::STRIPE_API_BASE, self.stripe_api_base.clone()),
@@ -429,6 +440,14 @@ mod tests {
         assert!(c.pg.test_before_acquire);
         assert_eq!(c.redis.cache_ttl, Duration::from_secs(300));
         assert_eq!(c.redis.socket_timeout, Duration::from_secs(5));
+        assert_eq!(c.redis.key_prefix, "pique");
+        assert_eq!(
+            from(&[(env::REDIS_PREFIX, "staging")])
+                .expect("prefix")
+                .redis
+                .key_prefix,
+            "staging"
+        );
         assert_eq!(c.hold_ttl, Duration::from_secs(1800));
         assert!(c.profile.is_rust());
         assert_eq!(c.checkout_strategy, CheckoutStrategy::Reservation);
