@@ -62,6 +62,7 @@ fn every_service_is_present_with_health_checks_and_order() {
         "seed",
         "stripe-sim",
         "api",
+        "lb",
         "worker-pdf",
         "worker-email",
         "load",
@@ -77,6 +78,7 @@ fn every_service_is_present_with_health_checks_and_order() {
         "mailpit",
         "stripe-sim",
         "api",
+        "lb",
         "worker-pdf",
         "worker-email",
         "load-ui",
@@ -99,9 +101,11 @@ fn every_service_is_present_with_health_checks_and_order() {
         "service_healthy"
     );
     assert_eq!(
-        strings(&api["ports"]),
-        vec!["8080:8080"],
-        "the port the seed's clients use"
+        strings(&service(&doc, "lb")["ports"])
+            .first()
+            .map(String::as_str),
+        Some("8080:8080"),
+        "the port the seed's clients use, on the balancer"
     );
     // Workers must share the API's media volume: the API serves the PDFs they write.
     for s in ["api", "worker-pdf", "worker-email"] {
@@ -160,7 +164,8 @@ fn environment_names_are_the_ones_the_code_reads() {
     );
     assert_eq!(
         service(&doc, "stripe-sim")["environment"]["STRIPE_WEBHOOK_URL"],
-        "http://api:8080/stripe/webhook/"
+        "http://lb:8080/stripe/webhook/",
+        "webhooks go through the balancer to any healthy replica"
     );
     assert_eq!(
         service(&doc, "stripe-sim")["environment"]["STRIPE_WEBHOOK_SECRET"],
@@ -194,6 +199,7 @@ fn metrics_port(doc: &Value, name: &str) -> Option<String> {
         });
     match (name, flag) {
         ("api", _) => Some("8080".into()),
+        ("lb", _) => haproxy_metrics_port(&haproxy()),
         (_, Some(bind)) => bind.rsplit(':').next().map(String::from),
         _ => None,
     }
@@ -220,11 +226,24 @@ fn prometheus_scrapes_every_process_where_it_serves_metrics_and_grafana_reads_it
     .expect("parses");
     let mut scraped = BTreeSet::new();
     for job in config["scrape_configs"].as_sequence().expect("jobs") {
-        for target in job["static_configs"][0]["targets"]
+        let statics = job["static_configs"]
             .as_sequence()
-            .expect("targets")
-        {
-            let target = target.as_str().expect("host:port");
+            .into_iter()
+            .flatten()
+            .flat_map(|c| strings(&c["targets"]));
+        // Replicas found by Docker's DNS: each name is a service, with one port for all.
+        let discovered = job["dns_sd_configs"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .flat_map(|c| {
+                assert_eq!(c["type"], "A", "compose DNS answers A records");
+                let port = c["port"].as_u64().expect("port");
+                strings(&c["names"])
+                    .into_iter()
+                    .map(move |n| format!("{n}:{port}"))
+            });
+        for target in statics.chain(discovered) {
             let (host, port) = target.split_once(':').expect("host:port");
             assert_eq!(
                 metrics_port(&doc, host).as_deref(),
@@ -234,9 +253,17 @@ fn prometheus_scrapes_every_process_where_it_serves_metrics_and_grafana_reads_it
             scraped.insert(host.to_string());
         }
     }
-    for s in ["api", "worker-pdf", "worker-email", "load-ui", "load"] {
+    for s in ["api", "lb", "worker-pdf", "worker-email", "load-ui", "load"] {
         assert!(scraped.contains(s), "{s} is not scraped");
     }
+    // Every API replica is its own target, not whichever one the balancer picks.
+    let api_job = config["scrape_configs"]
+        .as_sequence()
+        .expect("jobs")
+        .iter()
+        .find(|j| j["job_name"] == "api")
+        .expect("api job");
+    assert_eq!(strings(&api_job["dns_sd_configs"][0]["names"]), ["api"]);
     let grafana = service(&doc, "grafana");
     let mounts = strings(&grafana["volumes"]);
     for (host, inside) in [
@@ -474,5 +501,203 @@ fn kubernetes_manifests_run_the_master_as_a_job_and_workers_as_a_deployment() {
     assert_eq!(
         mc["volumeMounts"][0]["mountPath"].as_str(),
         Some("/app/runs")
+    );
+}
+/// `deploy/haproxy/haproxy.cfg` as sections (`backend api`, `resolvers docker` ...), each with
+/// its directives split into words, comments dropped.
+fn haproxy() -> Vec<(String, Vec<Vec<String>>)> {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/haproxy/haproxy.cfg"
+    ))
+    .expect("haproxy.cfg");
+    let mut sections: Vec<(String, Vec<Vec<String>>)> = Vec::new();
+    for line in text.lines() {
+        let content = line.split('#').next().unwrap_or("");
+        if content.trim().is_empty() {
+            continue;
+        }
+        let words: Vec<String> = content.split_whitespace().map(String::from).collect();
+        if !line.starts_with(char::is_whitespace) {
+            sections.push((words.join(" "), Vec::new()));
+        } else {
+            sections
+                .last_mut()
+                .expect("a directive inside a section")
+                .1
+                .push(words);
+        }
+    }
+    sections
+}
+
+fn section<'a>(cfg: &'a [(String, Vec<Vec<String>>)], name: &str) -> &'a [Vec<String>] {
+    cfg.iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, d)| d.as_slice())
+        .unwrap_or_else(|| panic!("haproxy.cfg has no `{name}` section"))
+}
+
+fn directive<'a>(lines: &'a [Vec<String>], words: &[&str]) -> Option<&'a Vec<String>> {
+    lines
+        .iter()
+        .find(|l| l.len() >= words.len() && l.iter().zip(words).all(|(a, b)| a == b))
+}
+
+/// The port of the frontend that serves HAProxy's Prometheus exporter.
+fn haproxy_metrics_port(cfg: &[(String, Vec<Vec<String>>)]) -> Option<String> {
+    cfg.iter()
+        .filter(|(n, _)| n.starts_with("frontend "))
+        .find(|(_, d)| {
+            directive(d, &["http-request", "use-service", "prometheus-exporter"]).is_some()
+        })
+        .and_then(|(_, d)| directive(d, &["bind"]))
+        .and_then(|b| b[1].rsplit(':').next().map(String::from))
+}
+
+#[test]
+fn api_replicas_scale_behind_a_health_checked_haproxy() {
+    let doc = compose();
+    let api = service(&doc, "api");
+    // `--scale api=N` needs replicas that do not collide: no fixed name, no host port.
+    assert!(
+        api.get("container_name").is_none(),
+        "api has a container_name"
+    );
+    for port in strings(&api["ports"]) {
+        assert!(
+            !port.contains(':'),
+            "api publishes host port {port}: a second replica could not start"
+        );
+    }
+    let listen = pique_core::config::defaults::BIND
+        .rsplit(':')
+        .next()
+        .expect("port");
+    assert!(strings(&api["expose"]).contains(&listen.to_string()));
+    assert!(
+        strings(&api["healthcheck"]["test"])
+            .iter()
+            .any(|a| a.ends_with(&format!(":{listen}/health/"))),
+        "the replica's own health check"
+    );
+
+    let lb = service(&doc, "lb");
+    assert!(
+        lb["image"]
+            .as_str()
+            .is_some_and(|i| i.starts_with("haproxy:")),
+        "{:?}",
+        lb["image"]
+    );
+    assert!(strings(&lb["volumes"]).contains(
+        &"./deploy/haproxy/haproxy.cfg:/usr/local/etc/haproxy/haproxy.cfg:ro".to_string()
+    ));
+    assert_eq!(lb["depends_on"]["api"]["condition"], "service_healthy");
+
+    let cfg = haproxy();
+    // Docker's embedded DNS, which answers a scaled service with every replica's address.
+    let resolvers = section(&cfg, "resolvers docker");
+    assert_eq!(
+        directive(resolvers, &["nameserver"]).map(|d| d[2].as_str()),
+        Some("127.0.0.11:53")
+    );
+    // Clients' port: the frontend bound where the compose file publishes the balancer.
+    let published: Vec<String> = strings(&lb["ports"])
+        .iter()
+        .filter_map(|p| p.split_once(':').map(|(_, inside)| inside.to_string()))
+        .collect();
+    let (_, frontend) = cfg
+        .iter()
+        .find(|(n, d)| {
+            n.starts_with("frontend ")
+                && directive(d, &["bind"]).is_some_and(|b| b[1] == format!(":{listen}"))
+        })
+        .expect("a frontend on the API's port");
+    assert!(published.contains(&listen.to_string()), "{published:?}");
+    let backend = directive(frontend, &["default_backend"]).expect("default_backend")[1].clone();
+    for name in std::iter::once(backend.clone()).chain(
+        frontend
+            .iter()
+            .filter(|d| d[0] == "use_backend")
+            .map(|d| d[1].clone()),
+    ) {
+        let lines = section(&cfg, &format!("backend {name}"));
+        // Replicas by DNS, re-resolved, on the port they listen on, each health-checked.
+        let template = directive(lines, &["server-template"])
+            .unwrap_or_else(|| panic!("backend {name}: no server-template"));
+        let slots: u32 = template[2].parse().expect("slot count");
+        assert!(slots >= 2, "backend {name}: room for several replicas");
+        assert_eq!(template[3], format!("api:{listen}"), "backend {name}");
+        let rest = template[4..].join(" ");
+        for option in ["check", "resolvers docker", "init-addr none"] {
+            assert!(rest.contains(option), "backend {name}: {option}");
+        }
+        assert!(directive(lines, &["option", "httpchk"]).is_some(), "{name}");
+        assert!(
+            directive(
+                lines,
+                &["http-check", "send", "meth", "GET", "uri", "/health/"]
+            )
+            .is_some(),
+            "backend {name} checks /health/"
+        );
+        assert!(
+            directive(lines, &["http-check", "expect", "status", "200"]).is_some(),
+            "{name}"
+        );
+    }
+    assert!(
+        published.contains(&haproxy_metrics_port(&cfg).expect("exporter port")),
+        "HAProxy's stats and metrics are published"
+    );
+
+    // PostgreSQL has a connection for every pool: each replica slot of the balancer and each
+    // worker opens up to its PIQUE_DB_MAX_CONNECTIONS, plus a margin for the seed, the load
+    // generator's sampling and psql.
+    let pool_of = |name: &str| -> u32 {
+        let env = &service(&doc, name)["environment"];
+        pique_core::Config::from_lookup(|k| env[k].as_str().map(String::from))
+            .expect("compose environment parses")
+            .pg
+            .max_connections
+    };
+    let slots: u32 = directive(
+        section(&cfg, &format!("backend {backend}")),
+        &["server-template"],
+    )
+    .expect("server-template")[2]
+        .parse()
+        .expect("slots");
+    let needed = slots * pool_of("api") + pool_of("worker-pdf") + pool_of("worker-email") + 10;
+    let postgres = strings(&service(&doc, "postgres")["command"]);
+    let max_connections: u32 = postgres
+        .windows(2)
+        .find_map(|w| {
+            (w[0] == "-c")
+                .then(|| w[1].strip_prefix("max_connections="))
+                .flatten()
+        })
+        .expect("postgres sets max_connections")
+        .parse()
+        .expect("number");
+    assert!(
+        max_connections >= needed,
+        "max_connections {max_connections} < {needed} ({slots} replicas, 2 workers, margin)"
+    );
+
+    // Nothing talks to a single replica by name any more: clients go through the balancer.
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docker-compose.yml"))
+        .expect("read compose");
+    assert!(!text.contains("//api:"), "a client bypasses the balancer");
+    let ui = strings(&service(&doc, "load-ui")["command"]);
+    assert!(
+        ui.windows(2)
+            .any(|w| w[0] == "--host" && w[1] == format!("http://lb:{listen}")),
+        "{ui:?}"
+    );
+    assert_eq!(
+        service(&doc, "load-ui")["depends_on"]["lb"]["condition"],
+        "service_healthy"
     );
 }

@@ -181,7 +181,7 @@ fn dashboards_query_the_provisioned_prometheus_and_its_jobs() {
         .collect();
     assert_eq!(
         jobs,
-        ["api", "load", "workers"].map(String::from).into(),
+        ["api", "lb", "load", "workers"].map(String::from).into(),
         "one job per kind of process"
     );
     let ds: serde_yaml::Value = serde_yaml::from_str(
