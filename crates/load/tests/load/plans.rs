@@ -45,6 +45,15 @@ fn every_plan_parses_and_has_a_smoke_twin() {
     for p in full.iter().chain(&smoke) {
         Plan::load(p).unwrap_or_else(|e| panic!("{e}"));
     }
+    // The benchmark plans the scripts run.
+    let bench = plans_in("bench");
+    assert!(
+        names(&bench).contains(&"checkout-burst.toml".to_string()),
+        "{bench:?}"
+    );
+    for p in &bench {
+        Plan::load(p).unwrap_or_else(|e| panic!("{e}"));
+    }
 }
 
 #[test]
