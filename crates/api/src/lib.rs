@@ -17,12 +17,21 @@ pub mod metrics;
 pub mod middleware;
 pub mod openapi;
 pub mod routes;
+pub mod spool;
 pub mod state;
 
-use std::{net::SocketAddr, time::Duration};
+use std::{sync::Arc, time::Duration};
 
-use axum::{Router, http::StatusCode};
-use tokio::net::TcpListener;
+use axum::{Router, extract::ConnectInfo, http::StatusCode};
+use hyper_util::{
+    rt::{TokioIo, TokioTimer},
+    service::TowerToHyperService,
+};
+use tokio::{
+    net::TcpListener,
+    sync::{Semaphore, watch},
+};
+use tower::ServiceExt;
 use tower_http::{
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     timeout::TimeoutLayer,
@@ -68,16 +77,81 @@ pub fn app(state: AppState) -> Router {
 }
 
 /// Serves `app(state)` on `listener` until `shutdown` resolves, then drains in-flight requests.
+///
+/// The accept loop is ours rather than `axum::serve`'s for two slow-client protections that
+/// axum does not offer (configured in [`pique_core::config::HttpSettings`]):
+/// - a connection limit: a semaphore permit per open connection; at the limit the loop stops
+///   accepting and new connections wait in the kernel's listen backlog;
+/// - a header read timeout: hyper closes a connection that has not sent a complete header
+///   block within the timeout of opening it or of its previous response, so idle or
+///   trickling (slowloris) connections do not pile up.
 pub async fn serve(
     state: AppState,
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let limits = state.config.http.clone();
     let app = app(state);
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    // Connections watch this channel: when the sender goes, they finish their request and
+    // close. `closed` completes when every connection's receiver is gone.
+    let (stop_tx, stop_rx) = watch::channel(());
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            () = &mut shutdown => break,
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+        };
+        let (stream, remote) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of descriptors or a connection reset before accept: not fatal.
+                    // Back off briefly, as axum does, instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let service =
+            app.clone()
+                .map_request(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(ConnectInfo(remote));
+                    req.map(axum::body::Body::new)
+                });
+        let conn = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                result = conn.as_mut() => log_connection_end(result),
+                _ = stop.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    log_connection_end(conn.await);
+                }
+            }
+            drop(permit);
+        });
+    }
+    drop(stop_rx);
+    // Tell every connection to finish, then wait until they have.
+    let _ = stop_tx.send(());
+    stop_tx.closed().await;
+    Ok(())
+}
+
+fn log_connection_end(result: Result<(), hyper::Error>) {
+    if let Err(e) = result {
+        // Header timeouts and clients that hang up are routine, not errors of ours.
+        tracing::debug!(error = %e, "connection ended");
+    }
 }

@@ -59,6 +59,12 @@ pub mod env {
         "PIQUE_RATE_LIMIT_PORTAL",
         "PIQUE_RATE_LIMIT_READ",
     ];
+    /// Seconds a client has to send a request's complete header block (slow clients).
+    pub const HEADER_READ_TIMEOUT_SECS: &str = "PIQUE_HEADER_READ_TIMEOUT_SECS";
+    /// Most client connections the API holds open at once.
+    pub const MAX_CONNECTIONS: &str = "PIQUE_MAX_CONNECTIONS";
+    /// Seconds an export's database query may run (it no longer waits for the client).
+    pub const EXPORT_QUERY_TIMEOUT_SECS: &str = "PIQUE_EXPORT_QUERY_TIMEOUT_SECS";
     /// Every variable read by [`super::Config::from_lookup`], for `pique config` and tests.
     pub const ALL: &[&str] = &[
         DATABASE_URL,
@@ -79,6 +85,9 @@ pub mod env {
         CACHE_TTL_SECS,
         HOLD_TTL_SECS,
         RATE_LIMIT,
+        HEADER_READ_TIMEOUT_SECS,
+        MAX_CONNECTIONS,
+        EXPORT_QUERY_TIMEOUT_SECS,
     ];
 }
 
@@ -167,6 +176,23 @@ pub struct RedisSettings {
     pub cache_ttl: Duration,
 }
 
+/// Protection against slow and idle clients (slowloris, stalled downloads).
+#[derive(Debug, Clone, Serialize)]
+pub struct HttpSettings {
+    /// A connection that has not sent a complete request header block within this time after
+    /// it opened (or after its previous response) is closed. nginx's `client_header_timeout`
+    /// is 60 s; a real client sends its headers in milliseconds, so 10 s only cuts off
+    /// clients that hold a connection without using it.
+    pub header_read_timeout: Duration,
+    /// Most client connections held at once; further connections wait in the listen backlog
+    /// until one closes. Each costs a file descriptor and a task, so this keeps the process
+    /// under its descriptor limit whatever clients do.
+    pub max_connections: usize,
+    /// Longest an export's query may run. Exports are spooled to a temporary file as fast as
+    /// PostgreSQL delivers rows, so this bounds database work, not the client's download.
+    pub export_query_timeout: Duration,
+}
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -217,6 +243,8 @@ pub struct Config {
     /// The per-class limits that were set, by variable name (see
     /// [`env::RATE_LIMIT_CLASSES`]); the API parses them.
     pub rate_limit_classes: std::collections::BTreeMap<String, String>,
+    /// Slow-client limits.
+    pub http: HttpSettings,
 }
 
 /// Default values, shared with `docker-compose.yml` and the README.
@@ -313,6 +341,17 @@ impl Config {
                 .iter()
                 .filter_map(|k| get(k).map(|v| (k.to_string(), v)))
                 .collect(),
+            http: HttpSettings {
+                header_read_timeout: secs(
+                    env::HEADER_READ_TIMEOUT_SECS,
+                    &or(env::HEADER_READ_TIMEOUT_SECS, "10"),
+                )?,
+                max_connections: positive(env::MAX_CONNECTIONS, &or(env::MAX_CONNECTIONS, "4096"))?,
+                export_query_timeout: secs(
+                    env::EXPORT_QUERY_TIMEOUT_SECS,
+                    &or(env::EXPORT_QUERY_TIMEOUT_SECS, "120"),
+                )?,
+            },
         })
     }
 
@@ -373,6 +412,15 @@ impl Config {
                 }
                 .to_string(),
             ),
+            (
+                env::HEADER_READ_TIMEOUT_SECS,
+                self.http.header_read_timeout.as_secs().to_string(),
+            ),
+            (env::MAX_CONNECTIONS, self.http.max_connections.to_string()),
+            (
+                env::EXPORT_QUERY_TIMEOUT_SECS,
+                self.http.export_query_timeout.as_secs().to_string(),
+            ),
         ]
     }
 }
@@ -383,6 +431,23 @@ fn err(name: &str, value: &str, message: &str) -> ConfigError {
         value: value.to_string(),
         message: message.to_string(),
     }
+}
+
+/// A whole number of seconds, at least 1 (0 would disable or break the limit).
+fn secs(name: &str, value: &str) -> Result<Duration, ConfigError> {
+    positive(name, value).map(Duration::from_secs)
+}
+
+/// A number that must be at least 1.
+fn positive<T: FromStr + PartialOrd + From<u8>>(name: &str, value: &str) -> Result<T, ConfigError>
+where
+    T::Err: fmt::Display,
+{
+    let n: T = parse(name, value)?;
+    if n < T::from(1) {
+        return Err(err(name, value, "must be at least 1"));
+    }
+    Ok(n)
 }
 
 fn parse<T: FromStr>(name: &str, value: &str) -> Result<T, ConfigError>
@@ -452,6 +517,31 @@ mod tests {
         assert!(c.profile.is_rust());
         assert_eq!(c.checkout_strategy, CheckoutStrategy::Reservation);
         assert!(c.rate_limiting_enabled());
+        assert_eq!(c.http.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(c.http.max_connections, 4096);
+        assert_eq!(c.http.export_query_timeout, Duration::from_secs(120));
+    }
+
+    #[test]
+    fn slow_client_limits_are_configurable_and_never_zero() {
+        let c = from(&[
+            (env::HEADER_READ_TIMEOUT_SECS, "3"),
+            (env::MAX_CONNECTIONS, "100"),
+            (env::EXPORT_QUERY_TIMEOUT_SECS, "600"),
+        ])
+        .expect("parses");
+        assert_eq!(c.http.header_read_timeout, Duration::from_secs(3));
+        assert_eq!(c.http.max_connections, 100);
+        assert_eq!(c.http.export_query_timeout, Duration::from_secs(600));
+        for name in [
+            env::HEADER_READ_TIMEOUT_SECS,
+            env::MAX_CONNECTIONS,
+            env::EXPORT_QUERY_TIMEOUT_SECS,
+        ] {
+            let e = from(&[(name, "0")]).expect_err("0 is refused");
+            assert_eq!(e.name, name);
+            assert!(from(&[(name, "ten")]).is_err());
+        }
     }
 
     #[test]

@@ -127,18 +127,21 @@ async fn orders(
 /// Every order matching `f`, oldest first, as a stream that holds only a few rows at a time.
 ///
 /// A task runs the query with sqlx's row stream and hands rows over a small bounded channel:
-/// when the consumer (an HTTP body) is slow the channel fills, the task stops reading, and
-/// PostgreSQL's socket back-pressures. Memory stays flat whatever the row count. Dropping
-/// the stream (client gone) ends the task and releases the connection.
+/// when the consumer is slow the channel fills, the task stops reading, and PostgreSQL's
+/// socket back-pressures. Memory stays flat whatever the row count. Dropping the stream
+/// (consumer gone) ends the task and releases the connection. The connection is held until
+/// the last row is consumed, so the consumer should be fast (the API spools to a file rather
+/// than feeding a client directly); `query_timeout` bounds the query either way.
 pub fn stream_orders(
     pool: &PgPool,
     producer_id: i64,
     f: OrderFilters,
+    query_timeout: std::time::Duration,
 ) -> impl Stream<Item = Result<PortalOrder, StoreError>> + Send + 'static {
     let (mut tx, rx) = futures::channel::mpsc::channel::<Result<PortalOrder, StoreError>>(64);
     let pool = pool.clone();
     tokio::spawn(async move {
-        if let Err(e) = export_into(&pool, producer_id, &f, &mut tx).await {
+        if let Err(e) = export_into(&pool, producer_id, &f, query_timeout, &mut tx).await {
             // The consumer may already be gone; then nobody needs the error.
             let _ = tx.send(Err(e)).await;
         }
@@ -146,24 +149,20 @@ pub fn stream_orders(
     rx
 }
 
-/// Longest an export query may run. The statement runs for as long as the client takes to
-/// download the file (a slow client back-pressures it), so the pool's 30 s statement timeout
-/// would cut big exports to slow clients short.
-const EXPORT_STATEMENT_TIMEOUT: &str = "15min";
-
 async fn export_into(
     pool: &PgPool,
     producer_id: i64,
     f: &OrderFilters,
+    query_timeout: std::time::Duration,
     out: &mut futures::channel::mpsc::Sender<Result<PortalOrder, StoreError>>,
 ) -> Result<(), StoreError> {
     let mut db = pool.begin().await?;
-    sqlx::query_scalar!(
-        "SELECT set_config('statement_timeout', $1, true)",
-        EXPORT_STATEMENT_TIMEOUT
-    )
-    .fetch_one(&mut *db)
-    .await?;
+    // The statement runs until its last row is consumed; its own timeout replaces the pool's
+    // 30 s, which would cut big exports short.
+    let timeout = format!("{}ms", query_timeout.as_millis());
+    sqlx::query_scalar!("SELECT set_config('statement_timeout', $1, true)", timeout)
+        .fetch_one(&mut *db)
+        .await?;
     let email = f.email.as_deref().map(contains_pattern);
     let mut rows = sqlx::query_as!(
         PortalOrder,

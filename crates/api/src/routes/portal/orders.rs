@@ -1,9 +1,11 @@
 //! `/api/v1/portal/orders/` and `/api/v1/portal/attendees/`: filtered, paginated lists, an
 //! order's detail, and the streaming CSV export.
 //!
-//! The original built its exports in memory and fell over on big shows. Here the
-//! export is a row stream from PostgreSQL turned into CSV chunks on the fly: the server holds
-//! a few hundred rows at most, whatever the export's size.
+//! The original built its exports in memory and fell over on big shows. Here the export is a
+//! row stream from PostgreSQL turned into CSV chunks on the fly and spooled to a temporary
+//! file ([`crate::spool`]) that the response body reads back: the server holds a few hundred
+//! rows in memory at most, whatever the export's size, and a client that downloads slowly
+//! holds a file descriptor, never a pooled database connection.
 
 use axum::{
     Json,
@@ -159,8 +161,15 @@ pub async fn export_csv(
     let mut errors = FieldErrors::default();
     let filters = order_filters(&q, &mut errors);
     errors.into_result(())?;
-    let rows = portal::stream_orders(&state.pool, who.id(), filters);
-    let body = Body::from_stream(csv_stream(rows));
+    let rows = portal::stream_orders(
+        &state.pool,
+        who.id(),
+        filters,
+        state.config.http.export_query_timeout,
+    );
+    let spool = crate::spool::spooled(csv_stream(rows))
+        .map_err(|e| ApiError::Internal(format!("cannot create the export spool: {e}")))?;
+    let body = Body::from_stream(spool);
     let mut response = Response::new(body);
     let h = response.headers_mut();
     h.insert(
