@@ -54,12 +54,17 @@ pub enum ApiError {
     Internal(String),
 }
 
+/// `Retry-After` of a 503: a dependency that is restarting is usually back within seconds,
+/// and clients that all retried at once would slow its recovery.
+pub const UNAVAILABLE_RETRY_AFTER_SECS: &str = "5";
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound => ApiError::NotFound,
             StoreError::Conflict(m) => ApiError::Conflict(m, None),
-            StoreError::Database(sqlx::Error::PoolTimedOut) => {
+            e if e.is_database_unavailable() => {
+                tracing::warn!(error = %e, "database unavailable");
                 ApiError::Unavailable("The database is not answering; try again shortly.".into())
             }
             other => ApiError::Internal(other.to_string()),
@@ -179,6 +184,12 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Token"));
+        }
+        if let ApiError::Unavailable(_) = self {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_static(UNAVAILABLE_RETRY_AFTER_SECS),
+            );
         }
         if let ApiError::TooManyRequests(secs) = self
             && let Ok(v) = HeaderValue::from_str(&secs.to_string())
