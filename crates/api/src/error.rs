@@ -60,15 +60,21 @@ pub const UNAVAILABLE_RETRY_AFTER_SECS: &str = "5";
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::NotFound => ApiError::NotFound,
-            StoreError::Conflict(m) => ApiError::Conflict(m, None),
-            e if e.is_database_unavailable() => {
-                tracing::warn!(error = %e, "database unavailable");
-                ApiError::Unavailable("The database is not answering; try again shortly.".into())
-            }
-            other => ApiError::Internal(other.to_string()),
+        from_store(&e)
+    }
+}
+
+fn from_store(e: &StoreError) -> ApiError {
+    match e {
+        StoreError::NotFound => ApiError::NotFound,
+        StoreError::Conflict(m) => ApiError::Conflict(m.clone(), None),
+        e if e.is_database_unavailable() => {
+            tracing::warn!(error = %e, "database unavailable");
+            ApiError::Unavailable("The database is not answering; try again shortly.".into())
         }
+        // A read shared by several requests failed: each answers as it would have alone.
+        StoreError::Shared(shared) => from_store(shared),
+        other => ApiError::Internal(other.to_string()),
     }
 }
 

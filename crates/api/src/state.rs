@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use pique_checkout::Checkout;
 use pique_core::Config;
-use pique_store::{PgPool, cache::Cache};
+use pique_store::{PgPool, cache::Cache, catalog::LiveTiers};
 
 /// Shared application state; cheap to clone (everything inside is a handle).
 #[derive(Clone)]
@@ -15,6 +15,8 @@ pub struct AppState {
     pub pool: PgPool,
     /// Read-through cache (Redis + in-process).
     pub cache: Cache,
+    /// Tiers with live availability, concurrent reads of one show coalesced.
+    pub live_tiers: LiveTiers,
     /// The money path (checkout, payment events, Stripe), on the same pool.
     pub checkout: Checkout,
 }
@@ -42,6 +44,7 @@ impl AppState {
             .with_redis_locks(cache.clone());
         Ok(AppState {
             config: Arc::new(config),
+            live_tiers: LiveTiers::new(pool.clone()),
             pool,
             cache,
             checkout,

@@ -182,6 +182,27 @@ pub struct ShowDetail {
     pub page_design: Option<PageDesign>,
 }
 
+impl ShowDetail {
+    /// The empty tiers array of a detail serialised without tiers. A JSON string cannot
+    /// contain it (its quotes would be escaped), so it marks the one place to splice.
+    const NO_TICKETS: &'static [u8] = br#""tickets":[]"#;
+
+    /// The JSON of a detail from `without_tickets` (a `ShowDetail` serialised with no
+    /// tiers, as the cache keeps it) and `tickets` (a JSON array of [`TicketTier`], read
+    /// live): byte for byte what serialising the detail with those tiers gives, without
+    /// parsing the cached part or serialising it again. `None` if `without_tickets` has no
+    /// empty `tickets` array.
+    pub fn splice_tickets(without_tickets: &[u8], tickets: &[u8]) -> Option<Vec<u8>> {
+        let at = memchr::memmem::rfind(without_tickets, Self::NO_TICKETS)?;
+        let value_at = at + Self::NO_TICKETS.len() - 2; // the `[]`
+        let mut out = Vec::with_capacity(without_tickets.len() + tickets.len());
+        out.extend_from_slice(&without_tickets[..value_at]);
+        out.extend_from_slice(tickets);
+        out.extend_from_slice(&without_tickets[value_at + 2..]);
+        Some(out)
+    }
+}
+
 /// An entry of `/api/v1/featured-shows/`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct FeaturedShow {
@@ -216,4 +237,103 @@ pub struct Paginated<T> {
     pub previous: Option<String>,
     /// This page's rows.
     pub results: Vec<T>,
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    fn detail(tickets: Vec<TicketTier>, page_design: Option<PageDesign>) -> ShowDetail {
+        // Text fields that look like the splice marker, raw and escaped.
+        let tricky = r#"say "tickets":[] and \"tickets\":[] "#.to_string();
+        let at = Utc.with_ymd_and_hms(2026, 12, 1, 20, 0, 0).single();
+        ShowDetail {
+            show: ShowSummary {
+                id: 7,
+                title: tricky.clone(),
+                slug: "s".into(),
+                description: tricky.clone(),
+                door_time: None,
+                start_time: at.unwrap_or_default(),
+                end_time: None,
+                time_zone: "UTC".into(),
+                age_restriction: String::new(),
+                image: None,
+                banner_image: None,
+                square_image: None,
+                featured_video: None,
+                facebook_campaign_id: None,
+                published: true,
+                refund_policy: tricky.clone(),
+                created_at: at.unwrap_or_default(),
+                venue: Venue {
+                    id: 1,
+                    name: tricky.clone(),
+                    address: String::new(),
+                    city: "Austin".into(),
+                    state: "TX".into(),
+                    postal_code: String::new(),
+                    country: "US".into(),
+                    capacity: None,
+                },
+                producer: ProducerSummary {
+                    id: 2,
+                    name: "P".into(),
+                    slug: "p".into(),
+                },
+                performers: vec![PerformerSummary {
+                    id: 3,
+                    name: tricky.clone(),
+                }],
+            },
+            tickets,
+            page_design: page_design.map(|mut d| {
+                d.background_image = Some(tricky);
+                d
+            }),
+        }
+    }
+
+    fn tier(id: i64, available: i32) -> TicketTier {
+        TicketTier {
+            id,
+            show: 7,
+            name: "GA".into(),
+            description: String::new(),
+            price: Money::from_cents(2550),
+            quantity: 100,
+            is_donation_based: false,
+            max_per_order: 20,
+            available,
+            sold_out: available == 0,
+        }
+    }
+
+    /// The spliced detail is exactly the serialised detail, with or without a page design,
+    /// with any number of tiers, whatever the text fields contain.
+    #[test]
+    fn spliced_detail_is_the_serialised_detail() {
+        let design = PageDesign {
+            primary_color: "#112233".into(),
+            secondary_color: "#ffffff".into(),
+            background_image: None,
+        };
+        for page_design in [None, Some(design)] {
+            for tiers in [vec![], vec![tier(1, 85)], vec![tier(1, 85), tier(2, 0)]] {
+                let cached =
+                    serde_json::to_vec(&detail(vec![], page_design.clone())).expect("serialise");
+                let live = serde_json::to_vec(&tiers).expect("serialise");
+                let whole = serde_json::to_vec(&detail(tiers.clone(), page_design.clone()))
+                    .expect("serialise");
+                let spliced = ShowDetail::splice_tickets(&cached, &live).expect("marker");
+                assert_eq!(
+                    String::from_utf8_lossy(&spliced),
+                    String::from_utf8_lossy(&whole)
+                );
+            }
+        }
+        assert_eq!(ShowDetail::splice_tickets(br#"{"id":1}"#, b"[]"), None);
+    }
 }

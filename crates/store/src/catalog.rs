@@ -4,7 +4,9 @@
 //! Public means published and not soft-deleted (`s.published AND NOT s.is_deleted`); every
 //! query here applies that rule, so no endpoint can leak a draft.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
+
+use bytes::Bytes;
 
 use chrono::{DateTime, Utc};
 use pique_core::{
@@ -17,7 +19,7 @@ use pique_core::{
 };
 use sqlx::PgPool;
 
-use crate::{StoreError, db::timed};
+use crate::{StoreError, coalesce::Coalescer, db::timed};
 
 /// A show row with its venue and producer.
 struct ShowRow {
@@ -326,18 +328,58 @@ pub async fn show_without_tiers(pool: &PgPool, id: i64) -> Result<Option<ShowDet
 }
 
 /// Tiers of a show with live availability, in display order.
+///
+/// One query on indexes only: the show's tiers (`tickets_show`) and, through
+/// `orders_pending_show_expiry`, the holds of its pending orders that lapsed but are not swept
+/// yet (none, between sweeps), whatever the number of orders the show has had.
 pub async fn show_tiers(pool: &PgPool, show_id: i64) -> Result<Vec<TicketTier>, StoreError> {
     let query = sqlx::query_as!(
         TierRow,
         r#"SELECT t.id, t.show_id, t.name, t.description, t.price, t.quantity, t.is_donation_based,
-                  t.max_per_order, t.sold,
-                  (t.held - COALESCE((SELECT SUM(ol.quantity) FROM order_lines ol JOIN orders o ON o.id = ol.order_id
-                      WHERE ol.ticket_id = t.id AND o.status = 'pending' AND o.expires_at <= now()), 0))::int4 AS "active_held!"
-             FROM tickets t WHERE t.show_id = $1 ORDER BY t.position, t.id"#,
+                  t.max_per_order, t.sold, (t.held - COALESCE(lapsed.seats, 0))::int4 AS "active_held!"
+             FROM tickets t
+             LEFT JOIN (SELECT ol.ticket_id, sum(ol.quantity) AS seats
+                          FROM orders o JOIN order_lines ol ON ol.order_id = o.id
+                         WHERE o.show_id = $1 AND o.status = 'pending' AND o.expires_at <= now()
+                         GROUP BY ol.ticket_id) lapsed ON lapsed.ticket_id = t.id
+            WHERE t.show_id = $1 ORDER BY t.position, t.id"#,
         show_id
     );
     let rows = timed("show_tiers", query.fetch_all(pool)).await?;
     Ok(rows.into_iter().map(TierRow::into_tier).collect())
+}
+
+/// The tiers of a show with live availability, as the JSON array the show detail embeds,
+/// read through a [`Coalescer`]: concurrent detail requests of one show share one query, but
+/// only one that starts after they arrived, so every answer is exact as of its request.
+#[derive(Clone)]
+pub struct LiveTiers {
+    pool: PgPool,
+    reads: Coalescer<i64, Bytes, Arc<StoreError>>,
+}
+
+impl LiveTiers {
+    /// Live tiers read from `pool`.
+    pub fn new(pool: PgPool) -> Self {
+        LiveTiers {
+            pool,
+            reads: Coalescer::new(),
+        }
+    }
+
+    /// `[TicketTier, ...]` of show `show_id` (empty for a show without tiers or unknown).
+    pub async fn json(&self, show_id: i64) -> Result<Bytes, StoreError> {
+        let pool = self.pool.clone();
+        self.reads
+            .read(show_id, move || async move {
+                let tiers = show_tiers(&pool, show_id).await.map_err(Arc::new)?;
+                serde_json::to_vec(&tiers)
+                    .map(Bytes::from)
+                    .map_err(|e| Arc::new(StoreError::from(e)))
+            })
+            .await
+            .map_err(StoreError::Shared)
+    }
 }
 
 /// `GET /api/v1/tickets/`: tiers of public shows, optionally of one show.

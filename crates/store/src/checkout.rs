@@ -10,6 +10,12 @@
 //! 4. insert the pending order and its lines (the order *is* the hold, until `expires_at`);
 //! 5. a free order is paid in the same transaction ([`crate::orders::pay_in_tx`]).
 //!
+//! A paid-for hold with conditional updates (`reservation`, `queue`: nearly every checkout)
+//! runs these steps as one statement, the `pique_reserve` function of migration 0006, outside
+//! any explicit transaction: statement and commit are one round trip, so the hot tier's row
+//! lock is never held while the client reads an answer and sends the next statement. Free
+//! orders (paid in the transaction) and `redis-lock` run them statement by statement.
+//!
 //! Tiers are always touched in tier-id order, so two multi-tier checkouts cannot deadlock.
 //! The `tickets_no_oversell` CHECK constraint backs all of this up in the database itself.
 
@@ -163,6 +169,9 @@ pub async fn reserve(
     new: &NewOrder<'_>,
     mode: SeatMode,
 ) -> Result<Reserved, ReserveError> {
+    if mode == SeatMode::ConditionalUpdate && !new.priced.is_free() {
+        return reserve_in_one_statement(pool, new).await;
+    }
     let mut tx = pool.begin().await?;
     if new.strategy == CheckoutStrategy::Queue
         && let Some(existing) = orders::by_uuid(&mut *tx, new.uuid).await?
@@ -173,13 +182,7 @@ pub async fn reserve(
         });
     }
     if !new.priced.is_free() {
-        // A hold is not money: it lapses on its own in 30 minutes, and no payment exists yet.
-        // So its commit does not wait for the WAL flush, which otherwise runs while the hot
-        // tier's row lock is held and caps every tier at one checkout per disk flush
-        // (~4 ms here, ~220 checkouts/s for a sold-out-in-minutes show). If PostgreSQL crashes
-        // within the next ~0.6 s the hold can be lost; a payment for it then arrives for an
-        // order that does not exist and is refunded like any payment without seats. Orders
-        // paid here (free ones) and every payment path keep synchronous commits.
+        // See `reserve_in_one_statement` for why a hold commits without waiting for the WAL.
         sqlx::query_scalar!("SELECT set_config('synchronous_commit', 'off', true)")
             .fetch_one(&mut *tx)
             .await?;
@@ -216,6 +219,115 @@ pub async fn reserve(
     })
 }
 
+/// SQLSTATE `pique_reserve` raises when a tier lacks seats (DETAIL: the tier id).
+const NOT_ENOUGH_SEATS: &str = "PQ001";
+/// SQLSTATE `pique_reserve` raises when the promo code reached `max_uses` meanwhile.
+const PROMO_USED_UP: &str = "PQ002";
+
+/// A paid-for hold with conditional updates (`reservation`, `queue`): the same steps as
+/// [`reserve`], done by the `pique_reserve` function (migration 0006) in one statement outside
+/// any explicit transaction, so the statement and its commit are one round trip. The hot
+/// tier's row lock is taken last inside it and released by that commit: no client round trip
+/// ever happens while it is held (with a statement per round trip, the lock holder was idle
+/// in transaction most of the time, and a hot tier's checkouts per second were bounded by
+/// that idle time).
+///
+/// A hold is not money: it lapses on its own in 30 minutes, and no payment exists yet. So its
+/// commit does not wait for the WAL flush, which otherwise runs while the hot tier's row lock
+/// is held and caps every tier at one checkout per disk flush (~4 ms here, ~220 checkouts/s
+/// for a sold-out-in-minutes show). If PostgreSQL crashes within the next ~0.6 s the hold can
+/// be lost; a payment for it then arrives for an order that does not exist and is refunded
+/// like any payment without seats. Orders paid at once (free ones) and every payment path
+/// keep synchronous commits.
+async fn reserve_in_one_statement(
+    pool: &PgPool,
+    new: &NewOrder<'_>,
+) -> Result<Reserved, ReserveError> {
+    let p = new.priced;
+    let seats = p.seats();
+    let seat_tickets: Vec<i64> = seats.iter().map(|(id, _)| *id).collect();
+    let seat_counts: Vec<i32> = seats.iter().map(|(_, n)| *n).collect();
+    let uuids: Vec<Uuid> = p.lines.iter().map(|_| Uuid::new_v4()).collect();
+    let tickets: Vec<i64> = p.lines.iter().map(|l| l.ticket_id).collect();
+    let quantities: Vec<i32> = p.lines.iter().map(|l| l.quantity).collect();
+    let prices: Vec<Decimal> = p.lines.iter().map(|l| l.price_per_ticket).collect();
+    let donations: Vec<Option<Decimal>> = p.lines.iter().map(|l| l.donation_amount).collect();
+    let discounts: Vec<Decimal> = p.lines.iter().map(|l| l.discount).collect();
+    let totals: Vec<Decimal> = p.lines.iter().map(|l| l.line_total).collect();
+    let result = sqlx::query!(
+        r#"SELECT order_id AS "order_id!", existing AS "existing!", expires_at AS "expires_at!",
+                  created_at AS "created_at!", currency AS "currency!", released_sessions AS "released_sessions!"
+             FROM pique_reserve($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"#,
+        new.uuid,
+        new.show_id,
+        new.email,
+        new.name,
+        p.promo_id,
+        p.subtotal as _,
+        p.discount as _,
+        p.total as _,
+        new.strategy.as_str(),
+        new.hold_ttl.as_secs_f64(),
+        &uuids,
+        &tickets,
+        &quantities,
+        &prices,
+        &donations as &[Option<Decimal>],
+        &discounts,
+        &totals,
+        &seat_tickets,
+        &seat_counts,
+    )
+    .fetch_one(pool)
+    .await;
+    let row = match result {
+        Ok(row) => row,
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some(NOT_ENOUGH_SEATS) => {
+            let ticket_id = e
+                .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                .and_then(|pg| pg.detail())
+                .and_then(|d| d.parse().ok())
+                .unwrap_or_default();
+            return Err(sold_out(pool, ticket_id).await);
+        }
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some(PROMO_USED_UP) => {
+            return Err(ReserveError::PromoUsedUp);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let order = if row.existing {
+        orders::by_id(pool, row.order_id)
+            .await?
+            .ok_or(StoreError::NotFound)?
+    } else {
+        orders::OrderRow {
+            id: row.order_id,
+            uuid: new.uuid,
+            show_id: new.show_id,
+            order_email: new.email.to_string(),
+            order_name: new.name.to_string(),
+            status: OrderStatus::Pending,
+            promo_code_id: p.promo_id,
+            subtotal: p.subtotal.into(),
+            discount: p.discount.into(),
+            total: p.total.into(),
+            currency: row.currency,
+            checkout_strategy: new.strategy,
+            session_id: None,
+            payment_intent_id: None,
+            expires_at: row.expires_at,
+            paid_at: None,
+            cancelled_at: None,
+            refunded_at: None,
+            created_at: row.created_at,
+        }
+    };
+    Ok(Reserved {
+        order,
+        released_sessions: row.released_sessions,
+    })
+}
+
 async fn take_seats(
     conn: &mut PgConnection,
     show_id: i64,
@@ -236,7 +348,7 @@ async fn take_seats(
                 .fetch_optional(&mut *conn)
                 .await?;
                 if taken.is_none() {
-                    return Err(sold_out(conn, ticket_id).await);
+                    return Err(sold_out(&mut *conn, ticket_id).await);
                 }
             }
             SeatMode::RowLock => {
@@ -275,13 +387,14 @@ async fn take_seats(
     Ok(())
 }
 
-/// The sold-out error of a tier, with what is left (read in the failing transaction).
-async fn sold_out(conn: &mut PgConnection, ticket_id: i64) -> ReserveError {
+/// The sold-out error of a tier, with what is left (read in the failing transaction, or
+/// after it rolled back).
+async fn sold_out<'c>(conn: impl sqlx::PgExecutor<'c>, ticket_id: i64) -> ReserveError {
     let row = sqlx::query!(
         "SELECT name, quantity, sold, held FROM tickets WHERE id = $1",
         ticket_id
     )
-    .fetch_optional(&mut *conn)
+    .fetch_optional(conn)
     .await;
     match row {
         Ok(Some(t)) => ReserveError::SoldOut {
@@ -354,23 +467,17 @@ async fn insert_order(
 /// back, inside the caller's transaction. Returns their Stripe session ids.
 ///
 /// Orders another transaction is working on are skipped (`SKIP LOCKED`): that transaction
-/// either pays them or releases them itself.
+/// either pays them or releases them itself. The work is the `pique_release_expired_for`
+/// function (migration 0006), shared with the one-statement checkout.
 pub async fn release_expired_for(
     conn: &mut PgConnection,
     tier_ids: &[i64],
 ) -> Result<Vec<String>, StoreError> {
-    let ids = sqlx::query_scalar!(
-        "SELECT o.id FROM orders o WHERE o.status = 'pending' AND o.expires_at <= now() \
-           AND EXISTS (SELECT 1 FROM order_lines ol WHERE ol.order_id = o.id AND ol.ticket_id = ANY($1)) \
-         ORDER BY o.id LIMIT 200 FOR UPDATE OF o SKIP LOCKED",
-        tier_ids
-    )
-    .fetch_all(&mut *conn)
-    .await?;
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    orders::release_locked(conn, &ids, OrderStatus::Expired).await
+    let sessions =
+        sqlx::query_scalar!("SELECT s FROM pique_release_expired_for($1) AS s", tier_ids)
+            .fetch_all(conn)
+            .await?;
+    Ok(sessions.into_iter().flatten().collect())
 }
 
 /// Expires up to `limit` lapsed pending orders of any tier and releases their seats (the

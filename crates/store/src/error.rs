@@ -21,6 +21,9 @@ pub enum StoreError {
     /// A business rule refused the operation; the message is for the client.
     #[error("{0}")]
     Conflict(String),
+    /// An error of a read shared by several callers (see [`crate::coalesce`]).
+    #[error(transparent)]
+    Shared(std::sync::Arc<StoreError>),
 }
 
 impl StoreError {

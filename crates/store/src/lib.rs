@@ -14,6 +14,7 @@
 //! - [`db`]: connecting with the original's settings, migrations, pool metrics;
 //! - [`cache`]: the Redis read-through cache (with an in-process first level);
 //! - [`catalog`]: public reads (shows, venues, performers, producers, tiers, search, cities);
+//! - [`coalesce`]: concurrent reads of one key sharing one query that starts after they ask;
 //! - [`seed`]: deterministic fixture generation;
 //! - [`checkout`], [`orders`]: the money path; [`invariants`]: what `pique check` verifies;
 //! - [`outbox`], [`fulfilment`]: jobs written with orders (the contract is
@@ -27,6 +28,7 @@ pub mod cache;
 pub mod catalog;
 pub mod checkin;
 pub mod checkout;
+pub mod coalesce;
 pub mod db;
 pub mod error;
 pub mod fulfilment;

@@ -216,38 +216,20 @@ async fn seats_of(
 
 /// Releases the seats and promo uses of pending orders `ids` (already locked by the caller)
 /// and moves them to `status`. Returns their Stripe session ids.
+///
+/// The work is the `pique_release_orders` function (migration 0006), which the one-statement
+/// checkout (`checkout::reserve`) calls too: one implementation of giving seats back.
 pub async fn release_locked(
     conn: &mut PgConnection,
     ids: &[i64],
     status: OrderStatus,
 ) -> Result<Vec<String>, StoreError> {
-    for (ticket_id, n) in seats_of(conn, ids, OrderStatus::Pending).await? {
-        sqlx::query!(
-            "UPDATE tickets SET held = held - $2 WHERE id = $1",
-            ticket_id,
-            n
-        )
-        .execute(&mut *conn)
-        .await?;
-    }
-    sqlx::query!(
-        "UPDATE promo_codes p SET uses = GREATEST(p.uses - x.n, 0) \
-           FROM (SELECT promo_code_id, count(*)::int4 AS n FROM orders \
-                 WHERE id = ANY($1) AND status = 'pending' AND promo_code_id IS NOT NULL GROUP BY promo_code_id) x \
-          WHERE p.id = x.promo_code_id",
-        ids
-    )
-    .execute(&mut *conn)
-    .await?;
     let sessions = sqlx::query_scalar!(
-        "UPDATE orders SET status = $2, updated_at = now(), \
-                cancelled_at = CASE WHEN $3 THEN now() ELSE cancelled_at END \
-          WHERE id = ANY($1) AND status = 'pending' RETURNING session_id",
+        "SELECT s FROM pique_release_orders($1, $2) AS s",
         ids,
-        status as OrderStatus,
-        status == OrderStatus::Cancelled
+        status as OrderStatus
     )
-    .fetch_all(&mut *conn)
+    .fetch_all(conn)
     .await?;
     Ok(sessions.into_iter().flatten().collect())
 }

@@ -88,6 +88,11 @@ pub async fn list_shows(
 }
 
 /// One public show with its ticket tiers (live availability), venue, performers and page design.
+///
+/// The show itself comes from the cache, serialised without tiers; the tiers are read live
+/// (one indexed query, shared by the concurrent requests of the same show that arrived
+/// before it started: see `pique_store::coalesce`) and spliced into those bytes. Nothing is
+/// parsed or serialised again per request, and availability is exact as of the request.
 #[utoipa::path(get, path = "/api/v1/shows/{id}/", tag = "shows",
     params(("id" = i64, Path, description = "show id")),
     responses((status = 200, body = ShowDetail), (status = 400, description = "id is not a positive integer"),
@@ -99,7 +104,7 @@ pub async fn show_detail(
     let id = parse_id(&raw)?;
     let pool = state.pool.clone();
     let key = format!("show:{id}");
-    let (bytes, source) = state
+    let (without_tickets, source) = state
         .cache
         .get_or_load(&key, || async move {
             let detail = catalog::show_without_tiers(&pool, id)
@@ -108,10 +113,10 @@ pub async fn show_detail(
             to_bytes(&detail)
         })
         .await?;
-    let mut detail: ShowDetail = serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::Internal(format!("cached show {id}: {e}")))?;
-    detail.tickets = catalog::show_tiers(&state.pool, id).await?;
-    Ok(json_response(to_bytes(&detail)?, Some(source)))
+    let tickets = state.live_tiers.json(id).await?;
+    let body = ShowDetail::splice_tickets(&without_tickets, &tickets)
+        .ok_or_else(|| ApiError::Internal(format!("cached show {id} has no tickets array")))?;
+    Ok(json_response(Bytes::from(body), Some(source)))
 }
 
 /// Currently featured shows, by position.

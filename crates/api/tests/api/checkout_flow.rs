@@ -754,3 +754,105 @@ async fn a_failing_stripe_releases_the_hold() -> TestResult {
     app.cleanup().await;
     Ok(())
 }
+
+/// The available seats of the show's first tier in `n` detail answers fetched at once.
+async fn available_now(app: &TestApp, show: i64, n: usize) -> Result<Vec<i64>, TestError> {
+    let path = format!("/api/v1/shows/{show}/");
+    let answers = join_all((0..n).map(|_| app.get(&path))).await;
+    let mut seen = Vec::with_capacity(n);
+    for answer in answers {
+        let (status, body) = answer?;
+        assert_eq!(status, 200, "{body}");
+        seen.push(
+            body["tickets"][0]["available"]
+                .as_i64()
+                .ok_or("available")?,
+        );
+    }
+    Ok(seen)
+}
+
+/// Availability is exact at the moment of each answer, also while many detail requests of
+/// the show are in flight (concurrent requests share tier reads, but never one that started
+/// before they came in): right after a hold, its release, a second hold and its payment,
+/// every one of the next detail answers shows the change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn show_detail_is_exact_right_after_each_hold_release_and_payment() -> TestResult {
+    use std::sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    };
+    let app = TestApp::spawn(&[]).await?;
+    let show = show(&app.pool, "exact").await?;
+    let general = tier(&app.pool, show, "General Admission", 50, "10.00", false).await?;
+    tier(&app.pool, show, "Balcony", 40, "10.00", false).await?;
+    // Readers keep detail reads of this show in flight the whole time.
+    let stop = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = (0..6)
+        .map(|_| {
+            let (client, url, stop) = (
+                app.client.clone(),
+                app.url(&format!("/api/v1/shows/{show}/")),
+                stop.clone(),
+            );
+            tokio::spawn(async move {
+                let mut answered = 0u32;
+                while !stop.load(Ordering::Relaxed) {
+                    if let Ok(r) = client.get(&url).send().await
+                        && r.status() == 200
+                    {
+                        answered += 1;
+                    }
+                }
+                answered
+            })
+        })
+        .collect();
+    assert_eq!(available_now(&app, show, 16).await?, vec![50; 16]);
+
+    let (status, first) = app
+        .post("/checkout/", &checkout_body(show, general, 2))
+        .await?;
+    assert_eq!(status, 201, "{first}");
+    assert_eq!(available_now(&app, show, 16).await?, vec![48; 16], "hold");
+
+    let session = first["session_id"].as_str().ok_or("session")?.to_string();
+    let (status, cancelled) = app
+        .post("/cancel/", &json!({ "session_id": session }))
+        .await?;
+    assert_eq!(status, 200, "{cancelled}");
+    assert_eq!(
+        available_now(&app, show, 16).await?,
+        vec![50; 16],
+        "release"
+    );
+
+    let (status, second) = app
+        .post("/checkout/", &checkout_body(show, general, 3))
+        .await?;
+    assert_eq!(status, 201, "{second}");
+    assert_eq!(available_now(&app, show, 16).await?, vec![47; 16], "hold");
+    let session = second["session_id"].as_str().ok_or("session")?.to_string();
+    app.pay(&session).await?;
+    let (status, paid) = app
+        .post("/success/", &json!({ "session_id": session }))
+        .await?;
+    assert_eq!((status, &paid["status"]), (200, &json!("paid")), "{paid}");
+    assert_eq!(counters(&app.pool, general).await?, (0, 3), "held, sold");
+    assert_eq!(available_now(&app, show, 16).await?, vec![47; 16], "paid");
+
+    // A seat sold outside the API (the producer's door sales) shows at once too.
+    sqlx::query("UPDATE tickets SET sold = sold + 7 WHERE id = $1")
+        .bind(general)
+        .execute(&app.pool)
+        .await?;
+    assert_eq!(available_now(&app, show, 16).await?, vec![40; 16], "sale");
+
+    stop.store(true, Ordering::Relaxed);
+    for r in join_all(readers).await {
+        assert!(r? > 0, "the readers were answered meanwhile");
+    }
+    assert_invariants(&app.pool).await?;
+    app.cleanup().await;
+    Ok(())
+}
