@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Show detail benchmark (issue 16): wrk on 127.0.0.1, in the same run and alternating, round
+# Show detail benchmark: wrk on 127.0.0.1, in the same run and alternating, round
 # after round, against
 #   1. the same bytes as one show's detail, served from memory by a minimal axum server
 #      (the ceiling for a response of that size on this stack and machine),
