@@ -16,7 +16,11 @@
 //! lock is never held while the client reads an answer and sends the next statement. Free
 //! orders (paid in the transaction) and `redis-lock` run them statement by statement.
 //!
-//! Tiers are always touched in tier-id order, so two multi-tier checkouts cannot deadlock.
+//! Lock order, everywhere (checkout, cancel, expiry, sweeper, late payment): the order row,
+//! then promo code rows (id order), then tier rows (id order). Taking the promo after the
+//! tiers in one path and before them in another let a promo checkout and a cancel of the
+//! same promo deadlock; PostgreSQL broke it after `deadlock_timeout` and the checkout
+//! answered 500 ([`lock_promo`]).
 //! The `tickets_no_oversell` CHECK constraint backs all of this up in the database itself.
 
 use std::time::Duration;
@@ -187,6 +191,11 @@ pub async fn reserve(
             .fetch_one(&mut *tx)
             .await?;
     }
+    // The promo row is locked before anything touches a tier (see the module's lock order);
+    // the conditional use count comes after expired holds gave their uses back.
+    if let Some(promo_id) = new.priced.promo_id {
+        lock_promo(&mut tx, promo_id).await?;
+    }
     let seats = new.priced.seats();
     let tier_ids: Vec<i64> = seats.iter().map(|(id, _)| *id).collect();
     let released_sessions = release_expired_for(&mut tx, &tier_ids).await?;
@@ -326,6 +335,18 @@ async fn reserve_in_one_statement(
         order,
         released_sessions: row.released_sessions,
     })
+}
+
+/// Locks promo code `promo_id` (`FOR UPDATE`): callers that will touch tier rows take the
+/// promo first, so promo and tier locks are always acquired in the same order.
+pub(crate) async fn lock_promo(conn: &mut PgConnection, promo_id: i64) -> Result<(), StoreError> {
+    sqlx::query_scalar!(
+        "SELECT id FROM promo_codes WHERE id = $1 FOR UPDATE",
+        promo_id
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 async fn take_seats(

@@ -224,6 +224,16 @@ pub async fn release_locked(
     ids: &[i64],
     status: OrderStatus,
 ) -> Result<Vec<String>, StoreError> {
+    // Promo rows before the tier rows `pique_release_orders` updates, in id order: the lock
+    // order `reserve` uses too (the other order deadlocked a promo checkout with a cancel).
+    sqlx::query_scalar!(
+        "SELECT p.id FROM promo_codes p \
+          WHERE p.id IN (SELECT promo_code_id FROM orders WHERE id = ANY($1) AND status = 'pending') \
+          ORDER BY p.id FOR UPDATE",
+        ids
+    )
+    .fetch_all(&mut *conn)
+    .await?;
     let sessions = sqlx::query_scalar!(
         "SELECT s FROM pique_release_orders($1, $2) AS s",
         ids,
@@ -290,6 +300,10 @@ async fn revive_in_tx(
     order: &OrderRow,
     payment_intent: Option<&str>,
 ) -> Result<bool, StoreError> {
+    // Promo before tiers (the store's lock order).
+    if let Some(promo) = order.promo_code_id {
+        checkout::lock_promo(conn, promo).await?;
+    }
     let seats = seats_of(conn, &[order.id], order.status).await?;
     let tier_ids: Vec<i64> = seats.iter().map(|s| s.0).collect();
     checkout::release_expired_for(conn, &tier_ids).await?;

@@ -249,3 +249,63 @@ async fn queue_sells_exactly_the_seats() -> TestResult {
     app.cleanup().await;
     Ok(())
 }
+
+/// Finding 5 of the hardening review: `reserve` took the promo row before the tiers while
+/// releasing took the tiers before the promo, so promo checkouts cancelled at once
+/// deadlocked and answered 500 (300 checkouts with a promo, each cancelled at once, 32 at a
+/// time: ~290 deadlocks). Every answer must now be a 201 then a 200, and the counters end
+/// where they started.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn promo_checkouts_cancelled_at_once_never_deadlock() -> TestResult {
+    use futures::StreamExt;
+    const ROUNDS: usize = 300;
+    const AT_ONCE: usize = 32;
+    let app = TestApp::spawn(&[("CHECKOUT_STRATEGY", "reservation")]).await?;
+    let show = show(&app.pool, "promo-cancel").await?;
+    let ticket = tier(&app.pool, show, "General", 1000, "20.00", false).await?;
+    promo(&app.pool, show, "TESTPROMO", "10", "percentage").await?;
+    let app_ref = &app;
+    let outcomes: Vec<Result<(u16, u16, String), TestError>> = futures::stream::iter(0..ROUNDS)
+        .map(|i| async move {
+            let mut body = checkout_body(show, ticket, 1);
+            body["order_email"] = serde_json::json!(format!("buyer{i}@example.com"));
+            body["promo_code"] = serde_json::json!("TESTPROMO");
+            let (created, c) = app_ref.post("/checkout/", &body).await?;
+            if created != 201 {
+                return Ok((created, 0, c.to_string()));
+            }
+            let cancel = serde_json::json!({ "session_id": c["session_id"] });
+            let (cancelled, b) = app_ref.post("/cancel/", &cancel).await?;
+            Ok((created, cancelled, b.to_string()))
+        })
+        .buffer_unordered(AT_ONCE)
+        .collect()
+        .await;
+    let mut failures = Vec::new();
+    for o in outcomes {
+        let (created, cancelled, body) = o?;
+        if (created, cancelled) != (201, 200) {
+            failures.push(format!("checkout {created}, cancel {cancelled}: {body}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {ROUNDS} rounds failed, e.g. {:?}",
+        failures.len(),
+        failures.first()
+    );
+    assert_eq!(counters(&app.pool, ticket).await?, (0, 0));
+    let uses: i32 = sqlx::query_scalar("SELECT uses FROM promo_codes WHERE show_id = $1")
+        .bind(show)
+        .fetch_one(&app.pool)
+        .await?;
+    assert_eq!(uses, 0, "every cancelled order gave its promo use back");
+    let cancelled: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM orders WHERE status = 'cancelled'")
+            .fetch_one(&app.pool)
+            .await?;
+    assert_eq!(cancelled, ROUNDS as i64);
+    assert_invariants(&app.pool).await?;
+    app.cleanup().await;
+    Ok(())
+}
