@@ -245,9 +245,11 @@ async fn checkout_plans_pass(strategy: &str, redis_db: u8) {
     assert_eq!(code, 0, "{strategy}: {:#}", s["thresholds"]);
     assert!(
         s["verdict"].as_str().is_some_and(|v| v.starts_with("PASS")),
-        "{strategy}: {} {:#}",
+        "{strategy}: {} {:#} failures: {:#} requests: {:#}",
         s["verdict"],
-        s["grades"]
+        s["grades"],
+        s["failures"],
+        s["requests"]
     );
     flow_held(&s, "checkout.toml");
     assert!(grade(&s, "checkout_completion")["measured"].as_f64() > Some(0.95));

@@ -429,12 +429,19 @@ fn sustained(i: &GradeInput<'_>) -> Measure {
 
 /// Checkouts that produced a session: successful POSTs, where a queued one (answered 202 and
 /// polled) counts once its completion succeeded.
+/// Checkouts that produced a session. A queued checkout (`202`, then polled to `/checkout/
+/// [done]`) counts once its polling ended with a session; one still being polled when the run
+/// stopped has no outcome yet and counts neither way, or a queue slower than the run's last
+/// second would read as abandoned checkouts.
 fn checkouts_created(i: &GradeInput<'_>) -> Option<u64> {
     let posted = i.checkout.map_or(0, |c| c.count - c.failures);
-    let (done, done_ok) = i
-        .checkout_done
-        .map_or((0, 0), |d| (d.count, d.count - d.failures));
-    (posted > 0).then(|| posted.saturating_sub(done) + done_ok)
+    if posted == 0 {
+        return None;
+    }
+    match i.checkout_done.filter(|d| d.count > 0) {
+        Some(done) => Some(done.count - done.failures).filter(|n| *n > 0),
+        None => Some(posted),
+    }
 }
 
 fn stripe_timeouts(server: &ServerSummary) -> Measure {
