@@ -548,7 +548,7 @@ async fn queue_over_two_processes_and_two_workers_processes_each_checkout_and_jo
     assert_exactly_sold(&c, tier, &by_acceptor).await?;
 
     // Each queued checkout ran once: one Stripe session per seat, and the two workers'
-    // completed checkout jobs add up to the requests, each worker having taken some.
+    // completed checkout jobs add up to the requests (see below).
     assert_eq!(sessions_created(&c.sim), SEATS as u64);
     let decided: Vec<(String, i64)> = sqlx::query_as(
         "SELECT status, count(*) FROM checkout_requests GROUP BY status ORDER BY status",
@@ -562,12 +562,10 @@ async fn queue_over_two_processes_and_two_workers_processes_each_checkout_and_jo
             ("failed".to_string(), (BUYERS as i64) - i64::from(SEATS)),
         ]
     );
+    // Which worker takes which job is the scheduler's business (on a busy machine one worker
+    // can take them all); what must hold is that together they ran each request once.
     let done = done_per_worker(&c, "checkout").await?;
     assert_eq!(done.iter().sum::<u64>(), BUYERS as u64, "{done:?}");
-    assert!(
-        done.iter().all(|&n| n > 0),
-        "both workers took checkouts: {done:?}"
-    );
 
     // Fulfilment: pay some orders on the sim; its webhooks reach the first process, the
     // outbox is relayed by both workers' maintenance loops, and each paid order gets one PDF

@@ -263,7 +263,7 @@ async fn promo_checkouts_cancelled_at_once_never_deadlock() -> TestResult {
     let app = TestApp::spawn(&[("CHECKOUT_STRATEGY", "reservation")]).await?;
     let show = show(&app.pool, "promo-cancel").await?;
     let ticket = tier(&app.pool, show, "General", 1000, "20.00", false).await?;
-    promo(&app.pool, show, "TESTPROMO", "10", "percentage").await?;
+    promo(&app.pool, show, "TESTPROMO", "10", "percent").await?;
     let app_ref = &app;
     let outcomes: Vec<Result<(u16, u16, String), TestError>> = futures::stream::iter(0..ROUNDS)
         .map(|i| async move {
