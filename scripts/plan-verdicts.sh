@@ -18,6 +18,7 @@ pique=${PIQUE:-${CARGO_TARGET_DIR:-target}/release/pique}
 pg=${PG:-postgres://postgres@127.0.0.1:5432}
 redis=${REDIS:-redis://127.0.0.1:6379/9}
 out=${OUT:-$(mktemp -d)}
+mkdir -p "$out"
 ulimit -n "$(ulimit -Hn)"
 
 # plan file, time scale, extra arguments. The scale keeps each run between one and two minutes;
@@ -25,7 +26,7 @@ ulimit -n "$(ulimit -Hn)"
 declare -A scale=(
   [baseline.toml]=0.05 [read-heavy.toml]=0.1 [checkout.toml]=0.1 [spike.toml]=0.1
   [soak.toml]=0.01 [mixed.toml]=0.01 [capacity.toml]=0.1 [locust-sample.toml]=0.1
-  [k6-sample.toml]=0.1 [artillery-sample.yml]=1
+  [k6-sample.toml]=0.1 [artillery-sample.yml]=0.3
 )
 plans=("$@")
 [ ${#plans[@]} -gt 0 ] || plans=(baseline.toml read-heavy.toml checkout.toml spike.toml soak.toml
@@ -51,14 +52,23 @@ redis-cli -u "$redis" FLUSHDB >/dev/null
 "$pique" serve --bind "127.0.0.1:$api_port" >"$out/api.log" 2>&1 & pids+=($!)
 "$pique" worker --metrics-bind "127.0.0.1:$worker_port" >"$out/worker.log" 2>&1 & pids+=($!)
 for _ in $(seq 1 100); do curl -fs "$api/health/" >/dev/null && break; sleep 0.2; done
-# A running deployment's cache is warm: read every show once.
-curl -fs "$api/api/v1/shows/" | python3 -c 'import json,sys; print("\n".join(str(s["id"]) for s in json.load(sys.stdin)))' |
-  while read -r id; do curl -fs "$api/api/v1/shows/$id/" >/dev/null; done
+curl -fs "$api/health/" >/dev/null || { echo "the API did not come up: $out/api.log" >&2; exit 2; }
+# Each plan starts from the same state: freshly seeded shows (earlier plans' buyers would
+# otherwise sell tiers out, and the 409s count as errors), an empty Redis database, and a warm
+# cache, as a running deployment's would be (every show read once).
+fresh_state() {
+  "$pique" seed --preset small --reset >/dev/null
+  redis-cli -u "$redis" FLUSHDB >/dev/null
+  sleep 1.2 # the API's in-process cache rechecks the generation at least every second
+  curl -fs "$api/api/v1/shows/" | python3 -c 'import json,sys; print("\n".join(str(s["id"]) for s in json.load(sys.stdin)))' |
+    while read -r id; do curl -fs "$api/api/v1/shows/$id/" >/dev/null; done
+}
 
 echo "| plan | time scale | wall | verdict | graded rows (grade) |"
 echo "|---|---|---|---|---|"
 for plan in "${plans[@]}"; do
   f=${scale[$plan]:-0.1}
+  fresh_state
   log=$out/logs/${plan//\//-}.out
   mkdir -p "$out/logs"
   args=(--host "$api" --quiet --out "$out/runs/$plan" --time-scale "$f"
