@@ -256,13 +256,15 @@ async fn reserve_in_one_statement(
     let seats = p.seats();
     let seat_tickets: Vec<i64> = seats.iter().map(|(id, _)| *id).collect();
     let seat_counts: Vec<i32> = seats.iter().map(|(_, n)| *n).collect();
-    let uuids: Vec<Uuid> = p.lines.iter().map(|_| Uuid::new_v4()).collect();
-    let tickets: Vec<i64> = p.lines.iter().map(|l| l.ticket_id).collect();
-    let quantities: Vec<i32> = p.lines.iter().map(|l| l.quantity).collect();
-    let prices: Vec<Decimal> = p.lines.iter().map(|l| l.price_per_ticket).collect();
-    let donations: Vec<Option<Decimal>> = p.lines.iter().map(|l| l.donation_amount).collect();
-    let discounts: Vec<Decimal> = p.lines.iter().map(|l| l.discount).collect();
-    let totals: Vec<Decimal> = p.lines.iter().map(|l| l.line_total).collect();
+    let LineColumns {
+        uuids,
+        tickets,
+        quantities,
+        prices,
+        donations,
+        discounts,
+        totals,
+    } = LineColumns::of(p);
     let result = sqlx::query!(
         r#"SELECT order_id AS "order_id!", existing AS "existing!", expires_at AS "expires_at!",
                   created_at AS "created_at!", currency AS "currency!", released_sessions AS "released_sessions!"
@@ -458,13 +460,15 @@ async fn insert_order(
     )
     .fetch_one(&mut *conn)
     .await?;
-    let uuids: Vec<Uuid> = p.lines.iter().map(|_| Uuid::new_v4()).collect();
-    let tickets: Vec<i64> = p.lines.iter().map(|l| l.ticket_id).collect();
-    let quantities: Vec<i32> = p.lines.iter().map(|l| l.quantity).collect();
-    let prices: Vec<Decimal> = p.lines.iter().map(|l| l.price_per_ticket).collect();
-    let donations: Vec<Option<Decimal>> = p.lines.iter().map(|l| l.donation_amount).collect();
-    let discounts: Vec<Decimal> = p.lines.iter().map(|l| l.discount).collect();
-    let totals: Vec<Decimal> = p.lines.iter().map(|l| l.line_total).collect();
+    let LineColumns {
+        uuids,
+        tickets,
+        quantities,
+        prices,
+        donations,
+        discounts,
+        totals,
+    } = LineColumns::of(p);
     sqlx::query!(
         "INSERT INTO order_lines (uuid, order_id, ticket_id, quantity, price_per_ticket, donation_amount, discount, line_total) \
          SELECT u, $2, t, q, p, d, disc, lt \
@@ -720,5 +724,31 @@ impl RedisLocks {
                 .await?;
         }
         Ok(())
+    }
+}
+
+/// An order's priced lines as one array per `order_lines` column (with a fresh uuid each), the
+/// shape `UNNEST` takes to insert them all in one statement.
+struct LineColumns {
+    uuids: Vec<Uuid>,
+    tickets: Vec<i64>,
+    quantities: Vec<i32>,
+    prices: Vec<Decimal>,
+    donations: Vec<Option<Decimal>>,
+    discounts: Vec<Decimal>,
+    totals: Vec<Decimal>,
+}
+
+impl LineColumns {
+    fn of(p: &PricedOrder) -> Self {
+        Self {
+            uuids: p.lines.iter().map(|_| Uuid::new_v4()).collect(),
+            tickets: p.lines.iter().map(|l| l.ticket_id).collect(),
+            quantities: p.lines.iter().map(|l| l.quantity).collect(),
+            prices: p.lines.iter().map(|l| l.price_per_ticket).collect(),
+            donations: p.lines.iter().map(|l| l.donation_amount).collect(),
+            discounts: p.lines.iter().map(|l| l.discount).collect(),
+            totals: p.lines.iter().map(|l| l.line_total).collect(),
+        }
     }
 }
